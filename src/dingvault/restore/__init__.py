@@ -1,0 +1,1 @@
+"""dingvault restore layer."""
