@@ -8,6 +8,18 @@ Every family module under `api/` exposes two functions:
         state.truth["file"] = provider(state) -> Iterable[dict]   (each dict has "id")
 
 so `control.py` (`/_emulator/mutate`, `/_emulator/truth`) dispatches without knowing the families.
+
+Optionally `state.counts["file"] = fn(state) -> int` gives a cheap count for `/_emulator/org`
+(otherwise the truth provider is iterated).
+
+Mutation handlers:
+- are called with the JSON params of `POST /_emulator/mutate` minus "op";
+- must also work when called with only `{"rand": <int>}` (that is how `{"op":"random"}` calls them):
+  they then pick their own target deterministically from that number;
+- raise `MutationError` (or KeyError/ValueError) for bad params → HTTP 400, nothing changed;
+- must be deterministic given params, the seed and `state.now_ms()`: with `--state DIR` each applied
+  mutation is journaled (op, params, time) and replayed on restart with the clock set to that time.
+- call `state.hub.publish_event(event_type, data)` with the §7.5 event.
 """
 
 from __future__ import annotations
@@ -16,6 +28,27 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+
+class MovableClock:
+    """Wall-clock time plus an offset that tests (and `POST /_emulator/clock`) can advance.
+
+    It is a plain callable returning epoch seconds, so `state.clock()` reads like `time.time()`.
+    """
+
+    def __init__(self, offset: float = 0.0) -> None:
+        self.offset = offset
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+class MutationError(ValueError):
+    """Bad mutation parameters (unknown target, invalid value): answered with HTTP 400."""
+
 
 MutationHandler = Callable[["EmulatorState", dict[str, Any]], dict[str, Any]]
 TruthProvider = Callable[["EmulatorState"], Iterable[dict[str, Any]]]
@@ -39,9 +72,10 @@ class EmulatorConfig:
 @dataclass
 class EmulatorState:
     config: EmulatorConfig
-    clock: Callable[[], float] = time.time
+    clock: Callable[[], float] = field(default_factory=MovableClock)
     mutations: dict[str, MutationHandler] = field(default_factory=dict)
     truth: dict[str, TruthProvider] = field(default_factory=dict)
+    counts: dict[str, Callable[[EmulatorState], int]] = field(default_factory=dict)
     # Filled in by server.create_app: the generated company, token store, stream hub, guard.
     org: Any = None
     tokens: Any = None

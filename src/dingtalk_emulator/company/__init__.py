@@ -1,0 +1,1 @@
+"""The generated Macau company: people (eagerly, they are few) and records (lazily, from the seed)."""

@@ -1,0 +1,83 @@
+"""Deterministic derivation: every generated value comes from `(seed, family, index, ...)`.
+
+Record i of a family is a pure function of the seed and i, so a 2M-record profile costs nothing
+until a page is asked for, and the same seed always yields the same company.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from datetime import UTC, datetime, timedelta, timezone
+
+MACAU_TZ = timezone(timedelta(hours=8))  # Macau has no DST
+DAY_MS = 86_400_000
+_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def h64(seed: int, family: str, *parts: object) -> int:
+    """A stable 64-bit hash of the seed, a family name and any parts (Python's hash() is salted)."""
+    key = f"{seed}\x1f{family}\x1f" + "\x1f".join(map(str, parts))
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big")
+
+
+def rng(seed: int, family: str, *parts: object) -> random.Random:
+    return random.Random(h64(seed, family, *parts))
+
+
+def hexid(seed: int, family: str, *parts: object, length: int = 32) -> str:
+    key = f"{seed}\x1f{family}\x1f" + "\x1f".join(map(str, parts))
+    return hashlib.blake2b(key.encode(), digest_size=(length + 1) // 2).hexdigest()[:length]
+
+
+def b62(n: int, length: int) -> str:
+    out = []
+    for _ in range(length):
+        n, r = divmod(n, 62)
+        out.append(_B62[r])
+    return "".join(out)
+
+
+def b62id(seed: int, family: str, *parts: object, length: int = 27) -> str:
+    key = f"{seed}\x1f{family}\x1f" + "\x1f".join(map(str, parts))
+    n = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=64).digest(), "big")
+    return b62(n, length)
+
+
+def start_of_day_ms(epoch_s: float) -> int:
+    """Midnight (Macau time) of the day containing `epoch_s`, in epoch ms: the anchor of all timestamps."""
+    d = datetime.fromtimestamp(epoch_s, MACAU_TZ).replace(hour=0, minute=0, second=0, microsecond=0)
+    return int(d.timestamp() * 1000)
+
+
+def iso_minutes(ms: int) -> str:
+    """`2022-08-31T11:52Z` — the workflow API's time format (UTC, minute precision)."""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+def iso_seconds(ms: int) -> str:
+    """`2021-01-06T11:47:37Z` (UTC)."""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def local_datetime(ms: int) -> str:
+    """`2020-12-21 15:30:26` in Macau time — the legacy APIs' string format."""
+    return datetime.fromtimestamp(ms / 1000, MACAU_TZ).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def parse_local_datetime(text: str) -> int:
+    """Inverse of `local_datetime`; also accepts a bare date. Raises ValueError on bad input."""
+    text = text.strip()
+    fmt = "%Y-%m-%d %H:%M:%S" if " " in text else "%Y-%m-%d"
+    return int(datetime.strptime(text, fmt).replace(tzinfo=MACAU_TZ).timestamp() * 1000)
+
+
+def parse_iso(text: str) -> int:
+    """ISO-8601 (`2022-01-01T10:00:00Z`, `...+08:00`, `2022-08-31T11:52Z`) → epoch ms. Raises ValueError."""
+    t = text.strip()
+    if t.endswith("Z"):
+        t = t[:-1] + "+00:00"
+    d = datetime.fromisoformat(t)
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=UTC)
+    return int(d.timestamp() * 1000)

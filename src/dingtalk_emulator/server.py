@@ -1,0 +1,120 @@
+"""The app factory: one Starlette app serving both "hosts" (api.dingtalk.com and oapi.dingtalk.com).
+
+    app, state = create_app(EmulatorConfig(profile="demo", seed=1))
+    uvicorn.run(app, port=...)          # or starlette.testclient.TestClient(app)
+
+The connector gets the same base URL for its api and oapi bases. `state.base_url` must be set to
+the bound address (the CLI and `serve_in_thread` do it) because signed download URLs are absolute.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import socket
+import threading
+import time
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
+
+from dingtalk_emulator import control
+from dingtalk_emulator.api import FAMILY_MODULES
+from dingtalk_emulator.company.org import Org
+from dingtalk_emulator.config import profile_for
+from dingtalk_emulator.guard import Guard
+from dingtalk_emulator.state import EmulatorConfig, EmulatorState
+from dingtalk_emulator.stream import StreamHub
+from dingtalk_emulator.tokens import TokenStore
+
+log = logging.getLogger("dingtalk_emulator")
+
+
+def _family_modules() -> list[Any]:
+    modules = []
+    for name in FAMILY_MODULES:
+        try:
+            modules.append(importlib.import_module(f"dingtalk_emulator.api.{name}"))
+        except ModuleNotFoundError as e:
+            if e.name != f"dingtalk_emulator.api.{name}":
+                raise  # a real import error inside an existing module must not be hidden
+            log.debug("family module %s not present; skipped", name)
+    return modules
+
+
+def create_app(config: EmulatorConfig, *, clock: Any = None) -> tuple[Any, EmulatorState]:
+    state = EmulatorState(config=config)
+    if clock is not None:
+        state.clock = clock
+    state.org = Org(config.seed, profile_for(config), state.clock())
+    state.tokens = TokenStore(lambda: state.clock())
+    org = state.org
+    state.hub = StreamHub(app_key=org.app_key, app_secret=org.app_secret, corp_id=org.corp_id, unified_app_id=org.unified_app_id)
+    state.guard = Guard(
+        limits=config.limits,
+        faults=config.faults,
+        seed=config.seed,
+        monthly_quota=config.monthly_quota,
+        on_token_fault=state.tokens.expire_all,
+    )
+    routes: list[BaseRoute] = []
+    for module in _family_modules():
+        module.register(state)
+        routes.extend(module.routes(state))
+    routes.extend(control.routes(state))
+    routes.extend(state.hub.routes())
+    routes.extend(state.guard.routes())
+    app = Starlette(routes=routes)
+    app.state.emulator = state
+    control.load_journal(state)  # --state DIR: replay the persisted mutation overlay
+    return state.guard.wrap(app), state
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class RunningEmulator:
+    """A uvicorn server on a background thread (tests, the demo, benchmarks)."""
+
+    def __init__(self, config: EmulatorConfig, *, clock: Any = None) -> None:
+        import uvicorn
+
+        if not config.port:
+            config.port = free_port(config.host)
+        self.app, self.state = create_app(config, clock=clock)
+        self.state.base_url = f"http://{config.host}:{config.port}"
+        self.server = uvicorn.Server(
+            uvicorn.Config(self.app, host=config.host, port=config.port, log_level="warning", lifespan="off")
+        )
+        self.thread = threading.Thread(target=self.server.run, name="dingtalk-emulator", daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return self.state.base_url
+
+    def start(self, timeout: float = 10.0) -> RunningEmulator:
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"emulator did not start on {self.base_url}")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+    def __enter__(self) -> RunningEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve_in_thread(config: EmulatorConfig, **kw: Any) -> RunningEmulator:
+    return RunningEmulator(config, **kw).start()
