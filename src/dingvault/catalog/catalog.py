@@ -1,0 +1,913 @@
+"""The Catalog: dingvault's relational metadata, on SQLite (embedded) or PostgreSQL.
+
+See the package docstring (``dingvault.catalog``) for the API overview and the concurrency rules.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, Engine
+
+from dingvault.catalog import validate as v
+from dingvault.catalog.engine import WRITE_OPTION, create_catalog_engine, safe_url
+from dingvault.catalog.errors import CatalogBusyError, CatalogError, CatalogInputError, CatalogStateError
+from dingvault.catalog.migrate import upgrade
+from dingvault.catalog.records import (
+    CHANGED,
+    NEW,
+    UNCHANGED,
+    CursorInfo,
+    ItemInfo,
+    KindCounts,
+    Outcome,
+    RunErrorInfo,
+    RunErrorRecord,
+    RunInfo,
+    SnapshotInfo,
+    VersionInfo,
+    VersionRecord,
+)
+from dingvault.catalog.redact import redact_secrets
+from dingvault.catalog.schema import (
+    RUN_KINDS,
+    RUN_STATUSES,
+    cursors,
+    items,
+    run_errors,
+    run_families,
+    runs,
+    snapshots,
+    versions,
+)
+
+T = TypeVar("T")
+
+DEFAULT_BATCH = 1000
+_IN_CHUNK = 1000  # ids per IN (...) list: far below SQLite's 32766 bound-parameter limit
+_PAGE = 5000  # rows per page for the streaming readers
+_WRITE_RETRIES = 5
+FINAL_STATUSES = tuple(s for s in RUN_STATUSES if s != "running")
+
+
+def _chunks(values: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _batched(values: Iterable[T], size: int) -> Iterator[list[T]]:
+    batch: list[T] = []
+    for value in values:
+        batch.append(value)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _is_retryable(exc: sa.exc.DBAPIError) -> bool:
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if sqlstate in ("40001", "40P01"):  # serialization failure, deadlock detected
+        return True
+    text = str(orig).lower()
+    return "database is locked" in text or "database is busy" in text
+
+
+def _merge_counters(into: dict[str, Any], delta: Mapping[str, Any], path: str = "stats") -> None:
+    """Add ``delta``'s numbers into ``into``, recursing into nested mappings."""
+    for key, value in delta.items():
+        if not isinstance(key, str):
+            raise CatalogInputError(f"{path} keys must be strings, got {key!r}")
+        where = f"{path}.{key}"
+        if isinstance(value, Mapping):
+            current = into.get(key)
+            if current is None:
+                current = into[key] = {}
+            elif not isinstance(current, dict):
+                raise CatalogInputError(f"{where} is a number in the run's stats, not a mapping")
+            _merge_counters(current, value, where)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            current = into.get(key, 0)
+            if isinstance(current, dict):
+                raise CatalogInputError(f"{where} is a mapping in the run's stats, not a number")
+            into[key] = current + value
+        else:
+            raise CatalogInputError(f"{where} must be a number or a mapping of numbers; got {value!r}")
+
+
+class Catalog:
+    """A connection to one catalog database. Thread-safe: every call takes its own connection.
+
+    Open with :meth:`Catalog.open`, which migrates the schema to the newest revision.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._dialect = engine.dialect.name
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @classmethod
+    def open(cls, url: str | URL, *, migrate: bool = True, echo: bool = False) -> Catalog:
+        """Open the catalog at ``url`` (``sqlite:///...`` or ``postgresql+psycopg://...``).
+
+        With ``migrate`` (the default) the schema is created or upgraded to the newest revision,
+        in one transaction.
+        """
+        engine = create_catalog_engine(url, echo=echo)
+        catalog = cls(engine)
+        if migrate:
+            try:
+                catalog._write(upgrade)
+            except CatalogError:
+                engine.dispose()
+                raise
+            except sa.exc.SQLAlchemyError as exc:
+                engine.dispose()
+                raise CatalogError(f"cannot open the catalog at {safe_url(url)}: {exc}") from exc
+        return catalog
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self._dialect
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ transactions
+
+    def _write(self, fn: Callable[[sa.Connection], T]) -> T:
+        """Run ``fn`` in one short write transaction, retrying lock timeouts and deadlocks.
+
+        ``fn`` must be safe to repeat: a retried attempt starts from a rolled-back transaction.
+        """
+        delay = 0.05
+        for attempt in range(1, _WRITE_RETRIES + 1):
+            try:
+                with self._engine.connect() as conn:
+                    conn = conn.execution_options(**{WRITE_OPTION: True})
+                    with conn.begin():
+                        return fn(conn)
+            except sa.exc.DBAPIError as exc:
+                if not _is_retryable(exc):
+                    if isinstance(exc, sa.exc.IntegrityError):
+                        raise CatalogStateError(f"the catalog refused the write: {exc.orig}") from exc
+                    raise
+                if attempt == _WRITE_RETRIES:
+                    raise CatalogBusyError(
+                        f"the catalog stayed locked after {attempt} attempts ({exc.orig}); nothing was written"
+                    ) from exc
+                time.sleep(delay * (1 + random.random()))
+                delay *= 2
+        raise AssertionError("unreachable")
+
+    def _read(self, fn: Callable[[sa.Connection], T]) -> T:
+        with self._engine.connect() as conn:
+            return fn(conn)
+
+    def _insert(self, table: sa.Table) -> Any:
+        """An INSERT that supports ON CONFLICT on either dialect."""
+        return (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
+
+    # ------------------------------------------------------------------ items and versions
+
+    def record_version(
+        self,
+        kind: str,
+        source_id: str,
+        content_hash: str,
+        version_key: str | int | None = None,
+        fields: Mapping[str, Any] | None = None,
+        attachments: Sequence[str | Mapping[str, Any]] = (),
+        level: str = "internal",
+        run_id: int | None = None,
+        *,
+        size: int | None = None,
+        container: str | None = None,
+        captured_at: datetime | None = None,
+    ) -> Outcome:
+        """Record one observed state of an item; returns ``"new"``, ``"changed"`` or ``"unchanged"``.
+
+        Idempotent: recording the content the item's latest version already has (same
+        ``content_hash``) adds no version, whatever the other arguments -- so a rerun after a crash
+        never duplicates. For throughput use :meth:`record_versions`.
+        """
+        record = VersionRecord(
+            kind,
+            source_id,
+            content_hash,
+            version_key,
+            fields,
+            attachments,
+            level,
+            run_id,
+            size,
+            container,
+            captured_at,
+        )
+        return self.record_versions([record])[0]
+
+    def record_versions(
+        self, records: Iterable[VersionRecord], *, batch_size: int = DEFAULT_BATCH
+    ) -> list[Outcome]:
+        """Record many versions; one outcome per record, in order.
+
+        Each batch of ``batch_size`` records is one transaction (all or nothing). Batches are
+        validated before they are written, so a bad record raises CatalogInputError and leaves its
+        batch unwritten (earlier batches stay committed; rerunning them is harmless).
+
+        An item that changed back to an earlier content gets a new version (history is kept as
+        it happened); only a repeat of the *latest* content is "unchanged". Seeing an item again
+        clears its deleted-at-source mark.
+        """
+        if batch_size < 1:
+            raise CatalogInputError("batch_size must be at least 1")
+        outcomes: list[Outcome] = []
+        for batch in _batched(records, batch_size):
+            prepared = [self._prepare(record) for record in batch]
+            outcomes.extend(self._write(lambda conn, p=prepared: self._record_batch(conn, p)))
+        return outcomes
+
+    @staticmethod
+    def _prepare(record: VersionRecord) -> dict[str, Any]:
+        if not isinstance(record, VersionRecord):
+            raise CatalogInputError(f"expected a VersionRecord, got {type(record).__name__}")
+        captured = v.aware_time("captured_at", record.captured_at) or v.utcnow()
+        row = v.version_fields(record.fields)
+        row.update(
+            content_hash=v.required_text("content_hash", record.content_hash, v.MAX_HASH),
+            version_key=v.version_key(record.version_key),
+            captured_at=captured,
+            size=v.non_negative_int("size", record.size),
+            level=v.level(record.level),
+            attachments=v.attachments(record.attachments),
+            run_id=v.run_id(record.run_id),
+        )
+        return {
+            "kind": v.required_text("kind", record.kind, v.MAX_KIND),
+            "source_id": v.required_text("source_id", record.source_id, v.MAX_SOURCE_ID),
+            "container": v.text("container", record.container, v.MAX_CONTAINER, optional=True),
+            "version": row,
+        }
+
+    def _load_item_states(
+        self, conn: sa.Connection, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[Any]]:
+        """(kind, source_id) -> [item_id, latest content hash, version_count]; locks rows on PostgreSQL."""
+        by_kind: dict[str, list[str]] = {}
+        for kind, source_id in keys:
+            by_kind.setdefault(kind, []).append(source_id)
+        states: dict[tuple[str, str], list[Any]] = {}
+        joined = items.outerjoin(versions, versions.c.id == items.c.latest_version_id)
+        for kind, source_ids in by_kind.items():
+            for chunk in _chunks(sorted(source_ids), _IN_CHUNK):
+                stmt = (
+                    sa.select(items.c.id, items.c.source_id, versions.c.content_hash, items.c.version_count)
+                    .select_from(joined)
+                    .where(items.c.kind == kind, items.c.source_id.in_(chunk))
+                )
+                if self._dialect == "postgresql":
+                    # Row locks in a fixed order: concurrent writers of the same items queue, not deadlock.
+                    stmt = stmt.order_by(items.c.source_id).with_for_update(of=items)
+                for item_id, source_id, content_hash, count in conn.execute(stmt):
+                    states[(kind, source_id)] = [item_id, content_hash, count]
+        return states
+
+    def _record_batch(self, conn: sa.Connection, prepared: list[dict[str, Any]]) -> list[Outcome]:
+        keys = {(p["kind"], p["source_id"]) for p in prepared}
+        states = self._load_item_states(conn, keys)
+        missing = keys - states.keys()
+        if missing:
+            first: dict[tuple[str, str], dict[str, Any]] = {}
+            for p in prepared:
+                key = (p["kind"], p["source_id"])
+                if key in missing and key not in first:
+                    seen = p["version"]["captured_at"]
+                    first[key] = {
+                        "kind": key[0],
+                        "source_id": key[1],
+                        "container": p["container"],
+                        "version_count": 0,
+                        "deleted_at_source": False,
+                        "first_seen_at": seen,
+                        "last_seen_at": seen,
+                        "last_seen_run_id": p["version"]["run_id"],
+                    }
+            # ON CONFLICT DO NOTHING: another writer may have created the item since we looked.
+            conn.execute(self._insert(items).on_conflict_do_nothing(), list(first.values()))
+            states.update(self._load_item_states(conn, missing))
+
+        outcomes: list[Outcome] = []
+        new_rows: list[dict[str, Any]] = []
+        new_row_items: list[int] = []
+        touched: dict[int, dict[str, Any]] = {}
+        for p in prepared:
+            state = states[(p["kind"], p["source_id"])]
+            item_id, latest_hash, count = state
+            row = p["version"]
+            if latest_hash == row["content_hash"]:
+                outcomes.append(UNCHANGED)
+            else:
+                outcomes.append(NEW if count == 0 else CHANGED)
+                count += 1
+                state[1], state[2] = row["content_hash"], count
+                new_rows.append({**row, "item_id": item_id, "seq": count})
+                new_row_items.append(item_id)
+            touch = touched.setdefault(item_id, {"b_id": item_id, "b_container": None, "b_run": None})
+            touch["b_seen"] = row["captured_at"]
+            if p["container"] is not None:
+                touch["b_container"] = p["container"]
+            if row["run_id"] is not None:
+                touch["b_run"] = row["run_id"]
+
+        latest: dict[int, tuple[int, int]] = {}
+        if new_rows:
+            ids = (
+                conn.execute(
+                    sa.insert(versions).returning(versions.c.id, sort_by_parameter_order=True), new_rows
+                )
+                .scalars()
+                .all()
+            )
+            for item_id, version_id, row in zip(new_row_items, ids, new_rows, strict=True):
+                latest[item_id] = (version_id, row["seq"])
+
+        changed_params = []
+        seen_params = []
+        for item_id, touch in touched.items():
+            if item_id in latest:
+                touch["b_latest"], touch["b_count"] = latest[item_id]
+                changed_params.append(touch)
+            else:
+                seen_params.append(touch)
+        bid = sa.bindparam("b_id")
+        seen_values = {
+            "last_seen_at": sa.bindparam("b_seen"),
+            "last_seen_run_id": sa.func.coalesce(
+                sa.bindparam("b_run", type_=items.c.id.type), items.c.last_seen_run_id
+            ),
+            "container": sa.func.coalesce(
+                sa.bindparam("b_container", type_=items.c.container.type), items.c.container
+            ),
+            "deleted_at_source": False,
+            "deleted_at": None,
+            "deleted_run_id": None,
+        }
+        if changed_params:
+            conn.execute(
+                items.update()
+                .where(items.c.id == bid)
+                .values(
+                    latest_version_id=sa.bindparam("b_latest"),
+                    version_count=sa.bindparam("b_count"),
+                    **seen_values,
+                ),
+                changed_params,
+            )
+        if seen_params:
+            conn.execute(items.update().where(items.c.id == bid).values(**seen_values), seen_params)
+        return outcomes
+
+    def latest_version_keys(self, kind: str, source_ids: Iterable[str]) -> dict[str, str | None]:
+        """source_id -> version key of its latest version, for the ids the catalog knows.
+
+        Lets a full run skip re-downloading items whose API version marker has not moved.
+        """
+        kind = v.required_text("kind", kind, v.MAX_KIND)
+        ids = sorted(set(source_ids))
+        joined = items.join(versions, versions.c.id == items.c.latest_version_id)
+
+        def query(conn: sa.Connection) -> dict[str, str | None]:
+            result: dict[str, str | None] = {}
+            for chunk in _chunks(ids, _IN_CHUNK):
+                stmt = (
+                    sa.select(items.c.source_id, versions.c.version_key)
+                    .select_from(joined)
+                    .where(items.c.kind == kind, items.c.source_id.in_(chunk))
+                )
+                result.update(dict(conn.execute(stmt).tuples().all()))
+            return result
+
+        return self._read(query)
+
+    def mark_seen(self, kind: str, source_ids: Iterable[str], run_id: int | None) -> int:
+        """Note that known items were listed at the source (content not re-fetched).
+
+        Clears their deleted mark; returns how many known items matched (unknown ids are ignored:
+        they need :meth:`record_versions`).
+        """
+        kind = v.required_text("kind", kind, v.MAX_KIND)
+        run = v.run_id(run_id)
+        total = 0
+        for chunk in _batched(source_ids, _IN_CHUNK):
+            now = v.utcnow()
+            stmt = (
+                items.update()
+                .where(items.c.kind == kind, items.c.source_id.in_(chunk))
+                .values(
+                    last_seen_at=now,
+                    last_seen_run_id=sa.func.coalesce(
+                        sa.literal(run, items.c.id.type), items.c.last_seen_run_id
+                    ),
+                    deleted_at_source=False,
+                    deleted_at=None,
+                    deleted_run_id=None,
+                )
+            )
+            total += self._write(lambda conn, s=stmt: conn.execute(s).rowcount)
+        return total
+
+    def mark_deleted(
+        self, kind: str, source_ids: Iterable[str], run_id: int | None, *, at: datetime | None = None
+    ) -> int:
+        """Mark items as deleted at the source; returns how many live items were newly marked.
+
+        Their versions stay (deleted at source never means deleted from the backup).
+        """
+        kind = v.required_text("kind", kind, v.MAX_KIND)
+        run = v.run_id(run_id)
+        when = v.aware_time("at", at) or v.utcnow()
+        total = 0
+        for chunk in _batched(source_ids, _IN_CHUNK):
+            stmt = (
+                items.update()
+                .where(
+                    items.c.kind == kind,
+                    items.c.source_id.in_(chunk),
+                    items.c.deleted_at_source == sa.false(),
+                )
+                .values(deleted_at_source=True, deleted_at=when, deleted_run_id=run)
+            )
+            total += self._write(lambda conn, s=stmt: conn.execute(s).rowcount)
+        return total
+
+    def _unseen_filter(self, kind: str, run_id: int, container: str | None) -> list[sa.ColumnElement[bool]]:
+        conditions: list[sa.ColumnElement[bool]] = [
+            items.c.kind == kind,
+            items.c.deleted_at_source == sa.false(),
+            sa.or_(items.c.last_seen_run_id.is_(None), items.c.last_seen_run_id != run_id),
+        ]
+        if container is not None:
+            conditions.append(items.c.container == container)
+        return conditions
+
+    def unseen_ids(self, kind: str, run_id: int, container: str | None = None) -> Iterator[str]:
+        """Live items of ``kind`` (in ``container``) that run ``run_id`` did not see; streamed.
+
+        After a *complete* listing in a full run, these are the items deleted at the source.
+        """
+        kind = v.required_text("kind", kind, v.MAX_KIND)
+        run = v.run_id(run_id)
+        if run is None:
+            raise CatalogInputError("run_id is required")
+        container = v.text("container", container, v.MAX_CONTAINER, optional=True)
+        return self._keyset_ids(self._unseen_filter(kind, run, container))
+
+    def mark_unseen_deleted(self, kind: str, run_id: int, container: str | None = None) -> int:
+        """Mark every live item of ``kind`` (in ``container``) that run ``run_id`` did not see as deleted.
+
+        The set difference happens in SQL, so memory stays flat whatever the organisation's size.
+        Call it only after the listing of that kind/container completed without error: a partial
+        listing would otherwise "delete" what it did not reach.
+        """
+        kind = v.required_text("kind", kind, v.MAX_KIND)
+        run = v.run_id(run_id)
+        if run is None:
+            raise CatalogInputError("run_id is required")
+        container = v.text("container", container, v.MAX_CONTAINER, optional=True)
+        stmt = (
+            items.update()
+            .where(*self._unseen_filter(kind, run, container))
+            .values(deleted_at_source=True, deleted_at=v.utcnow(), deleted_run_id=run)
+        )
+        return self._write(lambda conn: conn.execute(stmt).rowcount)
+
+    def live_ids(self, kind: str, container: str | None = None) -> Iterator[str]:
+        """source_ids of the live (not deleted at source) items of ``kind``, sorted, streamed page by page.
+
+        Each page is its own short read, so a long iteration never pins the database.
+        """
+        kind = v.required_text("kind", kind, v.MAX_KIND)
+        container = v.text("container", container, v.MAX_CONTAINER, optional=True)
+        conditions: list[sa.ColumnElement[bool]] = [
+            items.c.kind == kind,
+            items.c.deleted_at_source == sa.false(),
+        ]
+        if container is not None:
+            conditions.append(items.c.container == container)
+        return self._keyset_ids(conditions)
+
+    def _keyset_ids(self, conditions: list[sa.ColumnElement[bool]]) -> Iterator[str]:
+        after: str | None = None
+        while True:
+            stmt = sa.select(items.c.source_id).where(*conditions)
+            if after is not None:
+                stmt = stmt.where(items.c.source_id > after)
+            stmt = stmt.order_by(items.c.source_id).limit(_PAGE)
+            page = self._read(lambda conn, s=stmt: conn.execute(s).scalars().all())
+            yield from page
+            if len(page) < _PAGE:
+                return
+            after = page[-1]
+
+    def get_item(self, kind: str, source_id: str) -> ItemInfo | None:
+        stmt = sa.select(items).where(items.c.kind == kind, items.c.source_id == source_id)
+        row = self._read(lambda conn: conn.execute(stmt).mappings().first())
+        return ItemInfo(**row) if row else None
+
+    def item_versions(self, kind: str, source_id: str) -> list[VersionInfo]:
+        """Every version of one item, oldest first."""
+        stmt = (
+            self._version_select()
+            .where(items.c.kind == kind, items.c.source_id == source_id)
+            .order_by(versions.c.seq)
+        )
+        return self._read(lambda conn: [VersionInfo(**row) for row in conn.execute(stmt).mappings()])
+
+    def iter_latest_versions(
+        self, kind: str | None = None, *, include_deleted: bool = False
+    ) -> Iterator[VersionInfo]:
+        """The latest version of every item (of ``kind``), streamed page by page in item order."""
+        after = 0
+        while True:
+            stmt = (
+                self._version_select(latest_only=True)
+                .add_columns(items.c.id.label("_item_id"))
+                .where(items.c.id > after)
+                .order_by(items.c.id)
+                .limit(_PAGE)
+            )
+            if kind is not None:
+                stmt = stmt.where(items.c.kind == kind)
+            if not include_deleted:
+                stmt = stmt.where(items.c.deleted_at_source == sa.false())
+            page = self._read(lambda conn, s=stmt: conn.execute(s).mappings().all())
+            for row in page:
+                fields = dict(row)
+                del fields["_item_id"]
+                yield VersionInfo(**fields)
+            if len(page) < _PAGE:
+                return
+            after = page[-1]["_item_id"]
+
+    @staticmethod
+    def _version_select(*, latest_only: bool = False) -> sa.Select[Any]:
+        on = versions.c.id == items.c.latest_version_id if latest_only else versions.c.item_id == items.c.id
+        return sa.select(
+            versions.c.id,
+            items.c.kind,
+            items.c.source_id,
+            *(c for c in versions.c if c.name not in ("id", "item_id")),
+        ).select_from(items.join(versions, on))
+
+    # ------------------------------------------------------------------ cursors
+
+    def get_cursor(self, collector: str, container_key: str = "") -> dict[str, Any] | None:
+        """The saved sync state of a collector for one container, or None if it never saved one."""
+        stmt = sa.select(cursors.c.state).where(
+            cursors.c.collector == collector, cursors.c.container_key == container_key
+        )
+        return self._read(lambda conn: conn.execute(stmt).scalar_one_or_none())
+
+    def set_cursor(
+        self, collector: str, container_key: str, state: Mapping[str, Any], run_id: int | None = None
+    ) -> None:
+        """Save (replace) a collector's sync state for one container; committed when this returns.
+
+        Call it after every page, once that page's versions are recorded, so a killed run resumes
+        at the next page.
+        """
+        collector = v.required_text("collector", collector, v.MAX_SHORT)
+        if not isinstance(container_key, str) or len(container_key) > v.MAX_CONTAINER:
+            raise CatalogInputError(f"container_key must be a string of at most {v.MAX_CONTAINER} characters")
+        if not isinstance(state, Mapping):
+            raise CatalogInputError(f"cursor state must be a mapping, got {type(state).__name__}")
+        values = {
+            "collector": collector,
+            "container_key": container_key,
+            "state": v.json_value("cursor state", dict(state)),
+            "updated_at": v.utcnow(),
+            "run_id": v.run_id(run_id),
+        }
+        stmt = self._insert(cursors).values(values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[cursors.c.collector, cursors.c.container_key],
+            set_={
+                "state": stmt.excluded.state,
+                "updated_at": stmt.excluded.updated_at,
+                "run_id": stmt.excluded.run_id,
+            },
+        )
+        self._write(lambda conn: conn.execute(stmt))
+
+    def delete_cursor(self, collector: str, container_key: str = "") -> bool:
+        """Forget a cursor (the next run of that collector starts from scratch); True if one existed."""
+        stmt = cursors.delete().where(
+            cursors.c.collector == collector, cursors.c.container_key == container_key
+        )
+        return bool(self._write(lambda conn: conn.execute(stmt).rowcount))
+
+    def list_cursors(self, collector: str | None = None) -> list[CursorInfo]:
+        stmt = sa.select(cursors).order_by(cursors.c.collector, cursors.c.container_key)
+        if collector is not None:
+            stmt = stmt.where(cursors.c.collector == collector)
+        return self._read(lambda conn: [CursorInfo(**row) for row in conn.execute(stmt).mappings()])
+
+    # ------------------------------------------------------------------ runs
+
+    def start_run(
+        self, kind: str, families: Iterable[str] = (), *, started_at: datetime | None = None
+    ) -> int:
+        """Open a run (``full``, ``incremental`` or ``event``) over data ``families``; returns its id."""
+        if kind not in RUN_KINDS:
+            raise CatalogInputError(f"run kind must be one of {', '.join(RUN_KINDS)}; got {kind!r}")
+        family_list = sorted({v.required_text("family", f, 64) for f in families})
+        values = {
+            "kind": kind,
+            "status": "running",
+            "started_at": v.aware_time("started_at", started_at) or v.utcnow(),
+            "stats": {},
+        }
+
+        def insert(conn: sa.Connection) -> int:
+            run_id = conn.execute(sa.insert(runs).values(values).returning(runs.c.id)).scalar_one()
+            if family_list:
+                conn.execute(sa.insert(run_families), [{"run_id": run_id, "family": f} for f in family_list])
+            return int(run_id)
+
+        return self._write(insert)
+
+    def add_run_stats(self, run_id: int, delta: Mapping[str, Any]) -> dict[str, Any]:
+        """Add counters to a running run's stats JSON; returns the new totals.
+
+        ``delta`` is a nested mapping of numbers, merged by addition, e.g.
+        ``{"items": {"new": 3, "changed": 1}, "api_calls": {"/topapi/processinstance/get": 4},
+        "bytes": 1024}``. The catalog does not count for the engine: record_versions returns the
+        outcomes, and the engine adds them here (per page, to keep transactions few).
+        """
+        if not isinstance(delta, Mapping):
+            raise CatalogInputError(f"stats delta must be a mapping, got {type(delta).__name__}")
+        _merge_counters({}, delta)  # validate before taking the write lock
+
+        def update(conn: sa.Connection) -> dict[str, Any]:
+            run = self._lock_run(conn, run_id)
+            if run["status"] != "running":
+                raise CatalogStateError(f"run {run_id} is {run['status']}; its stats are final")
+            stats = dict(run["stats"] or {})
+            _merge_counters(stats, delta)
+            conn.execute(runs.update().where(runs.c.id == run_id).values(stats=stats))
+            return stats
+
+        return self._write(update)
+
+    def _lock_run(self, conn: sa.Connection, run_id: int) -> sa.RowMapping:
+        stmt = sa.select(runs.c.status, runs.c.stats).where(runs.c.id == run_id)
+        if self._dialect == "postgresql":
+            stmt = stmt.with_for_update()
+        row = conn.execute(stmt).mappings().first()
+        if row is None:
+            raise CatalogStateError(f"no run {run_id} in the catalog")
+        return row
+
+    def finish_run(
+        self,
+        run_id: int,
+        status: str,
+        *,
+        error: str | None = None,
+        stats: Mapping[str, Any] | None = None,
+        finished_at: datetime | None = None,
+    ) -> RunInfo:
+        """Close a run as ``succeeded``, ``partial`` (finished with item errors), ``failed`` or ``interrupted``."""
+        if status not in FINAL_STATUSES:
+            raise CatalogInputError(
+                f"final run status must be one of {', '.join(FINAL_STATUSES)}; got {status!r}"
+            )
+        if stats is not None:
+            _merge_counters({}, stats)
+        when = v.aware_time("finished_at", finished_at) or v.utcnow()
+        message = redact_secrets(v.message(error)) if error is not None else None
+
+        def update(conn: sa.Connection) -> None:
+            run = self._lock_run(conn, run_id)
+            if run["status"] != "running":
+                raise CatalogStateError(f"run {run_id} is already {run['status']}")
+            merged = dict(run["stats"] or {})
+            if stats:
+                _merge_counters(merged, stats)
+            conn.execute(
+                runs.update()
+                .where(runs.c.id == run_id)
+                .values(status=status, finished_at=when, error=message, stats=merged)
+            )
+
+        self._write(update)
+        info = self.get_run(run_id)
+        assert info is not None
+        return info
+
+    def mark_interrupted_runs(self, *, started_before: datetime | None = None) -> list[int]:
+        """Close runs left ``running`` by a crash as ``interrupted``; returns their ids.
+
+        Call at service start. With several workers sharing a catalog, pass ``started_before``
+        (e.g. the oldest live worker's start time) so a run another worker is still doing stays open.
+        """
+        before = v.aware_time("started_before", started_before)
+        stmt = runs.update().where(runs.c.status == "running")
+        if before is not None:
+            stmt = stmt.where(runs.c.started_at < before)
+        stmt = stmt.values(
+            status="interrupted", finished_at=v.utcnow(), error="the process stopped during the run"
+        )
+        return self._write(lambda conn: [int(r) for r in conn.execute(stmt.returning(runs.c.id)).scalars()])
+
+    def get_run(self, run_id: int) -> RunInfo | None:
+        found = self._runs(sa.select(runs).where(runs.c.id == run_id))
+        return found[0] if found else None
+
+    def list_runs(
+        self, *, limit: int = 50, kind: str | None = None, status: str | None = None
+    ) -> list[RunInfo]:
+        """Runs, newest first."""
+        stmt = sa.select(runs).order_by(runs.c.id.desc()).limit(limit)
+        if kind is not None:
+            stmt = stmt.where(runs.c.kind == kind)
+        if status is not None:
+            stmt = stmt.where(runs.c.status == status)
+        return self._runs(stmt)
+
+    def last_successful_run(
+        self, kind: str | None = None, family: str | None = None, *, statuses: Sequence[str] = ("succeeded",)
+    ) -> RunInfo | None:
+        """The most recently finished run with one of ``statuses``, of run ``kind``, covering ``family``."""
+        stmt = sa.select(runs).where(runs.c.status.in_(list(statuses)))
+        if kind is not None:
+            stmt = stmt.where(runs.c.kind == kind)
+        if family is not None:
+            stmt = stmt.where(
+                runs.c.id.in_(sa.select(run_families.c.run_id).where(run_families.c.family == family))
+            )
+        found = self._runs(stmt.order_by(runs.c.finished_at.desc(), runs.c.id.desc()).limit(1))
+        return found[0] if found else None
+
+    def last_successful_runs(self) -> dict[tuple[str, str], RunInfo]:
+        """(run kind, family) -> the latest succeeded run, for the status page."""
+        latest = (
+            sa.select(runs.c.kind, run_families.c.family, sa.func.max(runs.c.id).label("run_id"))
+            .select_from(runs.join(run_families, run_families.c.run_id == runs.c.id))
+            .where(runs.c.status == "succeeded")
+            .group_by(runs.c.kind, run_families.c.family)
+        )
+        pairs = self._read(lambda conn: conn.execute(latest).all())
+        by_id = {r.id: r for r in self._runs(sa.select(runs).where(runs.c.id.in_({p.run_id for p in pairs})))}
+        return {(p.kind, p.family): by_id[p.run_id] for p in pairs}
+
+    def _runs(self, stmt: sa.Select[Any]) -> list[RunInfo]:
+        def query(conn: sa.Connection) -> list[RunInfo]:
+            rows = conn.execute(stmt).mappings().all()
+            if not rows:
+                return []
+            families: dict[int, list[str]] = {}
+            fam_stmt = (
+                sa.select(run_families.c.run_id, run_families.c.family)
+                .where(run_families.c.run_id.in_([r["id"] for r in rows]))
+                .order_by(run_families.c.family)
+            )
+            for run_id, family in conn.execute(fam_stmt):
+                families.setdefault(run_id, []).append(family)
+            return [RunInfo(**{**row, "families": tuple(families.get(row["id"], ()))}) for row in rows]
+
+        return self._read(query)
+
+    def record_run_error(
+        self,
+        run_id: int,
+        error_class: str,
+        message: str,
+        *,
+        kind: str | None = None,
+        source_id: str | None = None,
+    ) -> None:
+        """Keep one failure against a run (credentials in the message are redacted)."""
+        self.record_run_errors(run_id, [RunErrorRecord(error_class, message, kind, source_id)])
+
+    def record_run_errors(self, run_id: int, errors: Iterable[RunErrorRecord]) -> int:
+        run = v.run_id(run_id)
+        now = v.utcnow()
+        rows = [
+            {
+                "run_id": run,
+                "kind": v.text("kind", e.kind, v.MAX_KIND, optional=True),
+                "source_id": v.text("source_id", e.source_id, v.MAX_SOURCE_ID, optional=True),
+                "error_class": v.required_text("error_class", e.error_class, v.MAX_SHORT),
+                "message": redact_secrets(v.message(e.message)),
+                "occurred_at": now,
+            }
+            for e in errors
+        ]
+        if rows:
+            self._write(lambda conn: conn.execute(sa.insert(run_errors), rows))
+        return len(rows)
+
+    def run_errors(self, run_id: int, *, limit: int = 1000, after_id: int = 0) -> list[RunErrorInfo]:
+        """A run's errors in the order they happened; page with ``after_id``."""
+        stmt = (
+            sa.select(run_errors)
+            .where(run_errors.c.run_id == run_id, run_errors.c.id > after_id)
+            .order_by(run_errors.c.id)
+            .limit(limit)
+        )
+        return self._read(lambda conn: [RunErrorInfo(**row) for row in conn.execute(stmt).mappings()])
+
+    # ------------------------------------------------------------------ snapshots
+
+    def record_snapshot(
+        self,
+        vault_snapshot_id: str,
+        run_id: int | None,
+        counts: Mapping[str, int],
+        *,
+        created_at: datetime | None = None,
+    ) -> int:
+        """Note a vault snapshot (``counts``: kind -> items in it); idempotent on the snapshot id."""
+        snapshot_id = v.required_text("vault_snapshot_id", vault_snapshot_id, v.MAX_HASH)
+        if not isinstance(counts, Mapping):
+            raise CatalogInputError("counts must be a mapping of kind -> number of items")
+        clean = {
+            v.required_text("counts kind", k, v.MAX_KIND): v.non_negative_int(
+                f"counts[{k!r}]", n, optional=False
+            )
+            for k, n in counts.items()
+        }
+        values = {
+            "vault_snapshot_id": snapshot_id,
+            "run_id": v.run_id(run_id),
+            "created_at": v.aware_time("created_at", created_at) or v.utcnow(),
+            "item_count": sum(n for n in clean.values() if n is not None),
+            "counts": clean,
+        }
+
+        def insert(conn: sa.Connection) -> int:
+            conn.execute(self._insert(snapshots).values(values).on_conflict_do_nothing())
+            found = conn.execute(
+                sa.select(snapshots.c.id).where(snapshots.c.vault_snapshot_id == snapshot_id)
+            ).scalar_one()
+            return int(found)
+
+        return self._write(insert)
+
+    def list_snapshots(self, *, limit: int = 100, before_id: int | None = None) -> list[SnapshotInfo]:
+        """Snapshots, newest first; page with ``before_id``."""
+        stmt = sa.select(snapshots).order_by(snapshots.c.id.desc()).limit(limit)
+        if before_id is not None:
+            stmt = stmt.where(snapshots.c.id < before_id)
+        return self._read(lambda conn: [SnapshotInfo(**row) for row in conn.execute(stmt).mappings()])
+
+    def get_snapshot(self, vault_snapshot_id: str) -> SnapshotInfo | None:
+        stmt = sa.select(snapshots).where(snapshots.c.vault_snapshot_id == vault_snapshot_id)
+        row = self._read(lambda conn: conn.execute(stmt).mappings().first())
+        return SnapshotInfo(**row) if row else None
+
+    # ------------------------------------------------------------------ status
+
+    def counts_per_kind(self) -> dict[str, KindCounts]:
+        """kind -> live items, items deleted at source, and versions kept."""
+        item_stmt = sa.select(items.c.kind, items.c.deleted_at_source, sa.func.count()).group_by(
+            items.c.kind, items.c.deleted_at_source
+        )
+        version_stmt = (
+            sa.select(items.c.kind, sa.func.count(versions.c.id))
+            .select_from(items.join(versions, versions.c.item_id == items.c.id))
+            .group_by(items.c.kind)
+        )
+
+        def query(conn: sa.Connection) -> dict[str, KindCounts]:
+            acc: dict[str, dict[str, int]] = {}
+            for kind, deleted, n in conn.execute(item_stmt):
+                acc.setdefault(kind, {"live": 0, "deleted": 0, "versions": 0})[
+                    "deleted" if deleted else "live"
+                ] = n
+            for kind, n in conn.execute(version_stmt):
+                acc.setdefault(kind, {"live": 0, "deleted": 0, "versions": 0})["versions"] = n
+            return {kind: KindCounts(kind, **c) for kind, c in sorted(acc.items())}
+
+        return self._read(query)

@@ -1,0 +1,104 @@
+"""Database engines for the catalog: SQLite (embedded default) and PostgreSQL.
+
+SQLite settings and why:
+
+- ``journal_mode=WAL``: readers (console, status) never block the writer and vice versa.
+- ``synchronous=NORMAL``: with WAL a power cut can lose the last commits but never corrupts the
+  database; the vault is the source of truth and the catalog can be rebuilt from it.
+- ``foreign_keys=ON``: SQLite ignores foreign keys unless told.
+- a busy timeout: writers (the scheduler's runs and the event listener) queue for the single
+  write lock instead of failing at once.
+- write transactions start with ``BEGIN IMMEDIATE``: they take the write lock up front, so the busy
+  timeout applies. A deferred transaction that reads first and writes later can fail with
+  "database is locked" at the upgrade without waiting at all -- the classic SQLite trap.
+
+pysqlite's own transaction handling is switched off (it never issues BEGIN before DDL), and
+SQLAlchemy's ``begin`` event issues the BEGIN itself (the recipe from SQLAlchemy's SQLite docs).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+
+from dingvault.catalog.errors import CatalogInputError
+
+SQLITE_BUSY_TIMEOUT_S = 30.0
+# Execution option marking a connection whose transactions write (see module docstring).
+WRITE_OPTION = "dingvault_catalog_write"
+
+
+def default_catalog_url(home: str | os.PathLike[str]) -> str:
+    """``sqlite:///<home>/catalog.db``: the embedded default."""
+    return f"sqlite:///{Path(home) / 'catalog.db'}"
+
+
+def _json_serializer(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def safe_url(url: str | URL) -> str:
+    """The URL with any password masked, for messages and logs."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def create_catalog_engine(url: str | URL, *, echo: bool = False) -> Engine:
+    """An Engine configured for the catalog; supports ``sqlite`` and ``postgresql`` URLs."""
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise CatalogInputError(f"not a database URL: {exc}") from None
+    backend = parsed.get_backend_name()
+    common: dict[str, Any] = {
+        "echo": echo,
+        "json_serializer": _json_serializer,
+        "json_deserializer": orjson.loads,
+    }
+    if backend == "sqlite":
+        return _sqlite_engine(parsed, common)
+    if backend == "postgresql":
+        if parsed.get_driver_name() not in ("psycopg", "psycopg2"):
+            # psycopg 3 is the driver dingvault ships with; a bare "postgresql://" means it too.
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return sa.create_engine(parsed, pool_pre_ping=True, **common)
+    raise CatalogInputError(
+        f"unsupported catalog database {backend!r} in {safe_url(parsed)}: use sqlite:/// or postgresql+psycopg://"
+    )
+
+
+def _sqlite_engine(url: URL, common: dict[str, Any]) -> Engine:
+    database = url.database or ""
+    if database and database != ":memory:" and not database.startswith("file:"):
+        path = Path(database)
+        if not path.parent.is_dir():
+            raise CatalogInputError(f"catalog folder {path.parent} does not exist")
+        if not path.exists():
+            # The catalog is personal data: create it readable by the owner only.
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}, **common)
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (see module docstring)
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        finally:
+            cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        if conn.get_execution_options().get(WRITE_OPTION):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+    return engine

@@ -1,0 +1,1 @@
+"""Alembic migration scripts for the catalog, run programmatically by ``dingvault.catalog.migrate``."""

@@ -1,0 +1,1 @@
+"""Catalog schema revisions (one module per revision; frozen once released)."""
