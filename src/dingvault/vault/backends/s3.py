@@ -28,6 +28,7 @@ several S3-compatible stores reject); the vault authenticates every object itsel
 
 from __future__ import annotations
 
+import configparser
 import io
 import logging
 import os
@@ -38,7 +39,6 @@ from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, TypeVar
 
 import boto3
-import botocore.session
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -165,11 +165,28 @@ class S3Backend:
                 f"S3 credentials file {path} is readable by other users (mode {stat_mod.filemode(st.st_mode)}); "
                 f"run: chmod 600 {path}"
             )
-        core = botocore.session.Session()
-        core.set_config_variable("credentials_file", path)
-        if profile:
-            core.set_config_variable("profile", profile)
-        return boto3.session.Session(botocore_session=core)
+        # An explicit file wins over the environment (botocore's chain would prefer env vars), so
+        # read it ourselves: AWS shared-credentials format, section = profile or "default".
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read(path, encoding="utf-8")
+        except (OSError, configparser.Error) as exc:
+            raise BackendError(f"cannot parse S3 credentials file {path}: {type(exc).__name__}") from None
+        section = profile or "default"
+        if not parser.has_section(section):
+            raise BackendError(f"S3 credentials file {path} has no [{section}] section")
+        values = parser[section]
+        key_id = values.get("aws_access_key_id")
+        secret = values.get("aws_secret_access_key")
+        if not key_id or not secret:
+            raise BackendError(
+                f"S3 credentials file {path} [{section}] needs aws_access_key_id and aws_secret_access_key"
+            )
+        return boto3.session.Session(
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret,
+            aws_session_token=values.get("aws_session_token") or None,
+        )
 
     def __repr__(self) -> str:
         return f"S3Backend({self.url!r})"
