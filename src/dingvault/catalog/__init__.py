@@ -85,6 +85,13 @@ from dingvault.catalog.errors import (
     ExportFormatError,
     RebuildTargetNotEmptyError,
 )
+from dingvault.catalog.export import (
+    FORMAT_VERSION,
+    MEDIA_TYPE,
+    export_catalog,
+    read_export_header,
+    rebuild_catalog,
+)
 from dingvault.catalog.records import (
     CHANGED,
     NEW,
@@ -105,6 +112,8 @@ from dingvault.catalog.schema import LEVELS, RUN_KINDS, RUN_STATUSES
 __all__ = [
     "CHANGED",
     "DEFAULT_BATCH",
+    "FORMAT_VERSION",
+    "MEDIA_TYPE",
     "LEVELS",
     "NEW",
     "RUN_KINDS",
@@ -130,4 +139,7 @@ __all__ = [
     "VersionRecord",
     "create_catalog_engine",
     "default_catalog_url",
+    "export_catalog",
+    "read_export_header",
+    "rebuild_catalog",
 ]
