@@ -1,0 +1,249 @@
+"""What every collector shares: the base class, run settings, and small helpers.
+
+A collector reads one data family and yields `Batch`es (see `dingvault.source.items`):
+
+    collector = ApprovalCollector(client, context)
+    async for batch in collector.collect(mode="full", cursors={}, scope=AllScope()):
+        ...                                   # store batch.items, then commit batch.cursor
+    async for chunk in collector.open_attachment(ref): ...
+
+Each class declares the scopes it needs (`scopes`) and the API templates it calls (`apis`), so
+`dingvault connect` can report which families the granted scopes allow and the benchmark can
+compute the rate-limit floor of a full backup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+import orjson
+
+from dingvault.source.errors import DingTalkError
+from dingvault.source.items import AttachmentRef, Batch, CursorKey, Mode, ScopeFilter
+
+if TYPE_CHECKING:
+    from dingvault.source.client import DingTalkClient
+    from dingvault.source.collectors.directory import Directory
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+DAY_MS = 86_400_000
+
+
+@dataclass
+class CollectorSettings:
+    """Knobs of the collectors; defaults follow dingtalk-api.md's documented limits."""
+
+    # Approvals (§4.2): 120-day windows, as far back as the API allows (365 days; 5 years = 1825
+    # on OA-premium orgs).
+    approval_history_days: int = 365
+    approval_window_days: int = 120
+    # Resigned employees (§2.3): ≤ 365-day windows of empLeaveRecords.
+    resigned_history_days: int = 5 * 365
+    # Attendance (§6.1): ≤ 7-day windows, ≤ 50 users, about 6 months back.
+    attendance_history_days: int = 180
+    attendance_window_days: int = 7
+    # Calendar (§6.2): ≤ 1-year windows; how far back a first full listing looks.
+    calendar_history_days: int = 365
+    calendar_future_days: int = 365
+    # Work reports (§6.4): ≤ 180-day windows.
+    report_history_days: int = 365
+    report_window_days: int = 180
+    # Incremental runs re-read this much before the last cursor to catch late changes.
+    lookback_seconds: int = 3600
+    # Parallel requests a collector keeps in flight (the client paces them per API).
+    concurrency: int = 8
+    # Group chats the app knows (created through the API, or configured): chatids (`chat...`).
+    known_chat_ids: list[str] = field(default_factory=list)
+    # openConversationIds of groups whose file spaces should be backed up besides department groups.
+    known_conversation_ids: list[str] = field(default_factory=list)
+    # The robot's code (= the app key for an app robot) for robot media downloads (§3.3).
+    robot_code: str | None = None
+
+
+class CollectorContext:
+    """Per-run knowledge shared by the collectors of one client (the directory is read once)."""
+
+    def __init__(self, client: DingTalkClient, settings: CollectorSettings | None = None) -> None:
+        self.client = client
+        self.settings = settings or CollectorSettings()
+        self._directory: Directory | None = None
+        self._directory_lock = asyncio.Lock()
+        # Filled by the groups collector: chatid -> openConversationId, for group file spaces.
+        self.conversations: dict[str, str] = {}
+
+    async def directory(self) -> Directory:
+        from dingvault.source.collectors.directory import Directory
+
+        async with self._directory_lock:
+            if self._directory is None:
+                self._directory = await Directory.load(self.client, concurrency=self.settings.concurrency)
+            return self._directory
+
+
+class Collector(ABC):
+    """Base class of the per-family collectors."""
+
+    name: ClassVar[str]  # unique collector name (cursor keys use it)
+    family: ClassVar[str]  # data family (contacts, approvals, files, ...)
+    kinds: ClassVar[tuple[str, ...]]  # item kinds it yields
+    scopes: ClassVar[tuple[str, ...]]  # permission scopes it needs
+    apis: ClassVar[tuple[str, ...]]  # API path templates it calls
+
+    def __init__(self, client: DingTalkClient, context: CollectorContext | None = None) -> None:
+        self.client = client
+        self.context = context or CollectorContext(client)
+        self.settings = self.context.settings
+
+    @property
+    def kind(self) -> str:
+        return self.kinds[0]
+
+    @abstractmethod
+    def collect(
+        self,
+        *,
+        mode: Mode,
+        cursors: Mapping[CursorKey, dict[str, Any]],
+        scope: ScopeFilter,
+    ) -> AsyncIterator[Batch]: ...
+
+    async def open_attachment(self, ref: AttachmentRef | Mapping[str, Any]) -> AsyncIterator[bytes]:
+        raise DingTalkError(f"{self.name} has no attachments to open", endpoint=self.name)
+        yield b""  # pragma: no cover - makes this an async generator
+
+    def cursor(self, cursors: Mapping[CursorKey, dict[str, Any]], container: str = "") -> dict[str, Any]:
+        return dict(cursors.get((self.name, container)) or {})
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def ref_dict(ref: AttachmentRef | Mapping[str, Any]) -> dict[str, Any]:
+    return dict(ref.ref) if isinstance(ref, AttachmentRef) else dict(ref)
+
+
+def content_hash(obj: Any) -> str:
+    """A stable hash of a JSON-able payload: the version key of records without a change marker."""
+    return hashlib.sha256(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+
+
+def now_ms() -> int:
+    return int(datetime.now(UTC).timestamp() * 1000)
+
+
+def iso_from_ms(ms: int | float | str | None) -> str | None:
+    if ms in (None, ""):
+        return None
+    try:
+        value = float(ms)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return datetime.fromtimestamp(value / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def iso_seconds(ms: int) -> str:
+    """`YYYY-MM-DDTHH:mm:ssZ`, the format of empLeaveRecords and friends."""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def ms_from_iso(text: str | None) -> int | None:
+    """Parse the ISO variants DingTalk uses (`2022-08-31T11:52Z`, `...:00Z`, `+08:00`)."""
+    if not text:
+        return None
+    value = str(text).strip().replace("Z", "+00:00")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp() * 1000)
+
+
+def normalise_iso(text: str | None) -> str | None:
+    ms = ms_from_iso(text)
+    return iso_from_ms(ms) if ms is not None else text
+
+
+def windows(start_ms: int, end_ms: int, span_ms: int) -> list[tuple[int, int]]:
+    """Consecutive `[start, end]` windows of at most `span_ms` covering `start_ms..end_ms`."""
+    out: list[tuple[int, int]] = []
+    cursor = start_ms
+    while cursor < end_ms:
+        stop = min(end_ms, cursor + span_ms)
+        out.append((cursor, stop))
+        cursor = stop
+    return out
+
+
+async def bounded_map(
+    func: Callable[[T], Awaitable[R]], values: Iterable[T], concurrency: int
+) -> AsyncIterator[tuple[T, R | BaseException]]:
+    """Run `func` over `values` with at most `concurrency` in flight; yield results in input order.
+
+    Exceptions are yielded (not raised) so one bad record does not lose the others; the caller
+    decides. Input is consumed lazily so memory stays bounded.
+    """
+    iterator = iter(values)
+    pending: list[tuple[T, asyncio.Task[R]]] = []
+
+    def _fill() -> None:
+        while len(pending) < concurrency:
+            try:
+                value = next(iterator)
+            except StopIteration:
+                return
+            pending.append((value, asyncio.ensure_future(func(value))))
+
+    _fill()
+    try:
+        while pending:
+            value, task = pending.pop(0)
+            try:
+                result: R | BaseException = await task
+            except (DingTalkError, ValueError, KeyError, TypeError) as exc:
+                result = exc
+            _fill()
+            yield value, result
+    finally:
+        for _, task in pending:
+            task.cancel()
+
+
+def has_more_token(token: Any) -> bool:
+    """True when a `nextToken` means "more pages" (non-empty, not null)."""
+    return token not in (None, "", 0, "0")
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def is_family_fatal(exc: BaseException) -> bool:
+    """Errors that stop a whole family (re-raised), as opposed to one record's failure."""
+    from dingvault.source.errors import (
+        AuthenticationError,
+        IpBanned,
+        IpNotWhitelisted,
+        PermissionDenied,
+        QuotaExhausted,
+    )
+
+    if isinstance(exc, QuotaExhausted | AuthenticationError | IpBanned | IpNotWhitelisted):
+        return True
+    return isinstance(exc, PermissionDenied) and bool(exc.required_scopes)
+
+
+def check(result: R | BaseException) -> R:
+    """Re-raise a family-fatal error from `bounded_map`; return the value otherwise."""
+    if isinstance(result, BaseException):
+        raise result
+    return result
