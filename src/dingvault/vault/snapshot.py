@@ -1,0 +1,179 @@
+"""Snapshots: a sealed root object pointing at a tree of manifest blobs.
+
+The manifest is a sequence of records ``(item key, version blob ids, small metadata)``. Records
+are packed into *leaf* blobs (~256 KiB of JSON lines); leaf ids are gathered into *node* blobs of
+up to ``FANOUT`` children, and so on up to one root. Writing and reading both stream: a snapshot
+of two million items never needs more than one leaf per tree level in memory.
+
+Leaf blob:  ``DVLF\\n`` then one JSON array per line: ``[key, [blob id hex, ...], meta-or-null]``
+Node blob:  ``DVND\\n`` then one child blob id (hex) per line
+Tree blobs live in ``meta`` packs (type ``tree``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import orjson
+
+from .errors import IntegrityError
+
+LEAF_MAGIC = b"DVLF\n"
+NODE_MAGIC = b"DVND\n"
+LEAF_TARGET = 256 * 1024
+FANOUT = 4096
+SNAPSHOT_PREFIX = "snapshots/"
+
+
+class ManifestRecord(NamedTuple):
+    """One item of a snapshot: its key (e.g. ``approval/<id>``), the blob ids of its version,
+    and optional small metadata (JSON-serialisable)."""
+
+    key: str
+    blobs: tuple[bytes, ...] | list[bytes]
+    meta: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    snapshot_id: str
+    time: str
+    host: str
+    tags: tuple[str, ...]
+    meta: dict[str, Any]
+    tree: bytes
+    records: int
+    parent: str | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {
+                "version": 1,
+                "time": self.time,
+                "host": self.host,
+                "tags": list(self.tags),
+                "meta": self.meta,
+                "tree": self.tree.hex(),
+                "records": self.records,
+                "parent": self.parent,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, snapshot_id: str, raw: bytes) -> SnapshotInfo:
+        try:
+            doc = orjson.loads(raw)
+            if doc.get("version") != 1:
+                raise ValueError(f"unsupported snapshot version {doc.get('version')}")
+            return cls(
+                snapshot_id=snapshot_id,
+                time=str(doc["time"]),
+                host=str(doc.get("host", "")),
+                tags=tuple(doc.get("tags", ())),
+                meta=dict(doc.get("meta") or {}),
+                tree=bytes.fromhex(doc["tree"]),
+                records=int(doc["records"]),
+                parent=doc.get("parent"),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IntegrityError(f"snapshot {snapshot_id}: malformed ({exc})") from None
+
+
+class TreeBuilder:
+    """Streams records into leaf and node blobs through ``put`` (which stores a tree blob)."""
+
+    def __init__(self, put: Callable[[bytes], bytes]) -> None:
+        self._put = put
+        self._leaf: list[bytes] = []
+        self._leaf_size = 0
+        self._levels: list[list[bytes]] = [[]]  # level 0 holds leaf ids
+        self.count = 0
+
+    def add(self, rec: ManifestRecord | tuple) -> None:
+        key, blobs = rec[0], rec[1]
+        meta = rec[2] if len(rec) > 2 else None
+        if not isinstance(key, str):
+            raise TypeError(f"record key must be str, not {type(key).__name__}")
+        line = orjson.dumps([key, [b.hex() for b in blobs], meta])
+        self._leaf.append(line)
+        self._leaf_size += len(line) + 1
+        self.count += 1
+        if self._leaf_size >= LEAF_TARGET:
+            self._close_leaf()
+
+    def _close_leaf(self) -> None:
+        if not self._leaf:
+            return
+        blob_id = self._put(LEAF_MAGIC + b"\n".join(self._leaf))
+        self._leaf = []
+        self._leaf_size = 0
+        self._push(0, blob_id)
+
+    def _push(self, level: int, blob_id: bytes) -> None:
+        if level == len(self._levels):
+            self._levels.append([])
+        self._levels[level].append(blob_id)
+        if len(self._levels[level]) >= FANOUT:
+            node = self._node(self._levels[level])
+            self._levels[level] = []
+            self._push(level + 1, node)
+
+    def _node(self, children: list[bytes]) -> bytes:
+        return self._put(NODE_MAGIC + b"\n".join(c.hex().encode() for c in children))
+
+    def finish(self) -> bytes:
+        """The root blob id. An empty manifest is a single empty leaf."""
+        if not self._leaf and self.count == 0:
+            return self._put(LEAF_MAGIC)
+        self._close_leaf()
+        level = 0
+        while True:
+            pending = self._levels[level]
+            higher = any(self._levels[level + 1 :])
+            if not higher and len(pending) == 1:
+                return pending[0]
+            if pending:
+                node = self._node(pending)
+                self._levels[level] = []
+                self._push(level + 1, node)
+            level += 1
+
+
+def parse_tree_blob(data: bytes, what: str) -> tuple[str, list]:
+    """('leaf', records) or ('node', child ids)."""
+    try:
+        if data.startswith(LEAF_MAGIC):
+            body = data[len(LEAF_MAGIC) :]
+            recs = []
+            for line in body.split(b"\n") if body else []:
+                key, ids, meta = orjson.loads(line)
+                recs.append(ManifestRecord(key, tuple(bytes.fromhex(i) for i in ids), meta))
+            return "leaf", recs
+        if data.startswith(NODE_MAGIC):
+            body = data[len(NODE_MAGIC) :]
+            return "node", [bytes.fromhex(x.decode()) for x in body.split(b"\n")] if body else []
+    except (ValueError, TypeError) as exc:
+        raise IntegrityError(f"{what}: malformed tree blob ({exc})") from None
+    raise IntegrityError(f"{what}: not a tree blob")
+
+
+def walk_tree(
+    get: Callable[[bytes], bytes], root: bytes, *, on_tree_blob: Callable[[bytes], None] | None = None
+) -> Iterator[ManifestRecord]:
+    """Records in order, depth-first, reading one tree blob at a time."""
+    stack: list[Iterator[bytes]] = [iter([root])]
+    while stack:
+        nxt = next(stack[-1], None)
+        if nxt is None:
+            stack.pop()
+            continue
+        if on_tree_blob is not None:
+            on_tree_blob(nxt)
+        kind, items = parse_tree_blob(get(nxt), f"tree blob {nxt.hex()}")
+        if kind == "leaf":
+            yield from items
+        else:
+            stack.append(iter(items))
