@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute
 
 from dingtalk_emulator import control
 from dingtalk_emulator.api import FAMILY_MODULES
-from dingtalk_emulator.company.org import Org
+from dingtalk_emulator.company.org import Org, truth_sensitive
 from dingtalk_emulator.config import profile_for
 from dingtalk_emulator.guard import Guard
 from dingtalk_emulator.state import EmulatorConfig, EmulatorState
@@ -48,6 +48,7 @@ def create_app(config: EmulatorConfig, *, clock: Any = None) -> tuple[Any, Emula
     if clock is not None:
         state.clock = clock
     state.org = Org(config.seed, profile_for(config), state.clock())
+    state.truth["sensitive"] = truth_sensitive
     state.tokens = TokenStore(lambda: state.clock())
     org = state.org
     state.hub = StreamHub(app_key=org.app_key, app_secret=org.app_secret, corp_id=org.corp_id, unified_app_id=org.unified_app_id)

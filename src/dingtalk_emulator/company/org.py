@@ -6,6 +6,7 @@ knows nothing about them.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from dingtalk_emulator.company.people import People
@@ -28,6 +29,9 @@ class Org:
         self.unified_app_id = "-".join(hexid(seed, "unified", length=32)[i:j] for i, j in ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32)))
         self.people = People(seed, profile.users, profile.resigned, profile.teams_per_department, self.anchor_ms)
         self.name = "濠江數碼科技有限公司"
+        # Families append providers of {"id", "kind", "itemId", "type", "value", "where"} dicts: where
+        # sensitive values (ID numbers, phones, bank cards) were planted; served as truth kind "sensitive".
+        self.sensitive_sources: list[Callable[[Any], Iterable[dict[str, Any]]]] = []
 
     def credentials(self) -> dict[str, Any]:
         return {
@@ -38,3 +42,8 @@ class Org:
             "agentId": self.agent_id,
             "unifiedAppId": self.unified_app_id,
         }
+
+
+def truth_sensitive(state: Any) -> Iterator[dict[str, Any]]:
+    for source in state.org.sensitive_sources:
+        yield from source(state)
