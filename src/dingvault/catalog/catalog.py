@@ -404,7 +404,7 @@ class Catalog:
                     .select_from(joined)
                     .where(items.c.kind == kind, items.c.source_id.in_(chunk))
                 )
-                result.update(dict(conn.execute(stmt).tuples().all()))
+                result.update({sid: key for sid, key in conn.execute(stmt)})
             return result
 
         return self._read(query)
