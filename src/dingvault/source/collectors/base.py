@@ -29,6 +29,7 @@ from dingvault.source.items import AttachmentRef, Batch, CursorKey, Mode, ScopeF
 
 if TYPE_CHECKING:
     from dingvault.source.client import DingTalkClient
+    from dingvault.source.collectors.conversations import Conversation
     from dingvault.source.collectors.directory import Directory
 
 T = TypeVar("T")
@@ -76,8 +77,8 @@ class CollectorContext:
         self.settings = settings or CollectorSettings()
         self._directory: Directory | None = None
         self._directory_lock = asyncio.Lock()
-        # Filled by the groups collector: chatid -> openConversationId, for group file spaces.
-        self.conversations: dict[str, str] = {}
+        self._conversations: list[Conversation] | None = None
+        self._conversations_lock = asyncio.Lock()
 
     async def directory(self) -> Directory:
         from dingvault.source.collectors.directory import Directory
@@ -86,6 +87,18 @@ class CollectorContext:
             if self._directory is None:
                 self._directory = await Directory.load(self.client, concurrency=self.settings.concurrency)
             return self._directory
+
+    async def conversations(self) -> list[Conversation]:
+        """Group chats the API can reach (department groups + configured chatids), read once."""
+        from dingvault.source.collectors.conversations import load_conversations
+
+        directory = await self.directory()
+        async with self._conversations_lock:
+            if self._conversations is None:
+                self._conversations = await load_conversations(
+                    self.client, directory, list(self.settings.known_chat_ids), concurrency=self.settings.concurrency
+                )
+            return self._conversations
 
 
 class Collector(ABC):
