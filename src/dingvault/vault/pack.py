@@ -247,11 +247,18 @@ def parse_prefix(prefix: bytes, what: str) -> tuple[StorageClass, bytes]:
 
 
 def read_header(
-    prefix: bytes, tail: bytes, pack_size: int, class_keys: dict[StorageClass, bytes], what: str
+    prefix: bytes,
+    tail: bytes,
+    pack_size: int,
+    class_keys: dict[StorageClass, bytes],
+    what: str,
+    expected_class: StorageClass | None = None,
 ) -> PackHeader:
     """Parse a pack's header from its first PREFIX_SIZE bytes and its tail (which must end the pack
     and contain the sealed header and trailer)."""
     storage_class, salt = parse_prefix(prefix, what)
+    if expected_class is not None and storage_class != expected_class:
+        raise IntegrityError(f"{what}: holds class {storage_class.label}, its name says {expected_class.label}")
     if len(tail) < TRAILER_SIZE:
         raise IntegrityError(f"{what}: too short to hold a pack trailer")
     hlen, magic = _TRAILER.unpack_from(tail, len(tail) - TRAILER_SIZE)
@@ -297,6 +304,7 @@ def check_pack(
     *,
     what: str,
     expected_id: bytes | None = None,
+    expected_class: StorageClass | None = None,
 ) -> tuple[PackHeader, list[str]]:
     """Fully check a pack held in memory: name hash, header, every segment, every blob's id.
 
@@ -309,7 +317,7 @@ def check_pack(
         problems = [f"{what}: content does not match its name (sha256 differs)"]
     else:
         problems = []
-    header = read_header(data[:PREFIX_SIZE], data, len(data), class_keys, what)
+    header = read_header(data[:PREFIX_SIZE], data, len(data), class_keys, what, expected_class)
     aead = pack_aead(class_keys[header.storage_class], header.salt)
     id_key = id_keys[header.storage_class]
     for seg in header.segments:

@@ -232,7 +232,7 @@ def _repack(vault: Vault, rewrite: list, progress: Callable[[str, int, int], Non
             progress("repack", n, len(rewrite))
         key = pack_object_key(cls, pack_id)
         data = vault.backend.get(key)
-        header, problems = check_pack(data, vault.class_keys, vault.id_keys, codec, what=key, expected_id=pack_id)
+        header, problems = check_pack(data, vault.class_keys, vault.id_keys, codec, what=key, expected_id=pack_id, expected_class=cls)
         if problems:
             # Copying blobs out of a damaged pack could spread the damage; repair first.
             raise VaultError(f"prune refused: {key} is damaged ({problems[0]}); run `vault repair` first")

@@ -68,7 +68,7 @@ def repair(
                 continue
             try:
                 data = source.get(key)
-                _, problems = check_pack(data, vault.class_keys, vault.id_keys, codec, what=key, expected_id=parsed[1])
+                _, problems = check_pack(data, vault.class_keys, vault.id_keys, codec, what=key, expected_id=parsed[1], expected_class=parsed[0])
             except ObjectNotFound:
                 report.unrepaired.append(f"{key}: the replica does not hold it either")
                 continue
@@ -107,7 +107,7 @@ def repair(
             try:
                 data = backend.get(info.key)
                 header, problems = check_pack(
-                    data, vault.class_keys, vault.id_keys, codec, what=info.key, expected_id=parsed[1]
+                    data, vault.class_keys, vault.id_keys, codec, what=info.key, expected_id=parsed[1], expected_class=parsed[0]
                 )
             except (IntegrityError, BackendError, LevelNotAvailable) as exc:
                 report.unrepaired.append(f"{info.key}: not in any index and unreadable ({exc})")

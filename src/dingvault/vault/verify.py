@@ -242,7 +242,7 @@ def check_pack_object(vault: Vault, backend: Backend, key: str, pack_id: bytes, 
     except BackendError as exc:
         return [f"pack unreadable: {exc}"]
     try:
-        header, problems = check_pack(data, vault.class_keys, vault.id_keys, codec, what="pack", expected_id=pack_id)
+        header, problems = check_pack(data, vault.class_keys, vault.id_keys, codec, what="pack", expected_id=pack_id, expected_class=parse_pack_key(key)[0])  # type: ignore[index]
     except LevelNotAvailable:
         raise
     except IntegrityError as exc:
