@@ -56,7 +56,9 @@ class Replica:
         levels = tuple(dict.fromkeys(str(x).strip().lower() for x in self.levels))
         unknown = [x for x in levels if x not in LEVELS]
         if unknown:
-            raise ReplicaError(f"replica {self.name}: unknown level(s) {unknown}; levels are {', '.join(LEVELS)}")
+            raise ReplicaError(
+                f"replica {self.name}: unknown level(s) {unknown}; levels are {', '.join(LEVELS)}"
+            )
         # Stored in the canonical order so equality and the registry file are stable.
         object.__setattr__(self, "levels", tuple(x for x in LEVELS if x in levels))
 
@@ -83,7 +85,9 @@ def check_replica_url(url: str) -> None:
     if scheme not in _SCHEMES and not (len(scheme) == 1 and url[1:2] == ":"):
         raise ReplicaError(f"unsupported replica URL scheme {scheme!r} in {redact_url(url)} (file, s3)")
     if "@" in parts.netloc or any(
-        w in k.lower() for k in _query_keys(parts.query) for w in ("key", "secret", "token", "password", "credential")
+        w in k.lower()
+        for k in _query_keys(parts.query)
+        for w in ("key", "secret", "token", "password", "credential")
     ):
         raise ReplicaError(
             f"credentials must not be in a replica URL ({redact_url(url)}): they would be stored in "
@@ -151,7 +155,9 @@ class ReplicaRegistry:
         except ValueError as exc:
             raise ReplicaError(f"replica registry {self.path} is not valid JSON: {exc}") from None
         if not isinstance(doc, dict) or doc.get("version") != REGISTRY_VERSION:
-            raise ReplicaError(f"replica registry {self.path} has an unknown format (expected version {REGISTRY_VERSION})")
+            raise ReplicaError(
+                f"replica registry {self.path} has an unknown format (expected version {REGISTRY_VERSION})"
+            )
         out: dict[str, Replica] = {}
         for d in doc.get("replicas", []):
             r = Replica.from_dict(d)

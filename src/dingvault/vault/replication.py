@@ -286,7 +286,9 @@ def replicate(
     return result
 
 
-def replication_status(source: Any, replica: Replica, *, backend: Backend | None = None, **open_opts: Any) -> ReplicaStatus:
+def replication_status(
+    source: Any, replica: Replica, *, backend: Backend | None = None, **open_opts: Any
+) -> ReplicaStatus:
     """Lag of ``replica`` behind the primary, computed from both listings (no replicator needed).
     An unreachable replica is reported with everything counted as pending (an upper bound)."""
     src = _source_backend(source)
@@ -344,7 +346,9 @@ class _ReplicaWorker:
     """One replica's loop. Failures are contained here: they never reach the primary's writers,
     and one slow or dead replica does not hold back the others."""
 
-    def __init__(self, owner: Replicator, replica: Replica, open_backend: Callable[[Replica], Backend]) -> None:
+    def __init__(
+        self, owner: Replicator, replica: Replica, open_backend: Callable[[Replica], Backend]
+    ) -> None:
         self.owner = owner
         self.replica = replica
         self._open_backend = open_backend
@@ -421,7 +425,9 @@ class _ReplicaWorker:
                 self.reachable = False
                 self.last_error = result.error
                 self.failures += 1
-                log.warning("replica %s: %s (backlog %d objects)", self.replica.name, result.error, len(self.pending))
+                log.warning(
+                    "replica %s: %s (backlog %d objects)", self.replica.name, result.error, len(self.pending)
+                )
 
     def status(self) -> ReplicaStatus:
         with self.lock:
