@@ -50,7 +50,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 CONTROL_PREFIX = "/_emulator/"
 # Where the emulator serves file bytes (the stand-in for OSS pre-signed URLs).  Real downloads go to
 # object storage, not the API gateway, so they are not rate limited.
-DEFAULT_BLOB_PREFIXES: tuple[str, ...] = ("/_blob/", "/_download/", "/blob/", "/download/")
+DEFAULT_BLOB_PREFIXES: tuple[str, ...] = ("/_oss/", "/_blob/")
 UNMATCHED = "(unmatched)"
 
 _ERRCODE = re.compile(rb'"errcode"\s*:\s*(-?\d+)')
