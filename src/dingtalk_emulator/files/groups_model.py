@@ -1,0 +1,109 @@
+"""Groups reachable through the API: department groups and groups the app created.
+
+Department groups use the chatid that `topapi/v2/department/get` reports as `dept_group_chat_id`
+(the contacts family derives it from the seed and dept_id with the same formula, see
+`dept_chat_id`). Every group has an `openConversationId` (`cid...`), members (userids), an
+owner, a status (1 normal, 2 disbanded) and a file space (created with the storage model).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dingtalk_emulator.company.seeding import h64 as company_h64
+
+from .seeding import rng
+from .storage_model import b62id
+
+GROUP_NAMES = ["項目協調群", "澳門分店營運", "採購小組", "年度審計工作組", "客戶服務群", "Equipa de Obras", "IT Helpdesk", "橫琴項目組"]
+
+
+def dept_chat_id(seed: int, dept_id: int) -> str:
+    # Must match api/contacts.py dept_get's dept_group_chat_id.
+    return "chat" + f"{company_h64(seed, 'dept-chat', dept_id):016x}"
+
+
+@dataclass
+class Group:
+    chatid: str
+    open_conversation_id: str
+    name: str
+    owner: str  # userid
+    origin: str  # dept | api
+    create_ms: int
+    dept_id: int = 0
+    extra_members: list[str] = field(default_factory=list)  # api groups: explicit members
+    removed_members: set[str] = field(default_factory=set)
+    status: int = 1  # 1 normal, 2 disbanded
+    version: int = 1
+    space_id: str = ""
+    robot_present: bool = False
+    template_id: str = ""
+
+
+class GroupsModel:
+    def __init__(self, seed: int, people: Any, api_groups: int, anchor_ms: int) -> None:
+        self.seed = seed
+        self.people = people
+        self.anchor_ms = anchor_ms
+        self.groups: dict[str, Group] = {}  # by openConversationId
+        self.by_chatid: dict[str, Group] = {}
+        for dept in people.departments:
+            if dept.dept_id == 1:
+                continue
+            chatid = dept_chat_id(seed, dept.dept_id)
+            members = people.members(dept.dept_id)
+            owner = next((u.userid for u in members if u.leader), members[0].userid if members else people.admin.userid)
+            r = rng(seed, "group", chatid)
+            self._add(Group(chatid, self._cid(chatid), dept.name, owner, "dept", anchor_ms - r.randrange(100, 900) * 86_400_000, dept_id=dept.dept_id))
+        users = people.users
+        for i in range(api_groups):
+            r = rng(seed, "api-group", i)
+            chatid = "chat" + b62id(24, seed, "api-chat", i).lower()
+            size = min(len(users), r.randrange(3, 30))
+            members = [u.userid for u in r.sample(users, size)] if users else []
+            name = GROUP_NAMES[i % len(GROUP_NAMES)] + (f" {i // len(GROUP_NAMES) + 1}" if i >= len(GROUP_NAMES) else "")
+            g = Group(chatid, self._cid(chatid), name, members[0] if members else people.admin.userid, "api",
+                      anchor_ms - r.randrange(10, 500) * 86_400_000, extra_members=members)
+            g.robot_present = True  # the app created it, so its robot sits in it
+            self._add(g)
+        # The robot was also added to a few department groups.
+        for g in list(self.groups.values()):
+            if g.origin == "dept" and h_mod(seed, g.chatid, 3) == 0:
+                g.robot_present = True
+
+    def _cid(self, chatid: str) -> str:
+        return "cid" + b62id(22, self.seed, "cid", chatid) + "=="
+
+    def _add(self, g: Group) -> None:
+        self.groups[g.open_conversation_id] = g
+        self.by_chatid[g.chatid] = g
+
+    def members(self, g: Group) -> list[str]:
+        if g.origin == "dept":
+            base = [u.userid for u in self.people.members(g.dept_id)]
+        else:
+            base = [u for u in g.extra_members if self.people.user(u) is not None]
+        extra = [u for u in g.extra_members if g.origin == "dept" and self.people.user(u) is not None]
+        seen: dict[str, None] = {}
+        for u in base + extra:
+            if u not in g.removed_members:
+                seen[u] = None
+        return list(seen)
+
+    def member_unionids(self, g: Group) -> Callable[[], set[str]]:
+        def get() -> set[str]:
+            out = set()
+            for userid in self.members(g):
+                u = self.people.user(userid)
+                if u is not None:
+                    out.add(u.unionid)
+            return out
+
+        return get
+
+
+def h_mod(seed: int, key: str, m: int) -> int:
+    return company_h64(seed, "robot-in-group", key) % m
