@@ -168,11 +168,6 @@ def test_sdk_lists_leave_records(emulator, token):
 # ------------------------------------------------------------------------------------------ storage
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="missing endpoints: GET /v1.0/storage/spaces/{spaceId}/dentries, "
-    "POST .../dentries/{dentryId}/downloadInfos/query and truth kinds drive_space/file (files family)",
-)
 def test_sdk_lists_dentries_and_downloads_a_file(emulator, org, token):
     spaces = [
         s
