@@ -49,7 +49,7 @@ def test_concurrent_writers_never_duplicate_versions(catalog_url: str) -> None:
     # Separate Catalog objects = separate engines and pools, as in two processes.
     with Catalog.open(catalog_url) as listener, Catalog.open(catalog_url) as scheduler:
         run = scheduler.start_run("full")
-        for content in ("a", "b"):
+        for content in ("a", "b", "c"):
             outcomes = _run_together(
                 lambda c=content: _record_all(listener, c, reverse=False),
                 lambda c=content: _record_all(scheduler, c, reverse=True),
@@ -68,8 +68,8 @@ def test_concurrent_writers_never_duplicate_versions(catalog_url: str) -> None:
                 )
             ).all()
         assert len(per_item) == N_ITEMS
-        assert all(count == 2 and top == 2 for _, count, top in per_item)
-        assert scheduler.get_run(run).stats == {"items": {"seen": 100}}  # type: ignore[union-attr]
+        assert all(count == 3 and top == 3 for _, count, top in per_item)
+        assert scheduler.get_run(run).stats == {"items": {"seen": 150}}  # type: ignore[union-attr]
 
 
 def test_cursor_writes_from_threads_share_one_catalog(catalog: Catalog) -> None:

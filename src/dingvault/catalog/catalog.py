@@ -280,14 +280,21 @@ class Catalog:
         joined = items.outerjoin(versions, versions.c.id == items.c.latest_version_id)
         for kind, source_ids in by_kind.items():
             for chunk in _chunks(sorted(source_ids), _IN_CHUNK):
+                where = (items.c.kind == kind, items.c.source_id.in_(chunk))
+                if self._dialect == "postgresql":
+                    # Lock the item rows first, in a fixed order (concurrent writers of the same items
+                    # queue instead of deadlocking), and only then read their latest versions in a new
+                    # statement: under READ COMMITTED that read sees what the writer we waited for
+                    # committed. Locking inside the join would re-check only the item row and pair it
+                    # with a stale version row, so a concurrent duplicate would look "changed".
+                    conn.execute(
+                        sa.select(items.c.id).where(*where).order_by(items.c.source_id).with_for_update()
+                    )
                 stmt = (
                     sa.select(items.c.id, items.c.source_id, versions.c.content_hash, items.c.version_count)
                     .select_from(joined)
-                    .where(items.c.kind == kind, items.c.source_id.in_(chunk))
+                    .where(*where)
                 )
-                if self._dialect == "postgresql":
-                    # Row locks in a fixed order: concurrent writers of the same items queue, not deadlock.
-                    stmt = stmt.order_by(items.c.source_id).with_for_update(of=items)
                 for item_id, source_id, content_hash, count in conn.execute(stmt):
                     states[(kind, source_id)] = [item_id, content_hash, count]
         return states
