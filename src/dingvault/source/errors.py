@@ -112,3 +112,17 @@ class BadResponse(DingTalkError):
 
 class DownloadError(DingTalkError):
     """A content download failed for good (after resuming with Range as often as allowed)."""
+
+
+class IncompleteCollection(DingTalkError):
+    """A collector finished, but some containers or records could not be read (listed in `.problems`).
+
+    Raised at the *end* of a collection, after every readable batch was yielded, so the engine
+    stores what was read and reports the family as incomplete; cursors of the failed parts were
+    not advanced, so the next run tries them again.
+    """
+
+    def __init__(self, collector: str, problems: list[str]) -> None:
+        self.problems = list(problems)
+        shown = "; ".join(self.problems[:5]) + (f"; … {len(self.problems) - 5} more" if len(self.problems) > 5 else "")
+        super().__init__(f"{len(self.problems)} part(s) could not be read: {shown}", endpoint=collector)

@@ -85,6 +85,7 @@ class ApprovalsCollector(Collector):
         for template in templates:
             async for batch in self._instances(str(template["processCode"]), mode, cursors, scope):
                 yield batch
+        self.finish()
 
     async def _templates(self) -> list[dict[str, Any]]:
         directory = await self.context.directory()
@@ -184,8 +185,7 @@ class ApprovalsCollector(Collector):
             if isinstance(result, NotFound):
                 continue  # deleted between listing and reading
             if isinstance(result, BaseException):
-                if is_family_fatal(result):
-                    raise result
+                self.note_problem(f"approval {instance_id}", result)
                 # Keep it open so the next incremental run tries again.
                 still_open.add(instance_id)
                 self._gaps = True

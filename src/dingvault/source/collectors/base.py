@@ -114,6 +114,8 @@ class Collector(ABC):
         self.client = client
         self.context = context or CollectorContext(client)
         self.settings = self.context.settings
+        # Parts that could not be read in this run (reported at the end, see `finish`).
+        self.problems: list[str] = []
 
     @property
     def kind(self) -> str:
@@ -131,6 +133,20 @@ class Collector(ABC):
     async def open_attachment(self, ref: AttachmentRef | Mapping[str, Any]) -> AsyncIterator[bytes]:
         raise DingTalkError(f"{self.name} has no attachments to open", endpoint=self.name)
         yield b""  # pragma: no cover - makes this an async generator
+
+    def note_problem(self, what: str, exc: BaseException) -> None:
+        """Record a part that could not be read; a family-fatal error is re-raised at once."""
+        if is_family_fatal(exc):
+            raise exc
+        self.problems.append(f"{what}: {exc}")
+
+    def finish(self) -> None:
+        """Call at the end of `collect`: raises `IncompleteCollection` if any part failed."""
+        from dingvault.source.errors import IncompleteCollection
+
+        if self.problems:
+            problems, self.problems = self.problems, []
+            raise IncompleteCollection(self.name, problems)
 
     def cursor(self, cursors: Mapping[CursorKey, dict[str, Any]], container: str = "") -> dict[str, Any]:
         return dict(cursors.get((self.name, container)) or {})

@@ -61,9 +61,12 @@ class ContactsCollector(Collector):
         if not directory.incomplete_departments:
             # Every department's member list was read: anyone not listed has left.
             yield Batch(complete=[CompleteListing("user", ORG_CONTAINER)])
+        else:
+            self.problems.extend(f"members of department {d}" for d in directory.incomplete_departments)
         if scope.includes_kind("resigned_user"):
             async for batch in self._resigned(mode, cursors):
                 yield batch
+        self.finish()
 
     async def _resigned(self, mode: Mode, cursors: Mapping[CursorKey, dict[str, Any]]) -> AsyncIterator[Batch]:
         state = self.cursor(cursors, "resigned")

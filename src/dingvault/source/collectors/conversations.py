@@ -58,8 +58,9 @@ async def load_conversations(
             body = await client.oapi("GET", CHAT_GET, params={"chatid": chatid})
             candidate = body.get("chat_info")
             info = candidate if isinstance(candidate, dict) else None
-        except NotFound as exc:
-            return Conversation(chatid, None, None, wanted[chatid], error=str(exc))
+        except NotFound:
+            # 40016: no such chat (e.g. a department without a group): nothing to capture.
+            return Conversation(chatid, None, None, wanted[chatid])
         answer = await client.api("POST", TO_OPEN_CID, path={"chatId": chatid})
         cid = answer.get("openConversationId")
         return Conversation(chatid, str(cid) if cid else None, info, wanted[chatid])

@@ -37,6 +37,9 @@ class GroupsCollector(Collector):
         # A group that could not be read must not be taken for deleted.
         complete = [CompleteListing("group", CONTAINER)] if mode == "full" and not unread else None
         yield Batch(items=items, complete=complete)
+        for conversation in unread:
+            self.problems.append(f"group chat {conversation.chatid}: {conversation.error}")
+        self.finish()
 
 
 def group_item(conversation: Conversation) -> Item:

@@ -1,0 +1,573 @@
+"""Files and documents (dingtalk-api.md §5): drive spaces, group file spaces, knowledge bases,
+each user's "my docs", their files (with versions and content) and online documents (blocks).
+
+Spaces, and who reads them (calls are made as a user's unionId that can see the space):
+  * org drive spaces — `GET /v1.0/drive/spaces?spaceType=org`, as the first admin;
+  * personal drive spaces — `spaceType=personal`, as each user in scope;
+  * group file spaces — `POST /v1.0/convFile/conversations/spaces/query` for every reachable group
+    (see `conversations.py`), as the group's owner;
+  * knowledge bases — `GET /v2.0/wiki/workspaces` and `GET /v2.0/wiki/mineWorkspaces` as each user;
+    a workspace's storage space is found from its root node with `queryDentryId`.
+
+Files: `POST .../dentries/listAll` (flat, newest first), falling back to a recursive walk with
+`GET .../dentries` if listAll is refused; `GET .../versions` for files with more than one version;
+content by `downloadInfos/query` (signed URL + headers, resumed with Range).
+Knowledge-base nodes: `GET /v2.0/wiki/nodes`, recursively. Online documents (`ALIDOC` nodes):
+first-level blocks from `GET /v1.0/doc/suites/documents/{docKey}/blocks` (§5.5; only first-level
+blocks are documented).
+
+Incremental runs read each space newest-first and stop at the cursor (minus a look-back); they do
+not see deletions (a full run does, or storage events). Full runs list everything and declare each
+space's listing complete, but do not re-read versions or blocks of anything unchanged since the
+cursor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from dingvault.source.collectors import storage as st
+from dingvault.source.collectors.base import (
+    Collector,
+    as_list,
+    bounded_map,
+    content_hash,
+    is_family_fatal,
+    ms_from_iso,
+    normalise_iso,
+    ref_dict,
+)
+from dingvault.source.errors import DingTalkError, NotFound, PermissionDenied
+from dingvault.source.items import (
+    AttachmentRef,
+    Batch,
+    CompleteListing,
+    CursorKey,
+    CursorUpdate,
+    Item,
+    Mode,
+    ScopeFilter,
+)
+
+SPACES_CONTAINER = "spaces"
+WORKSPACES_CONTAINER = "workspaces"
+DOCS_CONTAINER = "docs"
+# Online documents have no file content to download (§5.4 operationNotSupported, inferred).
+ONLINE_DOC_DRIVERS = frozenset({"ALIDOC"})
+ONLINE_DOC_EXTENSIONS = frozenset({"adoc", "axls", "amind", "adraw", "able", "appt"})
+
+
+@dataclass
+class Space:
+    space_id: str
+    origin: str  # drive | group | wiki
+    operator: str  # unionId to read it as
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Workspace:
+    workspace_id: str
+    operator: str
+    raw: dict[str, Any]
+
+
+class FilesCollector(Collector):
+    name = "files"
+    family = "files"
+    kinds = ("file", "drive_space", "wiki_workspace", "wiki_node", "doc")
+    scopes = (
+        "Drive.Space.Read",
+        "ConvFile.Space.Read",
+        "Wiki.Workspace.Read",
+        "Wiki.Node.Read",
+        "Storage.File.Read",
+        "Storage.DownloadInfo.Read",
+    )
+    apis = (
+        st.DRIVE_SPACES,
+        st.GROUP_SPACE,
+        st.LIST_ALL,
+        st.DENTRIES,
+        st.VERSIONS,
+        st.DOWNLOAD_INFO,
+        st.WIKI_WORKSPACES,
+        st.WIKI_MINE,
+        st.WIKI_NODES,
+        st.UUID_TO_DENTRY,
+        st.DOC_BLOCKS,
+    )
+
+    async def collect(
+        self,
+        *,
+        mode: Mode,
+        cursors: Mapping[CursorKey, dict[str, Any]],
+        scope: ScopeFilter,
+    ) -> AsyncIterator[Batch]:
+        directory = await self.context.directory()
+        people = [(uid, union) for uid, union in directory.people() if scope.includes_user(uid)]
+        everyone = directory.people()
+        if not everyone:
+            raise DingTalkError("no user with a unionId to read files as", endpoint=st.DRIVE_SPACES)
+        admin_union = everyone[0][1]
+        self._space_gaps = False
+
+        spaces: dict[str, Space] = {}
+        workspaces: dict[str, Workspace] = {}
+        await self._org_spaces(admin_union, spaces)
+        await self._personal_spaces(people, spaces)
+        await self._group_spaces(directory, spaces)
+        await self._workspaces(people, workspaces, spaces)
+        includes_space = getattr(scope, "includes_space", None)
+        if includes_space is not None:
+            spaces = {k: v for k, v in spaces.items() if includes_space(k)}
+        yield Batch(
+            items=[space_item(s) for s in spaces.values()],
+            complete=[CompleteListing("drive_space", SPACES_CONTAINER)]
+            if mode == "full" and not self._space_gaps and includes_space is None
+            else None,
+        )
+        yield Batch(
+            items=[workspace_item(w) for w in workspaces.values()],
+            complete=[CompleteListing("wiki_workspace", WORKSPACES_CONTAINER)]
+            if mode == "full" and not self._space_gaps
+            else None,
+        )
+        for space in spaces.values():
+            async for batch in self._space_files(space, mode, cursors, scope):
+                yield batch
+        for workspace in workspaces.values():
+            async for batch in self._workspace_nodes(workspace, mode, cursors):
+                yield batch
+        self.finish()
+
+    # ------------------------------------------------------------------ space discovery
+
+    def _gap(self, what: str, exc: BaseException) -> None:
+        self.note_problem(what, exc)
+        self._space_gaps = True
+
+    async def _org_spaces(self, admin_union: str, spaces: dict[str, Space]) -> None:
+        try:
+            async for page in st.drive_spaces(self.client, admin_union, "org"):
+                for raw in page:
+                    if raw.get("spaceId"):
+                        spaces.setdefault(str(raw["spaceId"]), Space(str(raw["spaceId"]), "drive", admin_union, raw))
+        except DingTalkError as exc:
+            self._gap("org drive spaces", exc)
+
+    async def _personal_spaces(self, people: list[tuple[str, str]], spaces: dict[str, Space]) -> None:
+        async def read(person: tuple[str, str]) -> list[dict[str, Any]]:
+            found: list[dict[str, Any]] = []
+            async for page in st.drive_spaces(self.client, person[1], "personal"):
+                found.extend(page)
+            return found
+
+        async for (uid, union), result in bounded_map(read, people, self.settings.concurrency):
+            if isinstance(result, BaseException):
+                self._gap(f"personal spaces of {uid}", result)
+                continue
+            for raw in result:
+                if raw.get("spaceId"):
+                    spaces.setdefault(str(raw["spaceId"]), Space(str(raw["spaceId"]), "drive", union, raw))
+
+    async def _group_spaces(self, directory: Any, spaces: dict[str, Space]) -> None:
+        conversations = [c for c in await self.context.conversations() if c.open_conversation_id]
+        conversations += [
+            _ConfiguredConversation(cid) for cid in self.settings.known_conversation_ids  # type: ignore[misc]
+        ]
+        fallback = directory.people()[0][1]
+
+        async def read(conversation: Any) -> tuple[dict[str, Any] | None, str]:
+            owner = conversation.owner
+            union = (directory.unionid(owner) if owner else None) or fallback
+            return await st.group_space(self.client, union, conversation.open_conversation_id), union
+
+        async for conversation, result in bounded_map(read, conversations, self.settings.concurrency):
+            if isinstance(result, NotFound):
+                continue  # the group has no file space (or was disbanded)
+            if isinstance(result, BaseException):
+                self._gap(f"file space of group {conversation.open_conversation_id}", result)
+                continue
+            raw, union = result
+            if raw and raw.get("spaceId"):
+                sid = str(raw["spaceId"])
+                raw = {**raw, "openConversationId": conversation.open_conversation_id}
+                spaces.setdefault(sid, Space(sid, "group", union, raw))
+
+    async def _workspaces(
+        self, people: list[tuple[str, str]], workspaces: dict[str, Workspace], spaces: dict[str, Space]
+    ) -> None:
+        async def read(person: tuple[str, str]) -> list[dict[str, Any]]:
+            found: list[dict[str, Any]] = []
+            async for page in st.wiki_workspaces(self.client, person[1]):
+                found.extend(page)
+            try:
+                mine = await st.mine_workspace(self.client, person[1])
+            except NotFound:
+                mine = None
+            if mine:
+                found.append(mine)
+            return found
+
+        async for (uid, union), result in bounded_map(read, people, self.settings.concurrency):
+            if isinstance(result, BaseException):
+                self._gap(f"knowledge bases of {uid}", result)
+                continue
+            for raw in result:
+                wid = raw.get("workspaceId")
+                if wid and str(wid) not in workspaces:
+                    workspaces[str(wid)] = Workspace(str(wid), union, raw)
+
+        async def resolve(workspace: Workspace) -> dict[str, Any]:
+            root = workspace.raw.get("rootNodeId")
+            if not root:
+                return {}
+            return await st.uuid_to_dentry(self.client, str(root), workspace.operator)
+
+        async for workspace, result in bounded_map(resolve, list(workspaces.values()), self.settings.concurrency):
+            if isinstance(result, BaseException):
+                self._gap(f"storage space of knowledge base {workspace.workspace_id}", result)
+                continue
+            sid = result.get("spaceId")
+            if sid and str(sid) not in spaces:
+                spaces[str(sid)] = Space(
+                    str(sid),
+                    "wiki",
+                    workspace.operator,
+                    {"workspaceId": workspace.workspace_id, "rootDentry": result, "workspace": workspace.raw},
+                )
+
+    # ------------------------------------------------------------------ files of one space
+
+    async def _space_files(
+        self, space: Space, mode: Mode, cursors: Mapping[CursorKey, dict[str, Any]], scope: ScopeFilter
+    ) -> AsyncIterator[Batch]:
+        state = self.cursor(cursors, space.space_id)
+        since = state.get("modified_ms") if isinstance(state.get("modified_ms"), int) else None
+        stop_before = None
+        if mode == "incremental" and since is not None:
+            stop_before = since - self.settings.lookback_seconds * 1000
+        newest = since or 0
+        seen: set[str] = set()
+        failed = False
+        try:
+            async for page in self._dentry_pages(space):
+                fresh = [d for d in page if d.get("id") is not None and str(d["id"]) not in seen]
+                seen.update(str(d["id"]) for d in fresh)
+                modified = [ms_from_iso(d.get("modifiedTime")) or 0 for d in fresh]
+                newest = max([newest, *modified])
+                items, deleted, page_failed = await self._file_items(space, fresh, since, scope)
+                failed = failed or page_failed
+                yield Batch(items=items, deleted=deleted or None, deleted_kind="file" if deleted else None)
+                if stop_before is not None and modified and max(modified) < stop_before:
+                    break  # newest-first: everything further down is older than the cursor
+        except DingTalkError as exc:
+            # Nothing to commit: the cursor of this space stays where it was, no deletion check.
+            self.note_problem(f"files of space {space.space_id}", exc)
+            return
+        complete = [CompleteListing("file", space.space_id)] if mode == "full" and not failed else None
+        cursor_state = {"modified_ms": newest} if not failed else state
+        yield Batch(cursor=CursorUpdate(self.name, space.space_id, cursor_state), complete=complete)
+
+    async def _dentry_pages(self, space: Space) -> AsyncIterator[list[dict[str, Any]]]:
+        try:
+            async for page in st.list_all(self.client, space.space_id, space.operator):
+                yield page
+            return
+        except PermissionDenied as exc:
+            if exc.required_scopes:
+                raise
+            fallback = True
+        except DingTalkError as exc:
+            if is_family_fatal(exc):
+                raise
+            fallback = True
+        if fallback:
+            # listAll refused for this space: walk the folders instead (root parentId = "0").
+            folders = ["0"]
+            while folders:
+                parent = folders.pop()
+                async for page in st.list_children(self.client, space.space_id, space.operator, parent):
+                    folders.extend(str(d["id"]) for d in page if d.get("type") == "FOLDER" and d.get("id"))
+                    yield page
+
+    async def _file_items(
+        self, space: Space, dentries: list[dict[str, Any]], since: int | None, scope: ScopeFilter
+    ) -> tuple[list[Item], list[str], bool]:
+        items: list[Item] = []
+        deleted: list[str] = []
+        failed = False
+
+        async def with_versions(dentry: dict[str, Any]) -> list[dict[str, Any]] | None:
+            version = _int(dentry.get("version")) or 1
+            modified = ms_from_iso(dentry.get("modifiedTime")) or 0
+            if dentry.get("type") != "FILE" or version <= 1:
+                return None
+            if since is not None and modified <= since:
+                return None  # unchanged since the last run: its history is already stored
+            return await st.versions(self.client, space.space_id, str(dentry["id"]), space.operator)
+
+        async for dentry, result in bounded_map(with_versions, dentries, self.settings.concurrency):
+            if dentry.get("status") in ("DELETED", "EXPIRED"):
+                deleted.append(f"{space.space_id}/{dentry['id']}")
+                continue
+            if isinstance(result, BaseException):
+                self.note_problem(f"versions of {space.space_id}/{dentry.get('id')}", result)
+                failed = True
+                result = None
+            items.append(file_item(space, dentry, result, scope))
+        return items, deleted, failed
+
+    # ------------------------------------------------------------------ knowledge-base nodes and docs
+
+    async def _workspace_nodes(
+        self, workspace: Workspace, mode: Mode, cursors: Mapping[CursorKey, dict[str, Any]]
+    ) -> AsyncIterator[Batch]:
+        container = f"wiki:{workspace.workspace_id}"
+        state = self.cursor(cursors, container)
+        captured_docs: dict[str, Any] = dict(state.get("docs") or {})
+        root = workspace.raw.get("rootNodeId")
+        if not root:
+            return
+        parents = [str(root)]
+        failed = False
+        visited: set[str] = set()
+        while parents:
+            parent = parents.pop()
+            try:
+                async for page in st.wiki_nodes(self.client, parent, workspace.operator):
+                    fresh = [n for n in page if n.get("nodeId") and str(n["nodeId"]) not in visited]
+                    visited.update(str(n["nodeId"]) for n in fresh)
+                    parents.extend(str(n["nodeId"]) for n in fresh if n.get("hasChildren") or n.get("type") == "FOLDER")
+                    items = [node_item(workspace, n) for n in fresh]
+                    docs, docs_failed = await self._docs(workspace, fresh, captured_docs)
+                    failed = failed or docs_failed
+                    yield Batch(items=items + docs)
+            except DingTalkError as exc:
+                self.note_problem(f"nodes under {parent} in knowledge base {workspace.workspace_id}", exc)
+                failed = True
+        complete = None
+        if mode == "full" and not failed:
+            complete = [CompleteListing("wiki_node", workspace.workspace_id)]
+        yield Batch(
+            cursor=CursorUpdate(self.name, container, {"docs": captured_docs}) if not failed else None,
+            complete=complete,
+        )
+
+    async def _docs(
+        self, workspace: Workspace, nodes: list[dict[str, Any]], captured: dict[str, Any]
+    ) -> tuple[list[Item], bool]:
+        docs = [n for n in nodes if is_online_doc(n)]
+        if not docs:
+            return [], False
+        items: list[Item] = []
+        failed = False
+
+        async def blocks(node: dict[str, Any]) -> dict[str, Any] | None:
+            marker = _node_marker(node)
+            if captured.get(str(node["nodeId"])) == marker:
+                return None  # unchanged since its blocks were stored
+            return await st.doc_blocks(self.client, str(node["nodeId"]), workspace.operator)
+
+        async for node, result in bounded_map(blocks, docs, self.settings.concurrency):
+            if isinstance(result, BaseException):
+                self.note_problem(f"blocks of document {node.get('nodeId')}", result)
+                failed = True
+                continue
+            items.append(doc_item(workspace, node, result))
+            if result is not None:
+                captured[str(node["nodeId"])] = _node_marker(node)
+        return items, failed
+
+    # ------------------------------------------------------------------ content
+
+    async def open_attachment(self, ref: AttachmentRef | Mapping[str, Any]) -> AsyncIterator[bytes]:
+        data = ref_dict(ref)
+        space_id, dentry_id, union = str(data["spaceId"]), str(data["dentryId"]), str(data["unionId"])
+        version = _int(data.get("version"))
+
+        async def refresh() -> tuple[str, dict[str, str]]:
+            return await st.download_info(self.client, space_id, dentry_id, union, version)
+
+        url, headers = await refresh()
+        async for chunk in self.client.download(url, headers, expected_size=_int(data.get("size")), refresh=refresh):
+            yield chunk
+
+
+class _ConfiguredConversation:
+    """A group given by openConversationId in the settings (no chat_info known)."""
+
+    def __init__(self, open_conversation_id: str) -> None:
+        self.open_conversation_id = open_conversation_id
+        self.owner: str | None = None
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _node_marker(node: dict[str, Any]) -> str:
+    return str(node.get("modifiedTimestamp") or node.get("modifiedTime") or content_hash(node))
+
+
+def is_online_doc(node: dict[str, Any]) -> bool:
+    return node.get("category") == "ALIDOC" or str(node.get("extension") or "").lower() in ONLINE_DOC_EXTENSIONS
+
+
+def canonical_blocks_sha256(blocks: Any) -> str:
+    """sha256 of the blocks as canonical JSON (sorted keys, no spaces, UTF-8)."""
+    return hashlib.sha256(orjson.dumps(blocks, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def space_item(space: Space) -> Item:
+    raw = dict(space.raw)
+    name = raw.get("spaceName") or (raw.get("workspace") or {}).get("name")
+    return Item(
+        kind="drive_space",
+        source_id=space.space_id,
+        raw={"space": raw, "origin": space.origin},
+        fields={
+            "name": name,
+            "title": name,
+            "origin": space.origin,
+            "space_type": raw.get("spaceType") or ("personal" if space.origin == "wiki" and (raw.get("workspace") or {}).get("type") == "PERSONAL" else "org"),
+            "created": normalise_iso(raw.get("createTime")),
+            "modified": normalise_iso(raw.get("modifyTime") or raw.get("modifiedTime")),
+            "operator": space.operator,
+        },
+        version_key=content_hash(raw),
+        container=SPACES_CONTAINER,
+    )
+
+
+def workspace_item(workspace: Workspace) -> Item:
+    raw = workspace.raw
+    return Item(
+        kind="wiki_workspace",
+        source_id=workspace.workspace_id,
+        raw={"workspace": raw},
+        fields={
+            "name": raw.get("name"),
+            "title": raw.get("name"),
+            "type": raw.get("type"),
+            "owner": raw.get("creatorId"),
+            "created": normalise_iso(raw.get("createTime")),
+            "modified": normalise_iso(raw.get("modifiedTime")),
+        },
+        version_key=str(raw.get("modifiedTime") or content_hash(raw)),
+        container=WORKSPACES_CONTAINER,
+    )
+
+
+def file_item(
+    space: Space, dentry: dict[str, Any], versions: list[dict[str, Any]] | None, scope: ScopeFilter
+) -> Item:
+    dentry_id = str(dentry["id"])
+    name = str(dentry.get("name") or dentry_id)
+    size = _int(dentry.get("size"))
+    version = _int(dentry.get("version"))
+    raw: dict[str, Any] = {"dentry": dentry}
+    if versions is not None:
+        raw["versions"] = versions
+    attachments: list[AttachmentRef] = []
+    is_doc = dentry.get("storageDriver") in ONLINE_DOC_DRIVERS or str(dentry.get("extension") or "").lower() in ONLINE_DOC_EXTENSIONS
+    if dentry.get("type") == "FILE" and not is_doc and scope.includes_file(name, size):
+        base = {"spaceId": space.space_id, "dentryId": dentry_id, "unionId": space.operator}
+        attachments.append(
+            AttachmentRef(name=name, size=size, ref={**base, "version": version, "size": size}, kind="file_content")
+        )
+        for old in versions or []:
+            old_version = _int(old.get("version"))
+            if old_version is None or old_version == version:
+                continue
+            old_size = _int(old.get("size"))
+            attachments.append(
+                AttachmentRef(
+                    name=name,
+                    size=old_size,
+                    ref={**base, "version": old_version, "size": old_size},
+                    kind="file_version",
+                )
+            )
+    return Item(
+        kind="file",
+        source_id=f"{space.space_id}/{dentry_id}",
+        raw=raw,
+        fields={
+            "name": name,
+            "title": name,
+            "path": dentry.get("path"),
+            "type": dentry.get("type"),
+            "size": size,
+            "version": version,
+            "extension": dentry.get("extension"),
+            "parent_id": dentry.get("parentId"),
+            "owner": dentry.get("creatorId"),
+            "created": normalise_iso(dentry.get("createTime")),
+            "modified": normalise_iso(dentry.get("modifiedTime")),
+            "status": dentry.get("status"),
+            "origin": space.origin,
+        },
+        version_key=f"{version}:{dentry.get('modifiedTime')}",
+        attachments=attachments,
+        container=space.space_id,
+    )
+
+
+def node_item(workspace: Workspace, node: dict[str, Any]) -> Item:
+    return Item(
+        kind="wiki_node",
+        source_id=f"{workspace.workspace_id}/{node['nodeId']}",
+        raw={"node": node},
+        fields={
+            "name": node.get("name"),
+            "title": node.get("name"),
+            "type": node.get("type"),
+            "category": node.get("category"),
+            "extension": node.get("extension"),
+            "size": _int(node.get("size")),
+            "created": _ts(node.get("createTimestamp")) or normalise_iso(node.get("createTime")),
+            "modified": _ts(node.get("modifiedTimestamp")) or normalise_iso(node.get("modifiedTime")),
+        },
+        version_key=_node_marker(node),
+        container=workspace.workspace_id,
+    )
+
+
+def doc_item(workspace: Workspace, node: dict[str, Any], blocks: dict[str, Any] | None) -> Item:
+    raw: dict[str, Any] = {"node": node}
+    fields: dict[str, Any] = {
+        "name": node.get("name"),
+        "title": node.get("name"),
+        "workspace_id": workspace.workspace_id,
+        "modified": _ts(node.get("modifiedTimestamp")) or normalise_iso(node.get("modifiedTime")),
+    }
+    if blocks is not None:
+        raw["blocks"] = blocks
+        data = as_list(blocks.get("data"))
+        fields["block_count"] = len(data)
+        fields["sha256"] = canonical_blocks_sha256(data)
+    return Item(
+        kind="doc",
+        source_id=str(node["nodeId"]),
+        raw=raw,
+        fields=fields,
+        version_key=_node_marker(node),
+        container=DOCS_CONTAINER,
+    )
+
+
+def _ts(value: Any) -> str | None:
+    from dingvault.source.collectors.base import iso_from_ms
+
+    return iso_from_ms(value) if isinstance(value, int | float) else None
