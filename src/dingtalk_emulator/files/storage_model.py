@@ -214,7 +214,7 @@ class StorageModel:
             else:
                 ext = self._pick_ext(r, space)
                 title = corpus.TITLES[(kind, lang)].format(**_title_slots(r, lang))
-                name = unique(parent, _UNSAFE.sub("_", title) + "." + ext)
+                name = unique(parent, _UNSAFE.sub("_", title) + ("" if ext == "adoc" else "." + ext))
             d = Dentry(
                 space_id=space.space_id, dentry_id=did, parent_id=parent, type="FOLDER" if is_folder else "FILE",
                 name=name, ext=ext, kind=kind, lang=lang, creator=creator, create_ms=created,
