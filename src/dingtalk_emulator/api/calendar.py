@@ -343,4 +343,5 @@ def register(state: EmulatorState) -> None:
     book = CalendarBook(state.config.seed, profile_for(state.config).events_per_user, state.org.people)
     state.org.calendar = book
     state.truth["calendar_event"] = truth_events
+    state.counts["calendar_event"] = lambda s: book.per_user * len(book.staff) + book.counter
     state.mutations.update({"calendar.create": m_create, "calendar.update": m_update, "calendar.delete": m_delete})

@@ -226,6 +226,7 @@ def routes(state: EmulatorState) -> list[Route]:
 
 
 def register(state: EmulatorState) -> None:
-    state.org.todo = TodoBook(state.config.seed, profile_for(state.config).todos_per_user, state.org.people)
+    book = state.org.todo = TodoBook(state.config.seed, profile_for(state.config).todos_per_user, state.org.people)
     state.truth["todo"] = truth_todos
+    state.counts["todo"] = lambda s: book.per_user * len(book.staff) + book.counter
     state.mutations.update({"todo.create": m_create, "todo.update": m_update, "todo.delete": m_delete})
