@@ -57,3 +57,12 @@ def test_refused_urls(url: str, message: str) -> None:
 
 def test_redact_url() -> None:
     assert redact_url("s3://a:b@bucket/p?region=x&secret_key=zz") == "s3://bucket/p?region=x&secret_key=***"
+
+
+def test_options_for_another_backend_kind_are_ignored_unknown_refused(tmp_path) -> None:
+    b = from_url(str(tmp_path / "v"), max_attempts=2, credentials_file="/nonexistent")  # S3-only: ignored
+    assert isinstance(b, LocalBackend)
+    with pytest.raises(BackendError, match="unknown backend option"):
+        from_url(str(tmp_path / "v"), max_attemps=2)
+    with pytest.raises(BackendError, match="does not exist"):
+        from_url(str(tmp_path / "absent"), create=False)

@@ -36,6 +36,30 @@ __all__ = [
 ]
 
 _S3_QUERY_OPTIONS = {"endpoint_url", "region", "addressing_style", "conditional_writes"}
+# Constructor options per backend kind. from_url drops another kind's options (one set of
+# options serves a mixed list of replicas) and refuses options no backend knows (typos).
+_S3_OPTIONS = {
+    "credentials_file",
+    "profile",
+    "max_attempts",
+    "connect_rounds",
+    "retry_delay",
+    "connect_timeout",
+    "read_timeout",
+    "multipart_threshold",
+    "part_size",
+    "max_pool_connections",
+}
+_LOCAL_OPTIONS = {"create"}
+
+
+def _options_for(kind: set[str], opts: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(opts) - _S3_OPTIONS - _LOCAL_OPTIONS
+    if unknown:
+        raise BackendError(f"unknown backend option(s): {', '.join(sorted(unknown))}")
+    return {k: v for k, v in opts.items() if k in kind}
+
+
 _SECRET_WORDS = ("key", "secret", "token", "password", "credential", "signature")
 
 
@@ -52,13 +76,14 @@ def redact_url(url: str) -> str:
 
 def from_url(url: str, **opts: Any) -> Backend:
     """Open the backend a URL names. ``opts`` go to the backend's constructor (e.g. S3
-    ``credentials_file``, ``profile``, ``max_attempts``, ``connect_timeout``)."""
+    ``credentials_file``, ``profile``, ``max_attempts``, ``connect_timeout``; local ``create``);
+    options of another backend kind are ignored, unknown ones refused."""
     if not url:
         raise BackendError("empty backend URL")
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme == "" or (len(scheme) == 1 and url[1:3] in (":\\", ":/")):  # plain path (or C:\...)
-        return LocalBackend(url, **opts)
+        return LocalBackend(url, **_options_for(_LOCAL_OPTIONS, opts))
     if "@" in parts.netloc:
         raise BackendError(
             f"credentials must not be in the backend URL {redact_url(url)}: use the environment, "
@@ -75,9 +100,10 @@ def from_url(url: str, **opts: Any) -> Backend:
             raise BackendError(f"file URL {url} names a remote host; only local paths are supported")
         if query:
             raise BackendError(f"file URL {url} takes no query options")
-        return LocalBackend(unquote(parts.path), **opts)
+        return LocalBackend(unquote(parts.path), **_options_for(_LOCAL_OPTIONS, opts))
     if scheme == "memory":
-        return MemoryBackend(parts.netloc + parts.path, **opts)
+        _options_for(set(), opts)
+        return MemoryBackend(parts.netloc + parts.path)
     if scheme == "s3":
         unknown = set(query) - _S3_QUERY_OPTIONS
         if unknown:
@@ -95,6 +121,6 @@ def from_url(url: str, **opts: Any) -> Backend:
             region=query.get("region"),
             addressing_style=query.get("addressing_style"),
             conditional_writes=query.get("conditional_writes", "auto"),
-            **opts,
+            **_options_for(_S3_OPTIONS, opts),
         )
     raise BackendError(f"unsupported backend URL scheme {scheme!r} in {redact_url(url)} (file, s3, memory)")
