@@ -128,7 +128,9 @@ def repair(
         for prob in before.errors:
             key = prob.object
             for prefix, kind in ((SNAPSHOT_PREFIX, objects.KIND_SNAPSHOT), (CATALOG_PREFIX, objects.KIND_CATALOG)):
-                if key.startswith(prefix) and "unreadable" in prob.message:
+                # Only the object itself: a tree that failed to read because its index was lost
+                # is fixed by step 3, not by copying the snapshot.
+                if key.startswith(prefix) and prob.message.startswith(("snapshot unreadable", "catalog export unreadable")):
                     if source is not None and _copy_if_valid(vault, source, key, kind):
                         report.actions.append(f"{key}: replaced from {source.url}")
                     else:
