@@ -22,6 +22,9 @@ def _register() -> None:
     from dingvault.cli import demo_cmd
 
     demo_cmd.register(app)
+    from dingvault.cli import vault_cmd
+
+    vault_cmd.register(app)
 
 
 _register()
