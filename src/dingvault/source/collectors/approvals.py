@@ -21,7 +21,6 @@ for deleted.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -34,10 +33,12 @@ from dingvault.source.collectors.base import (
     content_hash,
     has_more_token,
     is_family_fatal,
+    month_of,
     ms_from_iso,
     normalise_iso,
     now_ms,
     ref_dict,
+    whole_months,
     windows,
 )
 from dingvault.source.errors import BadResponse, DingTalkError, NotFound, PermissionDenied
@@ -140,7 +141,7 @@ class ApprovalsCollector(Collector):
                     yield batch
             complete = None
             if mode == "full" and not self._gaps:
-                months = [m for m in _whole_months(reach, window_end, window_end >= now) if m not in declared]
+                months = [m for m in whole_months(reach, window_end, window_end >= now) if m not in declared]
                 declared.update(months)
                 complete = [CompleteListing("approval", f"{process_code}/{m}") for m in months]
             yield Batch(
@@ -246,8 +247,7 @@ def template_item(template: dict[str, Any]) -> Item:
 
 def approval_item(instance_id: str, process_code: str, detail: dict[str, Any]) -> Item:
     created = detail.get("createTime")
-    created_ms = ms_from_iso(created)
-    month = datetime.fromtimestamp(created_ms / 1000, UTC).strftime("%Y-%m") if created_ms else "unknown"
+    month = month_of(ms_from_iso(created))
     modified = detail.get("finishTime") or _last_operation(detail) or created
     return Item(
         kind="approval",
@@ -325,26 +325,3 @@ def approval_attachments(instance_id: str, detail: dict[str, Any]) -> list[Attac
                 if isinstance(entry, dict):
                     add(entry, comment=True)
     return refs
-
-
-def _whole_months(reach_ms: int, until_ms: int, include_current: bool) -> list[str]:
-    """Months (YYYY-MM) lying entirely within `[reach_ms, until_ms]`.
-
-    With `include_current` (the listing went up to now) the month in progress counts too: every
-    instance created so far in it has been listed.
-    """
-    out: list[str] = []
-    start = datetime.fromtimestamp(reach_ms / 1000, UTC)
-    year, month = start.year, start.month
-    # The first month counts only if the reach starts at its very beginning.
-    if (start.day, start.hour, start.minute, start.second, start.microsecond) != (1, 0, 0, 0, 0):
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-    while True:
-        first = datetime(year, month, 1, tzinfo=UTC).timestamp() * 1000
-        nxt_dt = datetime(year + 1, 1, 1, tzinfo=UTC) if month == 12 else datetime(year, month + 1, 1, tzinfo=UTC)
-        if first > until_ms:
-            return out
-        if nxt_dt.timestamp() * 1000 > until_ms and not include_current:
-            return out
-        out.append(f"{year:04d}-{month:02d}")
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)

@@ -51,6 +51,8 @@ class CollectorSettings:
     # Attendance (§6.1): ≤ 7-day windows, ≤ 50 users, about 6 months back.
     attendance_history_days: int = 180
     attendance_window_days: int = 7
+    # Time zone of the org's local-time parameters (attendance's `yyyy-MM-dd HH:mm:ss`).
+    org_timezone: str = "Asia/Macau"
     # Calendar (§6.2): ≤ 1-year windows; how far back a first full listing looks.
     calendar_history_days: int = 365
     calendar_future_days: int = 365
@@ -276,3 +278,85 @@ def check(result: R | BaseException) -> R:
     if isinstance(result, BaseException):
         raise result
     return result
+
+
+def month_of(ms: int | None) -> str:
+    """`YYYY-MM` (UTC) of an epoch-ms time, the month containers of time-partitioned families."""
+    if ms is None:
+        return "unknown"
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m")
+
+
+def whole_months(reach_ms: int, until_ms: int, include_current: bool) -> list[str]:
+    """Months (YYYY-MM) lying entirely within `[reach_ms, until_ms]`.
+
+    With `include_current` (the listing went up to now) the month in progress counts too: every
+    instance created so far in it has been listed.
+    """
+    out: list[str] = []
+    start = datetime.fromtimestamp(reach_ms / 1000, UTC)
+    year, month = start.year, start.month
+    # The first month counts only if the reach starts at its very beginning.
+    if (start.day, start.hour, start.minute, start.second, start.microsecond) != (1, 0, 0, 0, 0):
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    while True:
+        first = datetime(year, month, 1, tzinfo=UTC).timestamp() * 1000
+        nxt_dt = datetime(year + 1, 1, 1, tzinfo=UTC) if month == 12 else datetime(year, month + 1, 1, tzinfo=UTC)
+        if first > until_ms:
+            return out
+        if nxt_dt.timestamp() * 1000 > until_ms and not include_current:
+            return out
+        out.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+
+
+async def interleave(
+    sources: Iterable[Callable[[], AsyncIterator[T]]], concurrency: int
+) -> AsyncIterator[T]:
+    """Run up to `concurrency` async generators at once and yield their values as they come.
+
+    Each source keeps its own order (so a container's cursor still follows its items); sources
+    are started lazily. Producers wait for the consumer (queue of 1 per running source), so memory
+    stays bounded. An exception in a source is re-raised here after the others are cancelled.
+    """
+    queue: asyncio.Queue[tuple[int, Any]] = asyncio.Queue(maxsize=max(1, concurrency))
+    pending = iter(sources)
+    running: dict[int, asyncio.Task[None]] = {}
+    counter = 0
+    _done = object()
+
+    async def pump(key: int, factory: Callable[[], AsyncIterator[T]]) -> None:
+        try:
+            async for value in factory():
+                await queue.put((key, value))
+        except Exception as exc:  # handed to the consumer, which re-raises it
+            await queue.put((key, exc))
+            return
+        await queue.put((key, _done))
+
+    def start_next() -> bool:
+        nonlocal counter
+        try:
+            factory = next(pending)
+        except StopIteration:
+            return False
+        counter += 1
+        running[counter] = asyncio.ensure_future(pump(counter, factory))
+        return True
+
+    while len(running) < concurrency and start_next():
+        pass
+    try:
+        while running:
+            key, value = await queue.get()
+            if value is _done:
+                running.pop(key, None)
+                start_next()
+                continue
+            if isinstance(value, BaseException):
+                running.pop(key, None)
+                raise value
+            yield value
+    finally:
+        for task in running.values():
+            task.cancel()
