@@ -25,7 +25,7 @@ cursor.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,7 @@ from dingvault.source.collectors.base import (
     as_list,
     bounded_map,
     content_hash,
+    interleave,
     is_family_fatal,
     ms_from_iso,
     normalise_iso,
@@ -75,6 +76,7 @@ class Workspace:
     workspace_id: str
     operator: str
     raw: dict[str, Any]
+    first_node: str | None = None  # a node found in it (to find its storage space)
 
 
 class FilesCollector(Collector):
@@ -123,7 +125,20 @@ class FilesCollector(Collector):
         await self._org_spaces(admin_union, spaces)
         await self._personal_spaces(people, spaces)
         await self._group_spaces(directory, spaces)
-        await self._workspaces(people, workspaces, spaces)
+        await self._workspaces(people, workspaces)
+        yield Batch(
+            items=[workspace_item(w) for w in workspaces.values()],
+            complete=[CompleteListing("wiki_workspace", WORKSPACES_CONTAINER)]
+            if mode == "full" and not self._space_gaps
+            else None,
+        )
+        # Knowledge-base trees first: walking them also finds each knowledge base's storage space.
+        for workspace in workspaces.values():
+            async for batch in self._workspace_nodes(workspace, mode, cursors):
+                yield batch
+            space = await self._wiki_space(workspace)
+            if space is not None:
+                spaces.setdefault(space.space_id, space)
         includes_space = getattr(scope, "includes_space", None)
         if includes_space is not None:
             spaces = {k: v for k, v in spaces.items() if includes_space(k)}
@@ -133,19 +148,41 @@ class FilesCollector(Collector):
             if mode == "full" and not self._space_gaps and includes_space is None
             else None,
         )
-        yield Batch(
-            items=[workspace_item(w) for w in workspaces.values()],
-            complete=[CompleteListing("wiki_workspace", WORKSPACES_CONTAINER)]
-            if mode == "full" and not self._space_gaps
-            else None,
-        )
-        for space in spaces.values():
-            async for batch in self._space_files(space, mode, cursors, scope):
-                yield batch
-        for workspace in workspaces.values():
-            async for batch in self._workspace_nodes(workspace, mode, cursors):
-                yield batch
+
+        def source(space: Space) -> Callable[[], AsyncIterator[Batch]]:
+            return lambda: self._space_files(space, mode, cursors, scope)
+
+        # Spaces are independent: read several at once (the client paces each API).
+        async for batch in interleave((source(s) for s in spaces.values()), self.settings.concurrency):
+            yield batch
         self.finish()
+
+    async def _wiki_space(self, workspace: Workspace) -> Space | None:
+        """The storage space of a knowledge base, from its root node or else its first node.
+
+        Whether the root node itself converts with `queryDentryId` is not documented (uncertain),
+        so a node found under it is the fallback; an empty knowledge base may have no space to read.
+        """
+        candidates = [workspace.raw.get("rootNodeId"), workspace.first_node]
+        last: DingTalkError | None = None
+        for node_id in candidates:
+            if not node_id:
+                continue
+            try:
+                found = await st.uuid_to_dentry(self.client, str(node_id), workspace.operator)
+            except NotFound as exc:
+                last = exc
+                continue
+            except DingTalkError as exc:
+                self._gap(f"storage space of knowledge base {workspace.workspace_id}", exc)
+                return None
+            sid = found.get("spaceId")
+            if sid:
+                raw = {"workspaceId": workspace.workspace_id, "workspace": workspace.raw}
+                return Space(str(sid), "wiki", workspace.operator, raw)
+        if last is not None and workspace.first_node:
+            self._gap(f"storage space of knowledge base {workspace.workspace_id}", last)
+        return None
 
     # ------------------------------------------------------------------ space discovery
 
@@ -201,9 +238,7 @@ class FilesCollector(Collector):
                 raw = {**raw, "openConversationId": conversation.open_conversation_id}
                 spaces.setdefault(sid, Space(sid, "group", union, raw))
 
-    async def _workspaces(
-        self, people: list[tuple[str, str]], workspaces: dict[str, Workspace], spaces: dict[str, Space]
-    ) -> None:
+    async def _workspaces(self, people: list[tuple[str, str]], workspaces: dict[str, Workspace]) -> None:
         async def read(person: tuple[str, str]) -> list[dict[str, Any]]:
             found: list[dict[str, Any]] = []
             async for page in st.wiki_workspaces(self.client, person[1]):
@@ -225,24 +260,6 @@ class FilesCollector(Collector):
                 if wid and str(wid) not in workspaces:
                     workspaces[str(wid)] = Workspace(str(wid), union, raw)
 
-        async def resolve(workspace: Workspace) -> dict[str, Any]:
-            root = workspace.raw.get("rootNodeId")
-            if not root:
-                return {}
-            return await st.uuid_to_dentry(self.client, str(root), workspace.operator)
-
-        async for workspace, result in bounded_map(resolve, list(workspaces.values()), self.settings.concurrency):
-            if isinstance(result, BaseException):
-                self._gap(f"storage space of knowledge base {workspace.workspace_id}", result)
-                continue
-            sid = result.get("spaceId")
-            if sid and str(sid) not in spaces:
-                spaces[str(sid)] = Space(
-                    str(sid),
-                    "wiki",
-                    workspace.operator,
-                    {"workspaceId": workspace.workspace_id, "rootDentry": result, "workspace": workspace.raw},
-                )
 
     # ------------------------------------------------------------------ files of one space
 
@@ -345,6 +362,8 @@ class FilesCollector(Collector):
                 async for page in st.wiki_nodes(self.client, parent, workspace.operator):
                     fresh = [n for n in page if n.get("nodeId") and str(n["nodeId"]) not in visited]
                     visited.update(str(n["nodeId"]) for n in fresh)
+                    if fresh and workspace.first_node is None:
+                        workspace.first_node = str(fresh[0]["nodeId"])
                     parents.extend(str(n["nodeId"]) for n in fresh if n.get("hasChildren") or n.get("type") == "FOLDER")
                     items = [node_item(workspace, n) for n in fresh]
                     docs, docs_failed = await self._docs(workspace, fresh, captured_docs)
