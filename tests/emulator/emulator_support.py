@@ -59,7 +59,7 @@ class Emu:
         return r.json()
 
 
-def make_emu(**config: Any) -> Emu:
+def make_emu(*, fetch_org: bool = True, **config: Any) -> Emu:
     config.setdefault("limits", "off")
     clock = FakeClock()
     app, state = create_app(EmulatorConfig(**config), clock=clock)
@@ -69,7 +69,8 @@ def make_emu(**config: Any) -> Emu:
         from starlette.testclient import TestClient
 
         client = TestClient(app)
-    emu = Emu(client, state, clock, client.get("/_emulator/org").json())
+    org = client.get("/_emulator/org").json() if fetch_org else {**state.org.credentials(), "counts": {}}
+    emu = Emu(client, state, clock, org)
     real_publish = state.hub.publish_event
 
     def record(event_type: str, data: dict[str, Any]) -> str:
