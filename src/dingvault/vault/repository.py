@@ -8,10 +8,12 @@ cache, reading blobs, snapshots and catalog exports. Writing lives in ``writer``
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import os
 import secrets
 import socket
+import sqlite3
 import tempfile
 import threading
 from collections import OrderedDict
@@ -109,18 +111,29 @@ class Vault:
         if cache_dir is None:
             cache_dir = default_cache_dir()
         cache_path = Path(cache_dir) / self.vault_id / "index.sqlite"
-        try:
-            self.index = IndexCache(cache_path)
-        except Exception:
-            # An unwritable cache location must not stop a restore: fall back to a private temp dir.
-            self._tmpdir = tempfile.TemporaryDirectory(prefix="dingvault-index-")
-            self.index = IndexCache(Path(self._tmpdir.name) / "index.sqlite")
+        self.index = self._open_cache(cache_path)
         self._read_lock = threading.RLock()
         self._codec = SegmentCodec()
         self._segments: OrderedDict[tuple[bytes, int], bytes] = OrderedDict()
         self._segments_bytes = 0
         self._writers: list[Any] = []
         self.refresh_index()
+
+    def _open_cache(self, path: Path) -> IndexCache:
+        # The cache is only a copy of the backend's index files: a damaged one is deleted and
+        # rebuilt, and an unwritable location falls back to a private temp dir, so neither can
+        # stop a restore.
+        try:
+            return IndexCache(path)
+        except (sqlite3.DatabaseError, OSError):
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(OSError):
+                    os.remove(str(path) + suffix)
+        try:
+            return IndexCache(path)
+        except (sqlite3.DatabaseError, OSError):
+            self._tmpdir = tempfile.TemporaryDirectory(prefix="dingvault-index-")
+            return IndexCache(Path(self._tmpdir.name) / "index.sqlite")
 
     # ------------------------------------------------------------------ creation / opening
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import blake3
 
 from . import objects
+from .backends.base import BackendError
 from .errors import VaultError
 from .index import INDEX_PREFIX, PackRecord, encode_index
 from .levels import StorageClass
@@ -204,7 +205,12 @@ class VaultWriter:
                 records=tree.count,
                 parent=parent,
             )
-            sid = self._vault.write_snapshot_object(info.to_json())
+            try:
+                sid = self._vault.write_snapshot_object(info.to_json())
+            except BackendError as exc:
+                # Packs and index are durable; only the root is missing. Nothing references
+                # the new data, so the vault is as it was before this commit (plus garbage).
+                raise VaultError(f"snapshot not committed: {exc}") from exc
             self._repo_lock.refresh()
             return sid
 
