@@ -111,6 +111,7 @@ class AuditLog:
         self.count = count
         self.start = w.anchor_ms - AUDIT_WINDOW_DAYS * DAY_MS
         self.step = max(1, AUDIT_WINDOW_DAYS * DAY_MS // max(1, count))
+        self.space_ids = [s.space_id for s in w.storage.spaces.values() if s.origin == "drive"]
 
     def time_of(self, i: int) -> int:
         return self.start + i * self.step + h64(self.w.seed, "audit-t", i) % max(1, self.step // 2)
@@ -132,12 +133,12 @@ class AuditLog:
         action = r.choice(list(ACTIONS))
         ext = r.choice(("docx", "xlsx", "pdf", "png", "txt"))
         t = self.time_of(i)
-        spaces = [s for s in w.storage.spaces.values() if s.origin == "drive"]
+        spaces = self.space_ids
         return {
             "operatorName": u.name, "realName": u.name, "userId": u.userid, "platform": r.choice((0, 1, 2, 11, 12)),
             "action": action, "actionView": ACTIONS[action], "resource": f"文件{i % 10000}.{ext}",
             "resourceExtension": ext, "resourceSize": r.randrange(1000, 5_000_000), "bizId": self.biz_id(i),
-            "targetSpaceId": spaces[r.randrange(len(spaces))].space_id if spaces else "",
+            "targetSpaceId": spaces[r.randrange(len(spaces))] if spaces else "",
             "ipAddress": f"10.{r.randrange(256)}.{r.randrange(256)}.{r.randrange(1, 255)}", "orgName": "濠江數碼科技有限公司",
             "receiverName": "", "receiverType": 0, "gmtCreate": t, "gmtModified": t, "docMemberList": [],
         }

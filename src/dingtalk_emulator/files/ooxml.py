@@ -86,8 +86,13 @@ def _docx_body(doc: DocText, image: tuple[int, int] | None) -> bytes:
     ).encode()
 
 
-def docx_part(key: str, doc: DocText, target: int, creator: str = "", variant_of: Callable[[int], int] = lambda i: 0) -> Part:
-    """A .docx of exactly `target` bytes (raises ValueError if the text alone is larger)."""
+def docx_part(key: str, doc: DocText, target: int, creator: str = "", variant_of: Callable[[int], int] = lambda i: 0,
+              content_key: str = "") -> Part:
+    """A .docx of exactly `target` bytes (raises ValueError if the text alone is larger).
+
+    `key` names this exact content (CRC cache); `content_key` (default `key`) seeds the image,
+    so versions of one file share its unedited blocks.
+    """
     ct_img = '<Default Extension="png" ContentType="image/png"/>'
     content_types = (
         _CT_HEAD + '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
@@ -113,7 +118,7 @@ def docx_part(key: str, doc: DocText, target: int, creator: str = "", variant_of
         body = _docx_body(doc, image)
         entries.append(("word/document.xml", Raw(body)))
         if image_size:
-            entries.append((_IMAGE_NAME, png.png_part(key + "/img", image_size, variant_of, doc.title[:40])))
+            entries.append((_IMAGE_NAME, png.png_part((content_key or key) + "/img", image_size, variant_of, doc.title[:40], version_key=key + "/img")))
         return entries, zip_size([(n, p.length) for n, p in entries])
 
     image_size = 0
@@ -188,7 +193,8 @@ class _RowBlocks:
         return b"".join(out)
 
 
-def xlsx_part(key: str, doc: DocText, target: int, items: list[str], variant_of: Callable[[int], int] = lambda i: 0) -> Part:
+def xlsx_part(key: str, doc: DocText, target: int, items: list[str], variant_of: Callable[[int], int] = lambda i: 0,
+              content_key: str = "") -> Part:
     """A one-sheet .xlsx of exactly `target` bytes; big targets get a long generated table."""
     content_types = (
         _CT_HEAD + '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
@@ -220,7 +226,7 @@ def xlsx_part(key: str, doc: DocText, target: int, items: list[str], variant_of:
     if natural > target:
         raise ValueError(f"xlsx text needs {natural} bytes, more than the target {target}")
     slack = target - natural
-    blocks = _RowBlocks(key, items)
+    blocks = _RowBlocks(content_key or key, items)
     nblocks = slack // blocks.length if target >= BIG_THRESHOLD else 0
     pad = slack - nblocks * blocks.length
 

@@ -57,7 +57,8 @@ def _font_objects(lang: str) -> list[bytes]:
     ]
 
 
-def pdf_part(key: str, doc: DocText, target: int, variant_of: Callable[[int], int] = lambda i: 0, big_threshold: int = 160_000) -> Part:
+def pdf_part(key: str, doc: DocText, target: int, variant_of: Callable[[int], int] = lambda i: 0, big_threshold: int = 160_000,
+             content_key: str = "") -> Part:
     cjk = doc.lang not in ("pt", "en")
     encode = _ucs2 if cjk else _latin
     width = 38 if cjk else 90
@@ -114,7 +115,7 @@ def pdf_part(key: str, doc: DocText, target: int, variant_of: Callable[[int], in
                 b" /BitsPerComponent 8 /Length %d >>\nstream\n" % (n_img, IMG_WIDTH, img_rows, nbytes)
             )
             tail = b"\nendstream\nendobj\n"
-            parts += [Raw(head), Lazy(nbytes, lambda: _pixels(key, nbytes, variant_of)), Raw(tail)]
+            parts += [Raw(head), Lazy(nbytes, lambda: _pixels(content_key or key, nbytes, variant_of)), Raw(tail)]
             pos += len(head) + nbytes + len(tail)
         count = len(offsets) + 1
         xref = b"xref\n0 %d\n0000000000 65535 f \n" % count + b"".join(b"%010d 00000 n \n" % o for o in offsets)

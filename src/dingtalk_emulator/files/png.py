@@ -73,7 +73,8 @@ class BlockSource:
         return bytes(buf)
 
 
-def png_part(key: str, target: int, variant_of: Callable[[int], int] = lambda i: 0, text: str = "") -> Part:
+def png_part(key: str, target: int, variant_of: Callable[[int], int] = lambda i: 0, text: str = "", version_key: str = "") -> Part:
+    """`key` seeds the pixels; `version_key` (default `key`) names this exact content for the cache."""
     nblocks, pad = plan(target)
     src = BlockSource(key, variant_of)
     height = nblocks * ROWS_PER_BLOCK
@@ -86,7 +87,7 @@ def png_part(key: str, target: int, variant_of: Callable[[int], int] = lambda i:
         first, last = g, min(nblocks, g + BLOCKS_PER_IDAT)
         size = 12 + (last - first) * (5 + BLOCK) + (len(ZLIB_HEADER) if first == 0 else 0)
         parts.append(Lazy(size, lambda first=first, last=last: _idat(src, first, last, nblocks)))
-    cache_key = (key + "#" + ",".join(str(variant_of(i)) for i in range(min(nblocks, 64))), f"adler{nblocks}")
+    cache_key = (version_key or key, f"adler{nblocks}")
 
     def adler_chunk() -> Iterator[bytes]:
         adler = CHECKSUMS.get_or_compute(cache_key, lambda: _adler(src, nblocks))

@@ -63,13 +63,13 @@ def render(spec: ContentSpec) -> Part:
     variants = variant_fn(spec.key, spec.version)
     vkey = f"{spec.key}@{spec.version}"
     if spec.ext == "docx":
-        return docx_part(vkey, doc, spec.size, variant_of=variants)
+        return docx_part(vkey, doc, spec.size, variant_of=variants, content_key=spec.key)
     if spec.ext == "xlsx":
-        return xlsx_part(vkey, doc, spec.size, corpus.ITEMS[spec.lang], variant_of=variants)
+        return xlsx_part(vkey, doc, spec.size, corpus.ITEMS[spec.lang], variant_of=variants, content_key=spec.key)
     if spec.ext == "pdf":
-        return pdf_part(vkey, doc, spec.size, variant_of=variants)
+        return pdf_part(vkey, doc, spec.size, variant_of=variants, content_key=spec.key)
     if spec.ext == "png":
-        return png.png_part(spec.key, spec.size, variants, doc.title.encode("ascii", "ignore").decode() or spec.kind)
+        return png.png_part(spec.key, spec.size, variants, doc.title.encode("ascii", "ignore").decode() or spec.kind, version_key=vkey)
     if spec.ext in ("csv", "txt"):
         return Raw(_text_file(spec, doc))
     raise ValueError(f"unsupported extension {spec.ext!r}")
@@ -83,14 +83,18 @@ def _text_file(spec: ContentSpec, doc: corpus.DocText) -> bytes:
         r = rng("csv-more", spec.key)
         items = corpus.ITEMS[spec.lang]
         # Later rows are stable across versions, so versions differ only in the first rows.
-        while sum(len(x.encode()) + 1 for x in lines) < spec.size:
+        total = sum(len(x.encode()) + 1 for x in lines)
+        while total < spec.size:
             qty, price = r.randrange(1, 99), r.randrange(50, 50000)
             lines.append(f"{_csv_cell(r.choice(items))},{qty},{price:.2f},{qty * price:.2f}")
+            total += len(lines[-1].encode()) + 1
     else:
         lines = doc.lines()
         k = 0
-        while sum(len(x.encode()) + 1 for x in lines) < spec.size:
+        total = sum(len(x.encode()) + 1 for x in lines)
+        while total < spec.size:
             lines.append(doc.paragraphs[k % len(doc.paragraphs)])
+            total += len(lines[-1].encode()) + 1
             k += 1
     data = ("\n".join(lines) + "\n").encode()
     if len(data) > spec.size:
