@@ -1,0 +1,473 @@
+"""The backup engine: runs the collectors, stores what changed, commits cursors after durable batches.
+
+Shape of a run (one asyncio event loop, one storage thread)::
+
+    collector (family A) ─┐   prepare: scope, change detection,     ┌───────────────┐
+    collector (family B) ─┼─▶ attachment downloads (async, bounded) ─▶ bounded queue ─▶ writer
+    collector (family C) ─┘                                          └───────────────┘   │
+                                                                 storage thread: vault puts,
+                                                                 durable(), catalog commit
+
+* Families run concurrently; the queue between fetch and store is bounded, so memory stays bounded
+  whatever the organisation's size (a fast API waits for a slow disk and vice versa).
+* Change detection happens **before** any download: an item whose ``version_key`` equals the
+  catalog's current one is only marked "seen"; an attachment whose reference matches one of the
+  previous version's is reused, not downloaded again.
+* Group commit: blobs are written as batches arrive; every ``commit_items`` records or
+  ``commit_seconds`` the vault is made durable and **then** the catalog records the versions, the
+  seen marks, the deletions and the cursors of those batches in one go. A killed run therefore
+  resumes from the last committed cursor, and re-storing an item that was written but not committed
+  yields the same content-addressed blob (no duplicate version).
+* Failures: a per-item failure (download failed for good, bad payload) is recorded and the run goes
+  on (skip and continue); the cursor of the page it was on is *not* advanced for the rest of the run,
+  so the next run tries it again, and its container is not used for deletion detection. A family
+  that fails as a whole (monthly quota spent, scope missing) stops; the others continue.
+* Membership follows the department tree of this run: when the scope depends on departments, the
+  contacts family runs first and teaches the scope the tree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from dingvault.backup.payload import StoredAttachment, attachment_identity, encode_version
+from dingvault.backup.scope import Scope
+from dingvault.backup.spool import SpooledDownload, spool
+from dingvault.backup.stats import FamilyFailure, ItemFailure, RunStats
+from dingvault.backup.store_api import Commit, CommitResult, KnownVersion, Store, VersionRecord
+from dingvault.source.items import AttachmentRef, Batch, Item
+
+T = TypeVar("T")
+
+CONTACTS_FAMILY = "contacts"
+
+
+class BackupError(Exception):
+    """The run could not go on (storage failed); the message says what, the catalog says where it stopped."""
+
+
+class CollectorLike(Protocol):
+    """What the engine needs from a connector collector (``dingvault.source.collectors``)."""
+
+    name: str
+    family: str
+
+    def collect(self, *, mode: str, cursors: Mapping[tuple[str, str], dict[str, Any]], scope: Any) -> AsyncIterator[Batch]: ...
+
+    def open_attachment(self, ref: AttachmentRef) -> AsyncIterator[bytes]: ...
+
+
+class Progress(Protocol):
+    def family_started(self, family: str) -> None: ...
+
+    def advance(self, family: str, items: int, nbytes: int) -> None: ...
+
+    def family_done(self, family: str, ok: bool) -> None: ...
+
+
+class _NoProgress:
+    def family_started(self, family: str) -> None: ...
+
+    def advance(self, family: str, items: int, nbytes: int) -> None: ...
+
+    def family_done(self, family: str, ok: bool) -> None: ...
+
+
+@dataclass
+class _Prepared:
+    family: str
+    to_store: list[tuple[Item, list[StoredAttachment], dict[int, SpooledDownload]]] = field(default_factory=list)
+    seen: list[tuple[str, str, str | None]] = field(default_factory=list)
+    deleted: list[tuple[str, str]] = field(default_factory=list)
+    complete: list[tuple[str, str]] = field(default_factory=list)
+    cursor: tuple[tuple[str, str], dict[str, Any]] | None = None
+    failures: list[ItemFailure] = field(default_factory=list)
+
+    def discard(self) -> None:
+        for _item, _atts, spools in self.to_store:
+            for sp in spools.values():
+                sp.close()
+
+
+_STOP = object()
+
+
+class BackupEngine:
+    def __init__(
+        self,
+        store: Store,
+        collectors: Sequence[CollectorLike],
+        scope: Scope | None = None,
+        *,
+        tmp_dir: Path | None = None,
+        progress: Progress | None = None,
+        api_call_counts: Callable[[], Mapping[str, int]] | None = None,
+        level_for: Callable[[Item], str] | None = None,
+        queue_size: int = 8,
+        download_concurrency: int = 8,
+        commit_items: int = 2000,
+        commit_seconds: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.collectors = list(collectors)
+        self.scope = scope or Scope()
+        self.tmp_dir = tmp_dir
+        self.progress: Progress = progress or _NoProgress()
+        self._api_call_counts = api_call_counts
+        self._level_for = level_for or (lambda _item: "internal")
+        self._queue_size = queue_size
+        self._download_sem = asyncio.Semaphore(download_concurrency)
+        self._commit_items = commit_items
+        self._commit_seconds = commit_seconds
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dingvault-store")
+        # Decided on the event loop, read when batches are prepared.
+        self._blocked_cursors: set[tuple[str, str]] = set()
+        self._failed_containers: set[tuple[str, str | None]] = set()
+
+    # ---- helpers ------------------------------------------------------------------------------
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
+
+    # ---- the run ------------------------------------------------------------------------------
+    async def run(self, mode: str = "incremental") -> RunStats:
+        if mode not in ("full", "incremental"):
+            raise ValueError(f"mode must be full or incremental, not {mode!r}")
+        stats = RunStats(mode=mode)
+        calls_before = dict(self._api_call_counts()) if self._api_call_counts else {}
+        families = sorted({c.family for c in self.collectors})
+        run_id = await self._call(self.store.start_run, mode, families)
+        try:
+            cursors = await self._call(self.store.load_cursors)
+            await self._run_collectors(run_id, mode, cursors, stats)
+        except BaseException as exc:
+            stats.finished = time.time()
+            stats.family_failures.append(FamilyFailure("*", type(exc).__name__, str(exc) or repr(exc)))
+            with contextlib.suppress(Exception):
+                await self._call(self.store.finish_run, run_id, stats)
+            self._executor.shutdown(wait=False)
+            if isinstance(exc, Exception) and not isinstance(exc, BackupError):
+                raise BackupError(f"backup run {run_id} stopped: {type(exc).__name__}: {exc}") from exc
+            raise
+        if self._api_call_counts:
+            after = self._api_call_counts()
+            for endpoint, n in after.items():
+                delta = n - calls_before.get(endpoint, 0)
+                if delta:
+                    stats.api_calls[endpoint] += delta
+        # Every run yields an independent snapshot and a catalog export, even a partial one: what
+        # was stored is stored, and the snapshot says exactly what it holds.
+        stats.snapshot_id = await self._call(self.store.commit_snapshot, run_id)
+        try:
+            stats.catalog_export_id = await self._call(self.store.export_catalog, run_id)
+        except Exception as exc:  # the backup itself is safe; say loudly that the export is missing
+            stats.family_failures.append(FamilyFailure("catalog-export", type(exc).__name__, str(exc), stopped=False))
+        stats.finished = time.time()
+        await self._call(self.store.finish_run, run_id, stats)
+        self._executor.shutdown(wait=True)
+        return stats
+
+    async def _run_collectors(
+        self, run_id: int, mode: str, cursors: Mapping[tuple[str, str], dict[str, Any]], stats: RunStats
+    ) -> None:
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=self._queue_size)
+        writer = asyncio.create_task(self._writer(queue, run_id, stats), name="dingvault-writer")
+
+        async def all_families() -> None:
+            first = [c for c in self.collectors if c.family == CONTACTS_FAMILY] if self.scope.needs_tree else []
+            rest = [c for c in self.collectors if c not in first]
+            for c in first:
+                await self._run_family(c, mode, cursors, queue, stats, tree_scope=True)
+            await asyncio.gather(*(self._run_family(c, mode, cursors, queue, stats) for c in rest))
+
+        fetch = asyncio.create_task(all_families(), name="dingvault-fetch")
+        done, _ = await asyncio.wait({fetch, writer}, return_when=asyncio.FIRST_COMPLETED)
+        if writer in done:
+            # The writer only ends early on a storage failure: stop fetching, report it.
+            fetch.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await fetch
+            exc = writer.exception()
+            raise BackupError(f"storage failed: {type(exc).__name__}: {exc}") from exc
+        try:
+            fetch.result()
+        except BaseException:
+            writer.cancel()
+            raise
+        await queue.put(_STOP)
+        await writer
+
+    async def _run_family(
+        self,
+        collector: CollectorLike,
+        mode: str,
+        cursors: Mapping[tuple[str, str], dict[str, Any]],
+        queue: asyncio.Queue[Any],
+        stats: RunStats,
+        *,
+        tree_scope: bool = False,
+    ) -> None:
+        family = collector.family
+        # Contacts read to resolve the tree must list departments and users even when those kinds
+        # are not themselves in scope; the engine, not the collector, then decides what is stored.
+        scope: Any = _TreeScope(self.scope) if tree_scope else self.scope
+        self.progress.family_started(family)
+        ok = False
+        try:
+            async for batch in collector.collect(mode=mode, cursors=cursors, scope=scope):
+                prepared = await self._prepare(collector, batch, stats)
+                try:
+                    await queue.put(prepared)
+                except BaseException:
+                    prepared.discard()
+                    raise
+                self.progress.advance(family, len(batch.items), 0)
+            ok = True
+            stats.families_done.append(f"{family}:{collector.name}")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # QuotaExhausted, PermissionDenied, a bug in one collector: this family stops, others go on.
+            failure = FamilyFailure(family, type(exc).__name__, str(exc) or repr(exc))
+            stats.family_failures.append(failure)  # written to the catalog by finish_run
+        finally:
+            self.progress.family_done(family, ok)
+
+    # ---- fetch side: scope, change detection, downloads ---------------------------------------
+    def _learn(self, item: Item) -> None:
+        if item.kind == "department":
+            parent = _first(item.fields, item.raw, ("parent_id", "parentId"))
+            self.scope.learn_department(item.source_id, parent)
+        elif item.kind == "user":
+            depts = _first(item.fields, item.raw, ("dept_id_list", "deptIdList"))
+            if depts is None:
+                one = _first(item.fields, item.raw, ("dept_id",))
+                depts = [one] if one is not None else []
+            if isinstance(depts, list | tuple):
+                self.scope.learn_user(item.source_id, depts)
+
+    async def _prepare(self, collector: CollectorLike, batch: Batch, stats: RunStats) -> _Prepared:
+        prepared = _Prepared(family=collector.family)
+        items: list[Item] = []
+        for item in batch.items:
+            self._learn(item)
+            if not self.scope.includes_kind(item.kind):
+                continue
+            # Contacts listed whole to learn the tree: keep only the part in scope.
+            if item.kind == "department" and not self.scope.includes_dept(item.source_id):
+                continue
+            if item.kind == "user" and not self.scope.includes_user(item.source_id):
+                continue
+            items.append(item)
+        known: dict[tuple[str, str], KnownVersion] = {}
+        by_kind: dict[str, list[str]] = {}
+        for item in items:
+            by_kind.setdefault(item.kind, []).append(item.source_id)
+        for kind, ids in by_kind.items():
+            for sid, kv in (await self._call(self.store.known, kind, ids)).items():
+                known[(kind, sid)] = kv
+
+        jobs = []
+        for item in items:
+            kv = known.get(item.key)
+            if kv is not None and not kv.deleted and item.version_key is not None and kv.version_key == item.version_key:
+                prepared.seen.append((item.kind, item.source_id, item.container))
+                stats.unchanged[item.kind] += 1
+            else:
+                jobs.append(self._fetch_attachments(collector, item, kv, stats))
+        for result in await asyncio.gather(*jobs):
+            if isinstance(result, ItemFailure):
+                prepared.failures.append(result)
+            else:
+                prepared.to_store.append(result)
+
+        for failure in prepared.failures:
+            stats.add_failure(failure)
+            container = next((i.container for i in items if i.key == (failure.kind, failure.source_id)), None)
+            self._failed_containers.add((failure.kind, container))
+        if batch.cursor is not None:
+            if prepared.failures:
+                self._blocked_cursors.add(batch.cursor.key)
+            if batch.cursor.key not in self._blocked_cursors:
+                prepared.cursor = (batch.cursor.key, dict(batch.cursor.state))
+        if batch.deleted:
+            kind = batch.deleted_kind or (items[0].kind if items else None) or getattr(collector, "kind", None)
+            if kind is None:
+                kinds = getattr(collector, "kinds", None) or ()
+                kind = kinds[0] if kinds else None
+            if kind is not None and self.scope.includes_kind(kind):
+                prepared.deleted.extend((kind, str(sid)) for sid in batch.deleted)
+        for listing in batch.complete or ():
+            if not self.scope.includes_kind(listing.kind):
+                continue
+            if (listing.kind, listing.container) in self._failed_containers:
+                continue
+            prepared.complete.append((listing.kind, listing.container))
+        return prepared
+
+    async def _fetch_attachments(
+        self, collector: CollectorLike, item: Item, kv: KnownVersion | None, stats: RunStats
+    ) -> tuple[Item, list[StoredAttachment], dict[int, SpooledDownload]] | ItemFailure:
+        stored: list[StoredAttachment] = []
+        spools: dict[int, SpooledDownload] = {}
+        try:
+            for idx, ref in enumerate(item.attachments):
+                identity = attachment_identity(ref).hex()
+                previous = kv.attachments.get(identity) if kv is not None else None
+                if previous is not None and previous[0]:
+                    stored.append(StoredAttachment(ref, list(previous[0]), previous[1], previous[2]))
+                    stats.attachments_reused += 1
+                    continue
+                if not self.scope.includes_file(ref.name, ref.size):
+                    stored.append(StoredAttachment(ref, skipped="excluded by scope"))
+                    stats.skipped_content[item.kind] += 1
+                    continue
+                async with self._download_sem:
+                    download = await spool(collector.open_attachment(ref), self.tmp_dir)
+                spools[idx] = download
+                stored.append(StoredAttachment(ref, sha256=download.sha256, size=download.size))
+                stats.attachments_downloaded += 1
+                stats.bytes_downloaded += download.size
+                self.progress.advance(collector.family, 0, download.size)
+        except asyncio.CancelledError:
+            for sp in spools.values():
+                sp.close()
+            raise
+        except Exception as exc:
+            for sp in spools.values():
+                sp.close()
+            return ItemFailure(item.kind, item.source_id, type(exc).__name__, str(exc) or repr(exc))
+        return (item, stored, spools)
+
+    # ---- store side ---------------------------------------------------------------------------
+    async def _writer(self, queue: asyncio.Queue[Any], run_id: int, stats: RunStats) -> None:
+        pending = Commit()
+        last_commit = time.monotonic()
+        while True:
+            try:
+                msg = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                try:
+                    # Wake up at least every commit interval so a slow family's cursor is not held.
+                    msg = await asyncio.wait_for(queue.get(), timeout=max(self._commit_seconds, 0.05))
+                except TimeoutError:
+                    msg = None
+            if msg is _STOP:
+                break
+            if msg is not None:
+                try:
+                    await self._call(self._write_prepared, msg, pending, stats)
+                finally:
+                    msg.discard()
+            due = time.monotonic() - last_commit >= self._commit_seconds
+            if len(pending) >= self._commit_items or (due and _has_work(pending)):
+                await self._commit(run_id, pending, stats)
+                pending = Commit()
+                last_commit = time.monotonic()
+        if _has_work(pending):
+            await self._commit(run_id, pending, stats)
+
+    def _write_prepared(self, prepared: _Prepared, pending: Commit, stats: RunStats) -> None:
+        """On the storage thread: put the blobs of one prepared batch; its records wait for the commit."""
+        for item, atts, spools in prepared.to_store:
+            level = self._level_for(item)
+            for idx, att in enumerate(atts):
+                sp = spools.get(idx)
+                if sp is not None:
+                    att.blob_ids = self.store.put_attachment(sp.file, level)
+                    stats.bytes_stored += sp.size
+            payload = encode_version(item, atts)
+            content_hash = self.store.put_version(payload, level)
+            stats.bytes_stored += len(payload)
+            pending.versions.append(
+                VersionRecord(
+                    kind=item.kind,
+                    source_id=item.source_id,
+                    container=item.container,
+                    content_hash=content_hash,
+                    version_key=item.version_key,
+                    fields=item.fields,
+                    attachments=[
+                        {
+                            "blob_ids": a.blob_ids,
+                            "name": a.ref.name,
+                            "safe_name": a.ref.safe_name,
+                            "kind": a.ref.kind,
+                            "size": a.size if a.size is not None else a.ref.size,
+                            "sha256": a.sha256,
+                            "identity": attachment_identity(a.ref).hex(),
+                            **({"skipped": a.skipped} if a.skipped else {}),
+                        }
+                        for a in atts
+                    ],
+                    size=len(payload) + sum(a.size or 0 for a in atts if a.blob_ids),
+                    level=level,
+                )
+            )
+        pending.seen.extend(prepared.seen)
+        pending.deleted.extend(prepared.deleted)
+        pending.complete.extend(prepared.complete)
+        pending.failures.extend(prepared.failures)
+        if prepared.cursor is not None:
+            key, state = prepared.cursor
+            pending.cursors[key] = state
+
+    async def _commit(self, run_id: int, pending: Commit, stats: RunStats) -> None:
+        result: CommitResult = await self._call(self._durable_then_commit, run_id, pending)
+        for kind, n in result.new.items():
+            stats.new[kind] += n
+        for kind, n in result.changed.items():
+            stats.changed[kind] += n
+        for kind, n in result.deleted.items():
+            stats.deleted[kind] += n
+        # Versions whose content turned out identical (a rerun after a crash) count as unchanged.
+        for kind, n in result.unchanged.items():
+            stats.unchanged[kind] += n
+
+    def _durable_then_commit(self, run_id: int, pending: Commit) -> CommitResult:
+        self.store.durable()
+        return self.store.commit(run_id, pending)
+
+
+class _TreeScope:
+    """The run's scope, except that department and user listings are always wanted."""
+
+    _TREE_KINDS = frozenset({"department", "user"})
+
+    def __init__(self, scope: Scope) -> None:
+        self._scope = scope
+
+    def includes_kind(self, kind: str) -> bool:
+        return kind in self._TREE_KINDS or self._scope.includes_kind(kind)
+
+    def includes_dept(self, dept_id: Any) -> bool:
+        return True  # the whole tree is needed to resolve subtrees
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._scope, name)
+
+
+def _has_work(c: Commit) -> bool:
+    return bool(c.versions or c.seen or c.deleted or c.complete or c.cursors or c.failures)
+
+
+def _first(fields: Mapping[str, Any], raw: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        if key in fields:
+            return fields[key]
+    for key in keys:
+        if key in raw:
+            return raw[key]
+    for value in raw.values():  # raw is keyed by what produced it: look one level down
+        if isinstance(value, Mapping):
+            for key in keys:
+                if key in value:
+                    return value[key]
+    return None

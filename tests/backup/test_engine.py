@@ -1,0 +1,166 @@
+"""The engine's run loop against an in-memory store and scripted collectors."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from dingvault.backup.engine import BackupEngine, BackupError
+from dingvault.backup.payload import decode_version
+from dingvault.backup.scope import Scope
+from dingvault.source.errors import QuotaExhausted
+from dingvault.source.items import CompleteListing
+
+from .fakes import MemoryStore, ScriptedCollector, att, make_item
+
+
+def run(engine: BackupEngine, mode: str = "full"):
+    return asyncio.run(engine.run(mode))
+
+
+def approvals(version: str = "1", n: int = 5, **kw) -> ScriptedCollector:
+    pages = [[make_item("approval", f"a{p}{i}", version, attachments=[att(f"f{p}{i}")]) for i in range(n)]
+             for p in range(3)]
+    contents = {f"f{p}{i}": f"合同 {p}{i} ".encode() * 20 for p in range(3) for i in range(n)}
+    return ScriptedCollector("approvals", "approvals", pages, contents=contents, **kw)
+
+
+def test_full_run_stores_every_item_and_attachment_bytes():
+    store = MemoryStore()
+    coll = approvals()
+    stats = run(BackupEngine(store, [coll], commit_items=4))
+    assert stats.totals()["new"] == 15 and stats.status == "ok"
+    assert len(store.snapshots[-1]) == 15
+    for (kind, sid), row in store.items.items():
+        doc = decode_version(store.blobs[row["hash"]])
+        assert doc["kind"] == kind and doc["source_id"] == sid and doc["raw"]["detail"]["id"] == sid
+        (blob,) = doc["attachments"][0]["blobs"]
+        assert store.blobs[blob] == coll.contents["f" + sid[1:]]
+    assert store.cursors[("approvals", "")] == {"page": 3}
+
+
+def test_unchanged_items_are_not_downloaded_again_and_changes_are_exact():
+    store = MemoryStore()
+    run(BackupEngine(store, [approvals()]))
+    store.cursors.clear()  # a full re-list
+    again = approvals()
+    stats = run(BackupEngine(store, [again]))
+    assert sum(again.downloads.values()) == 0
+    assert stats.totals() == {"new": 0, "changed": 0, "unchanged": 15, "deleted": 0, "failed": 0}
+    # a new version of every item whose attachment did not change: stored, attachment reused
+    store.cursors.clear()
+    changed = approvals(version="2")
+    stats = run(BackupEngine(store, [changed]))
+    assert stats.totals()["changed"] == 15 and sum(changed.downloads.values()) == 0
+    assert stats.attachments_reused == 15
+    assert len(store.versions) == 30
+
+
+def test_item_failure_is_recorded_cursor_held_and_no_deletion_inferred():
+    store = MemoryStore()
+    run(BackupEngine(store, [approvals()]))
+    store.cursors.clear()
+    flaky = approvals(version="2", fail_refs={"f11"}, complete=[CompleteListing("approval", "c1")])
+    flaky.contents = {k: v + b"new" for k, v in flaky.contents.items()}  # new attachment content...
+    for page in flaky.pages:  # ...announced with a new size, so they must be downloaded again
+        for item in page:
+            item.attachments[0].size = 999
+    stats = run(BackupEngine(store, [flaky]))
+    assert stats.failed["approval"] == 1
+    assert [f.source_id for f in stats.item_failures] == ["a11"]
+    assert store.errors and store.errors[0].error == "ConnectionError"
+    assert stats.status == "partial"
+    # the cursor stays after the last fully stored page (page 0): the failed page and every later
+    # one of that stream are listed again by the next run
+    assert store.cursors[("approvals", "")] == {"page": 1}
+    # the failed item is neither lost nor marked deleted; its old version is still current
+    assert not store.items[("approval", "a11")]["deleted"]
+    assert stats.totals()["deleted"] == 0
+
+
+def test_full_run_marks_unlisted_items_deleted_never_removes_them():
+    store = MemoryStore()
+    run(BackupEngine(store, [approvals()]))
+    store.cursors.clear()
+    fewer = approvals(complete=[CompleteListing("approval", "c1")])
+    fewer.pages[1] = fewer.pages[1][:2]  # 3 items gone at the source
+    stats = run(BackupEngine(store, [fewer]))
+    assert stats.deleted["approval"] == 3
+    assert len(store.snapshots[-1]) == 12
+    gone = [k for k, r in store.items.items() if r["deleted"]]
+    assert sorted(s for _, s in gone) == ["a12", "a13", "a14"]
+    assert all(store.items[k]["hash"] in store.blobs for k in gone)  # still in the vault
+
+
+def test_reported_deletions_are_marked():
+    store = MemoryStore()
+    run(BackupEngine(store, [approvals()]))
+    store.cursors.clear()
+    stats = run(BackupEngine(store, [approvals(deleted=["a00", "zz-unknown"])], ), "incremental")
+    assert stats.deleted["approval"] == 1 and store.items[("approval", "a00")]["deleted"]
+
+
+def test_quota_stops_one_family_the_others_finish():
+    store = MemoryStore()
+    quota = QuotaExhausted("monthly quota spent", code="90020", endpoint="/topapi/report/list")
+    reports = ScriptedCollector("reports", "reports", [[make_item("report", "r1", "1")]], raise_after=quota)
+    stats = run(BackupEngine(store, [approvals(), reports]))
+    assert stats.totals()["new"] == 16
+    (failure,) = stats.family_failures
+    assert failure.family == "reports" and failure.error == "QuotaExhausted" and "90020" in failure.message
+    assert stats.status == "partial"
+    assert store.runs[1] is stats
+
+
+def test_storage_failure_stops_the_run_with_a_clear_error_and_commits_nothing_unsafe():
+    store = MemoryStore()
+    store.fail_put_after = 7
+    with pytest.raises(BackupError, match="No space left"):
+        run(BackupEngine(store, [approvals()], commit_items=2))
+    assert store.runs[1] is not None and store.runs[1].family_failures
+    for row in store.items.values():  # everything committed is durable (asserted in commit too)
+        assert row["hash"] in store.blobs
+
+
+def test_rerun_after_a_crash_resumes_from_the_cursor_without_duplicates():
+    store = MemoryStore()
+    store.fail_put_after = 14  # dies during the 2nd page (items and attachments are 2 puts each)
+    with pytest.raises(BackupError):
+        run(BackupEngine(store, [approvals()], commit_items=1, commit_seconds=0.0))
+    committed = store.cursors.get(("approvals", ""), {}).get("page", 0)
+    assert committed >= 1
+    store.fail_put_after = None
+    coll = approvals()
+    stats = run(BackupEngine(store, [coll]), "incremental")
+    assert not coll.downloads.keys() & {f"f0{i}" for i in range(5)}, "pages before the cursor are not fetched again"
+    assert len(store.snapshots[-1]) == 15
+    assert len(store.versions) == len({(k, s) for k, s, _ in store.versions}) == 15
+    assert stats.status == "ok"
+
+
+def test_scope_follows_the_tree_of_this_run_and_kinds_filter():
+    store = MemoryStore()
+    contacts = ScriptedCollector("contacts", "contacts", [[
+        make_item("department", "10", "1"), make_item("department", "11", "1"), make_item("department", "20", "1"),
+    ]])
+    contacts.pages[0][1].fields["parent_id"] = "10"
+    contacts.pages[0][2].fields["parent_id"] = "1"
+    for uid, dept in (("u1", "11"), ("u2", "20")):
+        user = make_item("user", uid, "1")
+        user.raw["detail"]["dept_id_list"] = [int(dept)]
+        contacts.pages[0].append(user)
+
+    class TodoCollector(ScriptedCollector):
+        async def collect(self, *, mode, cursors, scope):
+            # a collector asks the scope while listing: the tree must already be known
+            self.included = sorted(u for u in ("u1", "u2") if scope.includes_user(u))
+            async for b in super().collect(mode=mode, cursors=cursors, scope=scope):
+                yield b
+
+    todos = TodoCollector("todo", "todo", [[make_item("todo", "t1", "1")]])
+    scope = Scope.from_config({"departments": [{"id": 10, "subtree": True}], "kinds": ["user", "todo"]})
+    stats = run(BackupEngine(store, [todos, contacts], scope))
+    assert todos.included == ["u1"]
+    assert {k for k, _ in store.items} == {"user", "todo"}  # departments learned but not stored
+    assert stats.new["user"] == 1 and ("user", "u1") in store.items  # u2 is outside the subtree
