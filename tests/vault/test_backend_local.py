@@ -198,6 +198,32 @@ def test_sync_false_batches_fsyncs(tmp_path, monkeypatch) -> None:
     assert calls == []  # nothing pending any more
 
 
+def test_large_batches_use_one_syncfs(tmp_path, monkeypatch) -> None:
+    b = LocalBackend(tmp_path)
+    calls: list[str] = []
+    monkeypatch.setattr(local_mod, "_syncfs", lambda fd: calls.append("syncfs"))
+    real_fsync = os.fsync
+    monkeypatch.setattr(local_mod.os, "fsync", lambda fd: (calls.append("fsync"), real_fsync(fd))[1])
+    b.put("data/00/warm", b"x")  # the directory exists (one file + dir fsync each for these)
+    calls.clear()
+    for i in range(local_mod.SYNCFS_THRESHOLD + 5):
+        b.put(f"data/00/p{i}", b"z", sync=False)
+    b.sync()
+    assert calls == ["syncfs"]
+    calls.clear()
+    b.sync()
+    assert calls == []
+
+
+@pytest.mark.skipif(local_mod._syncfs is None, reason="no syncfs(2) on this platform")
+def test_real_syncfs_batch(tmp_path) -> None:
+    b = LocalBackend(tmp_path)
+    for i in range(local_mod.SYNCFS_THRESHOLD + 1):
+        b.put(f"index/{i:04d}", b"y" * 10, sync=False)
+    b.sync()
+    assert len(list(b.list("index/"))) == local_mod.SYNCFS_THRESHOLD + 1
+
+
 def test_sync_failure_keeps_pending_work(tmp_path, monkeypatch) -> None:
     b = LocalBackend(tmp_path)
     b.put("data/00/p", b"x", sync=False)
