@@ -7,6 +7,7 @@ page is computed without storing anything.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -37,11 +38,16 @@ class AttendanceBook:
         self.staff = list(people.users)
         self.index_of_user = {u.userid: n for n, u in enumerate(self.staff)}
         self.group_id = 600_000_000 + h64(seed, "att-group") % 100_000_000
+        self._record_cached = functools.lru_cache(maxsize=65_536)(self._record)
+        self._workday = functools.lru_cache(maxsize=None)(self._is_workday)
 
     def day_ms(self, d: int) -> int:
         return self.anchor_ms - (d + 1) * DAY_MS
 
     def is_workday(self, d: int) -> bool:
+        return self._workday(d)
+
+    def _is_workday(self, d: int) -> bool:
         return datetime.fromtimestamp(self.day_ms(d) / 1000, MACAU_TZ).weekday() < 5
 
     def days_between(self, from_ms: int, to_ms: int) -> list[int]:
@@ -57,6 +63,10 @@ class AttendanceBook:
         return RECORD_BASE + (u * self.days + d) * 2 + c
 
     def record(self, u: int, d: int, c: int) -> dict[str, Any]:
+        """The record of user u, day d, check c (shared from a bounded cache: do not modify)."""
+        return self._record_cached(u, d, c)
+
+    def _record(self, u: int, d: int, c: int) -> dict[str, Any]:
         user = self.staff[u]
         day = self.day_ms(d)
         roll = h64(self.seed, "att", u, d, c)

@@ -11,6 +11,7 @@ calendars do not repeat it); no recurring series are generated.
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,16 @@ class CalendarBook:
         self.seq = 0
         self.changes: dict[str, dict[str, Change]] = {}  # unionId -> eventId -> latest change
         self.counter = 0
+        # Rendering an event is the costly part of a page: keep recent ones (bounded memory).
+        self._generated_cached = functools.lru_cache(maxsize=20_000)(self._generated)
+        self._starts = functools.lru_cache(maxsize=4096)(self._user_starts)
+
+    def _user_starts(self, u: int) -> tuple[tuple[int, str], ...]:
+        return tuple((self.start_of(u, j), self.event_id(u, j)) for j in range(self.per_user))
+
+    def generated(self, u: int, j: int) -> dict[str, Any]:
+        """Event j of user u (shared from a cache: copy before changing it)."""
+        return self._generated_cached(u, j)
 
     def event_id(self, u: int, j: int) -> str:
         raw = f"{u}:{j}:{h64(self.seed, 'cal-id', u, j) % 16**8:08x}".encode()
@@ -64,7 +75,7 @@ class CalendarBook:
         slot = h64(self.seed, "cal-t", u, j) % max(1, step // 1_800_000 - 8)
         return base - base % 1_800_000 + slot * 1_800_000  # on the half hour
 
-    def generated(self, u: int, j: int) -> dict[str, Any]:
+    def _generated(self, u: int, j: int) -> dict[str, Any]:
         r = rng(self.seed, "cal", u, j)
         owner = self.staff[u]
         start = self.start_of(u, j)
@@ -99,10 +110,7 @@ class CalendarBook:
         changed = self.changes.get(unionid, {})
         u = self.index_of_union.get(unionid)
         if u is not None:
-            for j in range(self.per_user):
-                eid = self.event_id(u, j)
-                if eid not in changed:
-                    out.append((self.start_of(u, j), eid, None))  # generated lazily on render
+            out += [(start, eid, None) for start, eid in self._starts(u) if eid not in changed]  # rendered lazily
         for eid, ch in changed.items():
             ev = ch.event or ch.base
             out.append((parse_iso(ev["start"]["dateTime"]), eid, ch.event if ch.event else {**ch.base, "status": "cancelled"}))

@@ -7,6 +7,7 @@ whole reports. `report.create` mutations append reports after the generated ones
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -47,6 +48,7 @@ class ReportBook:
         self.slot = max(1, int(self.step))
         self.staff = list(people.users)
         self.extra: list[dict[str, Any]] = []  # reports created by mutations, in time order
+        self._body_cached = functools.lru_cache(maxsize=8192)(self._body)
 
     def created(self, i: int) -> int:
         if i >= self.n:
@@ -80,6 +82,11 @@ class ReportBook:
     def get(self, i: int) -> dict[str, Any]:
         if i >= self.n:
             return self.extra[i - self.n]
+        who = self.creator(i)
+        dept = self.people.dept(who.dept_id_list[0])  # looked up per call: departments get renamed
+        return {**self._body_cached(i), "dept_name": dept.name if dept else ""}
+
+    def _body(self, i: int) -> dict[str, Any]:
         r = rng(self.seed, "report", i)
         who = self.creator(i)
         tpl = self.template(i)
@@ -89,13 +96,11 @@ class ReportBook:
             if n == 0 and (pii := self._pii(i)):  # planted first, so the 1000-char cut keeps it
                 value = f"客戶聯絡電話 {pii[0]}，證件號碼 {pii[1]}\n" + value
             contents.append({"key": key, "value": value[:VALUE_LIMIT], "sort": str(n), "type": "1"})
-        dept = self.people.dept(who.dept_id_list[0])
         return {
             "report_id": self.report_id(i),
             "template_name": tpl,
             "creator_id": who.userid,
             "creator_name": who.name,
-            "dept_name": dept.name if dept else "",
             "create_time": self.created(i),
             "modified_time": self.modified(i),
             "remark": r.choice(("", "", "請審閱", "Obrigado")),

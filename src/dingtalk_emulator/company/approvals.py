@@ -9,6 +9,7 @@ instances get indices ≥ N.
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import json
 import os
@@ -115,6 +116,9 @@ class ApprovalBook:
         self.space_id = 3_000_000_000 + h64(seed, "approval-space") % 999_999_999
         self.changed: dict[int, Instance] = {}  # overlay: index -> instance (changed or new)
         self.new_indices: list[int] = []  # indices >= n, in creation order
+        self.resigned_at_start = list(people.resigned)
+        # Pages of details are re-read by every backup run: keep recent ones (bounded memory).
+        self._generate_cached = functools.lru_cache(maxsize=8192)(self._generate)
         self.url_key = os.urandom(32)  # signs the 15-minute attachment download URLs
 
     # -- templates -----------------------------------------------------------------------------
@@ -181,12 +185,14 @@ class ApprovalBook:
 
     # -- instances -----------------------------------------------------------------------------
     def get(self, i: int) -> Instance:
+        """Instance i (overlay first). Generated instances are shared from a bounded cache: callers
+        must not modify them (mutations copy with `dataclasses.replace`)."""
         inst = self.changed.get(i)
-        return inst if inst is not None else self._generate(i)
+        return inst if inst is not None else self._generate_cached(i)
 
     def _originator(self, r: Any, create_ms: int) -> User:
-        if self.people.resigned and r.random() < 0.08:
-            left = self.people.resigned[r.randrange(len(self.people.resigned))]
+        if self.resigned_at_start and r.random() < 0.08:
+            left = self.resigned_at_start[r.randrange(len(self.resigned_at_start))]
             if left.leave_time > create_ms + DAY_MS:
                 return left.user
         return self.staff[r.randrange(len(self.staff))]
