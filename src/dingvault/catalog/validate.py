@@ -66,6 +66,8 @@ def aware_time(name: str, value: Any, *, optional: bool = True) -> datetime | No
         if optional:
             return None
         raise CatalogInputError(f"{name} is required")
+    if type(value) is datetime and value.tzinfo is UTC:
+        return value  # the common case, checked cheaply
     if isinstance(value, bool):
         raise CatalogInputError(f"{name} must be a time, got a bool")
     if isinstance(value, int | float):
@@ -125,8 +127,8 @@ def json_value(name: str, value: Any) -> Any:
 
 
 def attachments(value: Any) -> list[dict[str, Any]]:
-    if value is None:
-        return []
+    if value is None or (not value and type(value) in (tuple, list)):
+        return []  # the common case, without the slow ABC isinstance checks below
     if isinstance(value, str | bytes) or not isinstance(value, Sequence):
         raise CatalogInputError("attachments must be a sequence of blob ids or mappings with 'blob_id'")
     result: list[dict[str, Any]] = []
@@ -157,7 +159,7 @@ def version_fields(fields: Mapping[str, Any] | None) -> dict[str, Any]:
     }
     if not fields:
         return row
-    if not isinstance(fields, Mapping):
+    if type(fields) is not dict and not isinstance(fields, Mapping):
         raise CatalogInputError(f"fields must be a mapping, got {type(fields).__name__}")
     extra: dict[str, Any] = {}
     for key, value in fields.items():
