@@ -361,6 +361,8 @@ class _ReplicaWorker:
         self.shipped = [0, 0]
         self.corrupt: set[str] = set()
         self.failures = 0
+        self.pass_started = 0.0  # monotonic start of the current / last pass
+        self.clean_pass_started = -1.0  # monotonic start of the last pass that ended with no error
         self.lock = threading.Lock()
         self.wake = threading.Event()
         self.thread = threading.Thread(target=self._loop, name=f"replicator-{replica.name}", daemon=True)
@@ -377,6 +379,7 @@ class _ReplicaWorker:
     def run_pass(self) -> ReplicationResult:
         result = ReplicationResult(replica=self.replica.name)
         src = self.owner.source
+        self.pass_started = time.monotonic()
         try:
             objs = list_primary(src, self.replica.levels)
         except BackendError as exc:  # the primary itself is failing: report, do not crash the loop
@@ -420,6 +423,7 @@ class _ReplicaWorker:
                 self.reachable = True
                 self.last_error = None
                 self.last_success = time.time()
+                self.clean_pass_started = self.pass_started
                 self.failures = 0
             else:
                 self.reachable = False
@@ -490,13 +494,19 @@ class Replicator:
         return {name: w.status() for name, w in self._workers.items()}
 
     def wait_in_sync(self, timeout: float) -> bool:
-        """Block until every replica has no backlog (True) or ``timeout`` passes (False)."""
-        deadline = time.monotonic() + timeout
+        """Block until every replica holds everything the primary held when this was called
+        (a clean pass that started after the call) -> True, or ``timeout`` passes -> False."""
+        start = time.monotonic()
+        deadline = start + timeout
+        self.notify()
         while time.monotonic() < deadline:
-            st = self.status()
-            if all(s.pending_objects == 0 and s.last_success is not None for s in st.values()):
+            done = True
+            for w in self._workers.values():
+                with w.lock:
+                    if w.clean_pass_started < start or w.pending:
+                        done = False
+            if done:
                 return True
-            self.notify()
             time.sleep(min(0.05, self.interval))
         return False
 
