@@ -75,11 +75,14 @@ class MemoryStore:
             (changed if row else new)[v.kind] += 1
             self.versions.append((v.kind, v.source_id, v.content_hash))
             self.items[(v.kind, v.source_id)] = {
-                "version_key": v.version_key, "hash": v.content_hash, "deleted": False, "seen": run_id,
+                "version_key": v.version_key,
+                "hash": v.content_hash,
+                "deleted": False,
+                "seen": run_id,
                 "container": v.container,
                 "atts": {a["identity"]: (a["blob_ids"], a["sha256"], a["size"]) for a in v.attachments},
             }
-        for kind, sid, container in commit.seen:
+        for kind, sid, _container in commit.seen:
             self.items[(kind, sid)]["seen"] = run_id
         for kind, sid in commit.deleted:
             row = self.items.get((kind, sid))
@@ -88,12 +91,22 @@ class MemoryStore:
                 deleted[kind] += 1
         for kind, container in commit.complete:
             for (k, _sid), row in self.items.items():
-                if k == kind and row["container"] == container and row["seen"] != run_id and not row["deleted"]:
+                if (
+                    k == kind
+                    and row["container"] == container
+                    and row["seen"] != run_id
+                    and not row["deleted"]
+                ):
                     row["deleted"] = True
                     deleted[kind] += 1
         self.cursors.update(commit.cursors)
         self.errors.extend(commit.failures)
-        res.new, res.changed, res.unchanged, res.deleted = dict(new), dict(changed), dict(unchanged), dict(deleted)
+        res.new, res.changed, res.unchanged, res.deleted = (
+            dict(new),
+            dict(changed),
+            dict(unchanged),
+            dict(deleted),
+        )
         return res
 
     def finish_run(self, run_id, stats):
@@ -109,16 +122,32 @@ class MemoryStore:
 
 
 def make_item(kind: str, sid: str, version: str, container: str = "c1", attachments=()) -> Item:
-    return Item(kind=kind, source_id=sid, raw={"detail": {"id": sid, "v": version}}, fields={"title": sid},
-                version_key=version, attachments=list(attachments), container=container)
+    return Item(
+        kind=kind,
+        source_id=sid,
+        raw={"detail": {"id": sid, "v": version}},
+        fields={"title": sid},
+        version_key=version,
+        attachments=list(attachments),
+        container=container,
+    )
 
 
 class ScriptedCollector:
     """Yields the batches of `pages`, resuming after the page its cursor says; serves attachments."""
 
-    def __init__(self, name: str, family: str, pages: list[list[Item]], *, contents=None, fail_refs=(),
-                 complete: list[CompleteListing] | None = None, raise_after: Exception | None = None,
-                 deleted: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        family: str,
+        pages: list[list[Item]],
+        *,
+        contents=None,
+        fail_refs=(),
+        complete: list[CompleteListing] | None = None,
+        raise_after: Exception | None = None,
+        deleted: list[str] | None = None,
+    ) -> None:
         self.name, self.family, self.pages = name, family, pages
         self.contents = contents or {}
         self.fail_refs = set(fail_refs)
@@ -133,10 +162,12 @@ class ScriptedCollector:
         start = (cursors.get((self.name, "")) or {}).get("page", 0)
         for n, page in enumerate(self.pages[start:], start=start):
             last = n == len(self.pages) - 1
-            yield Batch(items=[i for i in page if scope.includes_kind(i.kind)],
-                        cursor=CursorUpdate(self.name, "", {"page": n + 1}),
-                        complete=self.complete if last else None,
-                        deleted=self.deleted if last else None)
+            yield Batch(
+                items=[i for i in page if scope.includes_kind(i.kind)],
+                cursor=CursorUpdate(self.name, "", {"page": n + 1}),
+                complete=self.complete if last else None,
+                deleted=self.deleted if last else None,
+            )
         if self.raise_after is not None:
             raise self.raise_after
 

@@ -20,8 +20,10 @@ def run(engine: BackupEngine, mode: str = "full"):
 
 
 def approvals(version: str = "1", n: int = 5, **kw) -> ScriptedCollector:
-    pages = [[make_item("approval", f"a{p}{i}", version, attachments=[att(f"f{p}{i}")]) for i in range(n)]
-             for p in range(3)]
+    pages = [
+        [make_item("approval", f"a{p}{i}", version, attachments=[att(f"f{p}{i}")]) for i in range(n)]
+        for p in range(3)
+    ]
     contents = {f"f{p}{i}": f"合同 {p}{i} ".encode() * 20 for p in range(3) for i in range(n)}
     return ScriptedCollector("approvals", "approvals", pages, contents=contents, **kw)
 
@@ -97,7 +99,13 @@ def test_reported_deletions_are_marked():
     store = MemoryStore()
     run(BackupEngine(store, [approvals()]))
     store.cursors.clear()
-    stats = run(BackupEngine(store, [approvals(deleted=["a00", "zz-unknown"])], ), "incremental")
+    stats = run(
+        BackupEngine(
+            store,
+            [approvals(deleted=["a00", "zz-unknown"])],
+        ),
+        "incremental",
+    )
     assert stats.deleted["approval"] == 1 and store.items[("approval", "a00")]["deleted"]
 
 
@@ -133,7 +141,9 @@ def test_rerun_after_a_crash_resumes_from_the_cursor_without_duplicates():
     store.fail_put_after = None
     coll = approvals()
     stats = run(BackupEngine(store, [coll]), "incremental")
-    assert not coll.downloads.keys() & {f"f0{i}" for i in range(5)}, "pages before the cursor are not fetched again"
+    assert not coll.downloads.keys() & {f"f0{i}" for i in range(5)}, (
+        "pages before the cursor are not fetched again"
+    )
     assert len(store.snapshots[-1]) == 15
     assert len(store.versions) == len({(k, s) for k, s, _ in store.versions}) == 15
     assert stats.status == "ok"
@@ -141,9 +151,17 @@ def test_rerun_after_a_crash_resumes_from_the_cursor_without_duplicates():
 
 def test_scope_follows_the_tree_of_this_run_and_kinds_filter():
     store = MemoryStore()
-    contacts = ScriptedCollector("contacts", "contacts", [[
-        make_item("department", "10", "1"), make_item("department", "11", "1"), make_item("department", "20", "1"),
-    ]])
+    contacts = ScriptedCollector(
+        "contacts",
+        "contacts",
+        [
+            [
+                make_item("department", "10", "1"),
+                make_item("department", "11", "1"),
+                make_item("department", "20", "1"),
+            ]
+        ],
+    )
     contacts.pages[0][1].fields["parent_id"] = "10"
     contacts.pages[0][2].fields["parent_id"] = "1"
     for uid, dept in (("u1", "11"), ("u2", "20")):

@@ -37,7 +37,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from dingvault.backup.payload import StoredAttachment, attachment_identity, encode_version
+from dingvault.backup.payload import (
+    StoredAttachment,
+    attachment_identity,
+    encode_version,
+    normalize_version_key,
+)
 from dingvault.backup.scope import Scope
 from dingvault.backup.spool import SpooledDownload, spool
 from dingvault.backup.stats import FamilyFailure, ItemFailure, RunStats
@@ -59,7 +64,9 @@ class CollectorLike(Protocol):
     name: str
     family: str
 
-    def collect(self, *, mode: str, cursors: Mapping[tuple[str, str], dict[str, Any]], scope: Any) -> AsyncIterator[Batch]: ...
+    def collect(
+        self, *, mode: str, cursors: Mapping[tuple[str, str], dict[str, Any]], scope: Any
+    ) -> AsyncIterator[Batch]: ...
 
     def open_attachment(self, ref: AttachmentRef) -> AsyncIterator[bytes]: ...
 
@@ -83,7 +90,9 @@ class _NoProgress:
 @dataclass
 class _Prepared:
     family: str
-    to_store: list[tuple[Item, list[StoredAttachment], dict[int, SpooledDownload]]] = field(default_factory=list)
+    to_store: list[tuple[Item, list[StoredAttachment], dict[int, SpooledDownload]]] = field(
+        default_factory=list
+    )
     seen: list[tuple[str, str, str | None]] = field(default_factory=list)
     deleted: list[tuple[str, str]] = field(default_factory=list)
     complete: list[tuple[str, str]] = field(default_factory=list)
@@ -168,7 +177,9 @@ class BackupEngine:
         try:
             stats.catalog_export_id = await self._call(self.store.export_catalog, run_id)
         except Exception as exc:  # the backup itself is safe; say loudly that the export is missing
-            stats.family_failures.append(FamilyFailure("catalog-export", type(exc).__name__, str(exc), stopped=False))
+            stats.family_failures.append(
+                FamilyFailure("catalog-export", type(exc).__name__, str(exc), stopped=False)
+            )
         stats.finished = time.time()
         await self._call(self.store.finish_run, run_id, stats)
         self._executor.shutdown(wait=True)
@@ -181,7 +192,9 @@ class BackupEngine:
         writer = asyncio.create_task(self._writer(queue, run_id, stats), name="dingvault-writer")
 
         async def all_families() -> None:
-            first = [c for c in self.collectors if c.family == CONTACTS_FAMILY] if self.scope.needs_tree else []
+            first = (
+                [c for c in self.collectors if c.family == CONTACTS_FAMILY] if self.scope.needs_tree else []
+            )
             rest = [c for c in self.collectors if c not in first]
             for c in first:
                 await self._run_family(c, mode, cursors, queue, stats, tree_scope=True)
@@ -277,7 +290,12 @@ class BackupEngine:
         jobs = []
         for item in items:
             kv = known.get(item.key)
-            if kv is not None and not kv.deleted and item.version_key is not None and kv.version_key == item.version_key:
+            if (
+                kv is not None
+                and not kv.deleted
+                and item.version_key is not None
+                and kv.version_key == normalize_version_key(item.version_key)
+            ):
                 prepared.seen.append((item.kind, item.source_id, item.container))
                 stats.unchanged[item.kind] += 1
             else:
@@ -298,7 +316,9 @@ class BackupEngine:
             if batch.cursor.key not in self._blocked_cursors:
                 prepared.cursor = (batch.cursor.key, dict(batch.cursor.state))
         if batch.deleted:
-            kind = batch.deleted_kind or (items[0].kind if items else None) or getattr(collector, "kind", None)
+            kind = (
+                batch.deleted_kind or (items[0].kind if items else None) or getattr(collector, "kind", None)
+            )
             if kind is None:
                 kinds = getattr(collector, "kinds", None) or ()
                 kind = kinds[0] if kinds else None

@@ -15,6 +15,7 @@ between two reads of the same version (capture time, run id, signed URLs) goes i
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,19 @@ class StoredAttachment:
         if self.skipped:
             doc["skipped"] = self.skipped
         return doc
+
+
+MAX_VERSION_KEY = 256  # the catalog's column width
+
+
+def normalize_version_key(key: Any) -> str | None:
+    """The version key as the catalog keeps it (text; an over-long one by its SHA-256)."""
+    if key is None:
+        return None
+    key = str(key)
+    if len(key) > MAX_VERSION_KEY:  # still a faithful change marker, just shorter
+        return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+    return key
 
 
 def stable_ref(ref: dict[str, Any]) -> dict[str, Any]:

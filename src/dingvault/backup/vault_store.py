@@ -1,0 +1,278 @@
+"""The engine's ``Store`` over the real vault (``dingvault.vault``) and catalog (``dingvault.catalog``).
+
+Everything here runs on the engine's single storage thread. Blob ids are 32-byte keyed BLAKE3
+digests in the vault; the catalog stores them as lowercase hex (``content_hash`` and the
+``blob_ids`` of each attachment).
+
+The snapshot of a run is streamed from the catalog's current state (every live item's latest
+version, in item order): that *is* the previous snapshot merged with this run's changes, and it
+never needs all items in memory. Each record is ``("<kind>/<source_id>", [version blob, attachment
+chunk blobs...], {"v": <version seq>})``.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import sqlalchemy as sa
+
+from dingvault.backup.payload import normalize_version_key
+from dingvault.backup.stats import RunStats
+from dingvault.backup.store_api import Commit, CommitResult, KnownVersion, VersionRecord
+from dingvault.catalog import Catalog, CatalogInputError, RunErrorRecord, export_catalog
+from dingvault.catalog import VersionRecord as CatalogVersion
+from dingvault.catalog.schema import items as items_table
+from dingvault.catalog.schema import versions as versions_table
+from dingvault.vault import ManifestRecord, Vault
+
+log = logging.getLogger(__name__)
+
+CATALOG_EXPORT_TAG = "catalog"
+_KNOWN_CHUNK = 500
+
+
+class VaultCatalogStore:
+    def __init__(self, vault: Vault, catalog: Catalog, *, tmp_dir: Path | None = None) -> None:
+        self.vault = vault
+        self.catalog = catalog
+        self.tmp_dir = tmp_dir
+        self._writer: Any = None
+
+    @property
+    def writer(self) -> Any:
+        if self._writer is None:
+            self._writer = self.vault.writer()
+        return self._writer
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    # ---- runs ---------------------------------------------------------------------------------
+    def start_run(self, mode: str, families: Iterable[str]) -> int:
+        # A run left "running" by a killed process is closed as interrupted: its committed work
+        # is kept (cursors, versions) and this run resumes from there.
+        self.catalog.mark_interrupted_runs()
+        return self.catalog.start_run(mode, families)
+
+    def load_cursors(self) -> dict[tuple[str, str], dict[str, Any]]:
+        return {(c.collector, c.container_key): dict(c.state) for c in self.catalog.list_cursors()}
+
+    def finish_run(self, run_id: int, stats: RunStats) -> None:
+        errors = [
+            RunErrorRecord(error_class=f.error, message=f.message, kind=f"family:{f.family}")
+            for f in stats.family_failures
+        ]
+        if errors:
+            self.catalog.record_run_errors(run_id, errors)
+        data = stats.to_dict()
+        status = "succeeded" if stats.status == "ok" else "partial"
+        if any(f.family == "*" for f in stats.family_failures):
+            status = "failed"
+        numeric = {
+            "items": data["totals"],
+            "api_calls": data["api_calls"],
+            "bytes": stats.bytes_stored,
+            "bytes_downloaded": stats.bytes_downloaded,
+            "attachments_downloaded": stats.attachments_downloaded,
+            "attachments_reused": stats.attachments_reused,
+            "errors": len(stats.item_failures) + len(stats.family_failures),
+            "seconds_ms": int(stats.seconds * 1000),
+        }
+        message = None
+        if stats.family_failures:
+            message = "; ".join(f"{f.family}: {f.error}: {f.message}" for f in stats.family_failures)[:4000]
+        self.catalog.finish_run(run_id, status, error=message, stats=numeric)
+
+    # ---- change detection ---------------------------------------------------------------------
+    def known(self, kind: str, source_ids: list[str]) -> dict[str, KnownVersion]:
+        i, v = items_table, versions_table
+        out: dict[str, KnownVersion] = {}
+        ids = sorted(set(source_ids))
+        with self.catalog.engine.connect() as conn:
+            for start in range(0, len(ids), _KNOWN_CHUNK):
+                chunk = ids[start : start + _KNOWN_CHUNK]
+                stmt = (
+                    sa.select(
+                        i.c.source_id,
+                        i.c.deleted_at_source,
+                        v.c.version_key,
+                        v.c.content_hash,
+                        v.c.attachments,
+                    )
+                    .select_from(i.join(v, v.c.id == i.c.latest_version_id))
+                    .where(i.c.kind == kind, i.c.source_id.in_(chunk))
+                )
+                for sid, deleted, vkey, chash, atts in conn.execute(stmt):
+                    previous = {}
+                    for a in atts or ():
+                        if isinstance(a, dict) and a.get("identity") and a.get("blob_ids"):
+                            previous[a["identity"]] = (list(a["blob_ids"]), a.get("sha256"), a.get("size"))
+                    out[sid] = KnownVersion(vkey, chash, previous, bool(deleted))
+        return out
+
+    # ---- blobs --------------------------------------------------------------------------------
+    def put_attachment(self, stream: IO[bytes], level: str) -> list[str]:
+        return [b.hex() for b in self.writer.put_stream(stream, level)]
+
+    def put_version(self, payload: bytes, level: str) -> str:
+        return self.writer.put_blob(payload, level).hex()
+
+    def durable(self) -> None:
+        self.writer.flush()
+
+    # ---- the commit ---------------------------------------------------------------------------
+    def commit(self, run_id: int, commit: Commit) -> CommitResult:
+        result = CommitResult()
+        new: Counter[str] = Counter()
+        changed: Counter[str] = Counter()
+        unchanged: Counter[str] = Counter()
+        deleted: Counter[str] = Counter()
+        failures: list[RunErrorRecord] = [
+            RunErrorRecord(error_class=f.error, message=f.message, kind=f.kind, source_id=f.source_id)
+            for f in commit.failures
+        ]
+        records = [_catalog_record(r, run_id) for r in commit.versions]
+        for rec, outcome in self._record(records, failures):
+            {"new": new, "changed": changed, "unchanged": unchanged}[outcome][rec.kind] += 1
+        seen_by_kind: dict[str, list[str]] = {}
+        for kind, sid, _container in commit.seen:
+            seen_by_kind.setdefault(kind, []).append(sid)
+        for kind, ids in seen_by_kind.items():
+            self.catalog.mark_seen(kind, ids, run_id)
+        deleted_by_kind: dict[str, list[str]] = {}
+        for kind, sid in commit.deleted:
+            deleted_by_kind.setdefault(kind, []).append(sid)
+        for kind, ids in deleted_by_kind.items():
+            deleted[kind] += self.catalog.mark_deleted(kind, ids, run_id)
+        for kind, container in commit.complete:
+            deleted[kind] += self.catalog.mark_unseen_deleted(kind, run_id, container=container)
+        # Cursors last: they say "everything before me is stored and recorded".
+        for (collector, container), state in commit.cursors.items():
+            self.catalog.set_cursor(collector, container, state, run_id)
+        if failures:
+            self.catalog.record_run_errors(run_id, failures)
+        result.new, result.changed, result.unchanged, result.deleted = (
+            dict(new),
+            dict(changed),
+            dict(unchanged),
+            dict(deleted),
+        )
+        return result
+
+    def _record(
+        self, records: list[CatalogVersion], failures: list[RunErrorRecord]
+    ) -> Iterator[tuple[CatalogVersion, str]]:
+        try:
+            yield from zip(records, self.catalog.record_versions(records), strict=True)
+            return
+        except CatalogInputError:
+            pass  # one bad record (hostile id, odd field): record the others one by one
+        for rec in records:
+            try:
+                yield rec, self.catalog.record_versions([rec])[0]
+            except CatalogInputError as exc:
+                failures.append(
+                    RunErrorRecord(
+                        error_class="CatalogInputError",
+                        message=str(exc),
+                        kind=rec.kind,
+                        source_id=rec.source_id[:500],
+                    )
+                )
+
+    # ---- snapshot and export ------------------------------------------------------------------
+    def _manifest(self, counts: Counter[str]) -> Iterator[ManifestRecord]:
+        for ver in self.catalog.iter_latest_versions():
+            blobs = [bytes.fromhex(ver.content_hash)]
+            for a in ver.attachments or ():
+                if isinstance(a, dict):
+                    blobs.extend(bytes.fromhex(b) for b in a.get("blob_ids") or ())
+            counts[ver.kind] += 1
+            yield ManifestRecord(f"{ver.kind}/{ver.source_id}", blobs, {"v": ver.seq})
+
+    def commit_snapshot(self, run_id: int) -> str:
+        counts: Counter[str] = Counter()
+        run = self.catalog.get_run(run_id)
+        tags = [run.kind] if run else []
+        sid = self.writer.commit_snapshot(self._manifest(counts), tags=tags, meta={"run_id": run_id})
+        self.catalog.record_snapshot(sid, run_id, dict(counts))
+        return sid
+
+    def export_catalog(self, run_id: int) -> str | None:
+        with tempfile.TemporaryFile(dir=self.tmp_dir) as fh:
+            export_catalog(self.catalog, fh)
+            fh.seek(0)
+            return self.vault.put_catalog_export(CATALOG_EXPORT_TAG, fh)
+
+
+# ---- mapping the connector's normalised fields onto the catalog's columns --------------------------
+_FIELD_MAP = {
+    "title": "title",
+    "owner": "owner_userid",
+    "owner_userid": "owner_userid",
+    "dept_id": "department",
+    "department": "department",
+    "created": "created_at",
+    "created_at": "created_at",
+    "modified": "modified_at",
+    "modified_at": "modified_at",
+}
+_EXTRA_KEYS = ("name", "path", "status", "size", "sha256", "owner_id_type", "type")
+
+
+def _clean_text(value: Any, limit: int) -> str:
+    return str(value).replace("\x00", "\\x00")[:limit]
+
+
+def _catalog_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """Only what the catalog's columns accept, cleaned; the verbatim payload is in the vault."""
+    out: dict[str, Any] = {}
+    for key, column in _FIELD_MAP.items():
+        value = fields.get(key)
+        if value is None or column in out:
+            continue
+        if column == "title":
+            out[column] = _clean_text(value, 10_000)
+        elif column in ("created_at", "modified_at"):
+            if isinstance(value, str | int) and not isinstance(value, bool):
+                out[column] = value
+        elif isinstance(value, str | int) and not isinstance(value, bool):
+            out[column] = _clean_text(value, 128)
+    for key in _EXTRA_KEYS:
+        value = fields.get(key)
+        if isinstance(value, bool | int | float):
+            out[key] = value
+        elif isinstance(value, str):
+            out[key] = _clean_text(value, 2000)
+    return out
+
+
+def _catalog_attachment(a: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    # The catalog wants one blob id per attachment; "-" marks content not stored (excluded by
+    # scope, or an empty file). The verbatim name is in the vault; here it is made JSON/SQL-safe.
+    out["blob_id"] = a["blob_ids"][0] if a.get("blob_ids") else "-"
+    out["name"] = _clean_text(a.get("name") or "", 1000)
+    return out
+
+
+def _catalog_record(r: VersionRecord, run_id: int) -> CatalogVersion:
+    return CatalogVersion(
+        kind=r.kind,
+        source_id=r.source_id,
+        content_hash=r.content_hash,
+        version_key=normalize_version_key(r.version_key),
+        fields=_catalog_fields(r.fields),
+        attachments=[_catalog_attachment(a) for a in r.attachments],
+        level=r.level,
+        run_id=run_id,
+        size=r.size,
+        container=r.container[:512] if r.container else None,
+    )
