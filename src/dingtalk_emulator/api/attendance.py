@@ -38,7 +38,7 @@ class AttendanceBook:
         self.staff = list(people.users)
         self.index_of_user = {u.userid: n for n, u in enumerate(self.staff)}
         self.group_id = 600_000_000 + h64(seed, "att-group") % 100_000_000
-        self._record_cached = functools.lru_cache(maxsize=65_536)(self._record)
+        self._record_cached = functools.lru_cache(maxsize=32_768)(self._record)
         self._workday = functools.lru_cache(maxsize=None)(self._is_workday)
 
     def day_ms(self, d: int) -> int:

@@ -55,7 +55,7 @@ class CalendarBook:
         self.changes: dict[str, dict[str, Change]] = {}  # unionId -> eventId -> latest change
         self.counter = 0
         # Rendering an event is the costly part of a page: keep recent ones (bounded memory).
-        self._generated_cached = functools.lru_cache(maxsize=20_000)(self._generated)
+        self._generated_cached = functools.lru_cache(maxsize=10_000)(self._generated)
         self._starts = functools.lru_cache(maxsize=4096)(self._user_starts)
 
     def _user_starts(self, u: int) -> tuple[tuple[int, str], ...]:

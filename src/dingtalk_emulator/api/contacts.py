@@ -341,14 +341,14 @@ def m_dept_create(state: EmulatorState, params: dict[str, Any]) -> dict[str, Any
     people.dept_counter += 1
     name = str(params.get("name") or f"新項目組 {people.dept_counter}")
     dept = people.add_department(name, parent.dept_id, people.dept_counter)
-    state.hub.publish_event("org_dept_create", {"timeStamp": _event_time(state), "deptId": [dept.dept_id]})
+    state.hub.publish_event("org_dept_create", {"deptId": [dept.dept_id]})
     return {"dept_id": dept.dept_id, "name": dept.name, "parent_id": parent.dept_id}
 
 
 def m_dept_rename(state: EmulatorState, params: dict[str, Any]) -> dict[str, Any]:
     dept = _pick_dept(state, params)
     dept.name = str(params.get("name") or f"{dept.name.split('（')[0]}（{local_datetime(state.now_ms())[:10]} 重組）")
-    state.hub.publish_event("org_dept_modify", {"timeStamp": _event_time(state), "deptId": [dept.dept_id]})
+    state.hub.publish_event("org_dept_modify", {"deptId": [dept.dept_id]})
     return {"dept_id": dept.dept_id, "name": dept.name}
 
 
@@ -365,7 +365,7 @@ def m_dept_remove(state: EmulatorState, params: dict[str, Any]) -> dict[str, Any
     if dept.dept_id == ROOT_DEPT_ID or people.children(dept.dept_id) or people.members(dept.dept_id):
         raise MutationError(f"department {dept.dept_id} is not empty (or is the root)")
     dept.removed = True
-    state.hub.publish_event("org_dept_remove", {"timeStamp": _event_time(state), "deptId": [dept.dept_id]})
+    state.hub.publish_event("org_dept_remove", {"deptId": [dept.dept_id]})
     return {"dept_id": dept.dept_id}
 
 

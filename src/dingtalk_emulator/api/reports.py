@@ -48,7 +48,7 @@ class ReportBook:
         self.slot = max(1, int(self.step))
         self.staff = list(people.users)
         self.extra: list[dict[str, Any]] = []  # reports created by mutations, in time order
-        self._body_cached = functools.lru_cache(maxsize=8192)(self._body)
+        self._body_cached = functools.lru_cache(maxsize=4096)(self._body)
 
     def created(self, i: int) -> int:
         if i >= self.n:

@@ -118,7 +118,7 @@ class ApprovalBook:
         self.new_indices: list[int] = []  # indices >= n, in creation order
         self.resigned_at_start = list(people.resigned)
         # Pages of details are re-read by every backup run: keep recent ones (bounded memory).
-        self._generate_cached = functools.lru_cache(maxsize=8192)(self._generate)
+        self._generate_cached = functools.lru_cache(maxsize=4096)(self._generate)
         self.url_key = os.urandom(32)  # signs the 15-minute attachment download URLs
 
     # -- templates -----------------------------------------------------------------------------
