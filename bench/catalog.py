@@ -41,8 +41,13 @@ def records(n: int, run_id: int, content: str, start: int = 0) -> Iterator[Versi
             source_id=f"proc-inst-{i:09d}-4f7a9c2e",
             content_hash=f"{content}{i:060d}",
             version_key=str(1_767_225_600_000 + i),
-            fields={"title": f"請假申請 #{i}", "owner_userid": f"user{i % 500:04d}", "department": i % 40,
-                    "created_at": created, "modified_at": created},
+            fields={
+                "title": f"請假申請 #{i}",
+                "owner_userid": f"user{i % 500:04d}",
+                "department": i % 40,
+                "created_at": created,
+                "modified_at": created,
+            },
             attachments=[f"att{i:061d}"] if i % 10 == 0 else (),
             run_id=run_id,
             size=1500,
@@ -65,7 +70,9 @@ def timed(label: str, n: int, fn) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--url", help="catalog database URL (default: a temporary SQLite file)")
@@ -79,23 +86,37 @@ def main() -> None:
         catalog = Catalog.open(url)
 
         run1 = catalog.start_run("full")
-        timed("record new", n, lambda: catalog.record_versions(records(n, run1, "a"), batch_size=batch).count("new"))
+        timed(
+            "record new",
+            n,
+            lambda: catalog.record_versions(records(n, run1, "a"), batch_size=batch).count("new"),
+        )
         run2 = catalog.start_run("full")
         timed(
-            "record unchanged (rerun)", n,
+            "record unchanged (rerun)",
+            n,
             lambda: catalog.record_versions(records(n, run2, "a"), batch_size=batch).count("unchanged"),
         )
         run3 = catalog.start_run("full")
         timed(
-            "record changed", n,
+            "record changed",
+            n,
             lambda: catalog.record_versions(records(n, run3, "b"), batch_size=batch).count("changed"),
         )
         run4 = catalog.start_run("full")
         seen = n * 9 // 10
-        timed("mark_seen", seen, lambda: catalog.mark_seen("approval", (r.source_id for r in records(seen, run4, "b")), run4))
-        timed("mark_unseen_deleted", n, lambda: sum(
-            catalog.mark_unseen_deleted("approval", run4, container=f"PROC-{c:02d}") for c in range(20)
-        ))
+        timed(
+            "mark_seen",
+            seen,
+            lambda: catalog.mark_seen("approval", (r.source_id for r in records(seen, run4, "b")), run4),
+        )
+        timed(
+            "mark_unseen_deleted",
+            n,
+            lambda: sum(
+                catalog.mark_unseen_deleted("approval", run4, container=f"PROC-{c:02d}") for c in range(20)
+            ),
+        )
         timed("live_ids (stream)", n - (n - seen), lambda: sum(1 for _ in catalog.live_ids("approval")))
 
         buf = io.BytesIO()
@@ -114,7 +135,9 @@ def main() -> None:
         catalog.close()
         if url.startswith("sqlite"):
             size = (Path(tmp) / "catalog.db").stat().st_size
-            print(f"catalog.db size: {size / 1e6:.1f} MB ({size / (2 * n):.0f} bytes per version incl. items)")
+            print(
+                f"catalog.db size: {size / 1e6:.1f} MB ({size / (2 * n):.0f} bytes per version incl. items)"
+            )
         print(f"load after: {os.getloadavg()}")
 
 

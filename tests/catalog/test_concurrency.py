@@ -98,3 +98,24 @@ def test_sqlite_lock_held_too_long_is_a_clear_error(tmp_path, monkeypatch: pytes
             conn.exec_driver_sql("ROLLBACK")
         blocker.dispose()
         assert catalog.record_version("user", "u1", "h") == "new"
+
+
+@pytest.mark.postgres
+def test_postgres_row_lock_held_too_long_is_a_clear_error(
+    new_url: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("dingvault.catalog.engine.PG_LOCK_TIMEOUT_MS", 100)
+    monkeypatch.setattr("dingvault.catalog.catalog._WRITE_RETRIES", 2)
+    url = new_url("postgresql")
+    with Catalog.open(url) as catalog:
+        catalog.record_version("user", "u1", "h1")
+        stuck = sa.create_engine(url)
+        with stuck.connect() as conn:
+            # A stuck transaction holds the item's row lock.
+            conn.execute(sa.text("SELECT id FROM items WHERE source_id = 'u1' FOR UPDATE"))
+            with pytest.raises(CatalogBusyError):
+                catalog.record_version("user", "u1", "h2")
+            conn.rollback()
+        stuck.dispose()
+        assert catalog.record_version("user", "u1", "h2") == "changed"
+        assert [v.content_hash for v in catalog.item_versions("user", "u1")] == ["h1", "h2"]

@@ -76,7 +76,7 @@ def _batched(values: Iterable[T], size: int) -> Iterator[list[T]]:
 def _is_retryable(exc: sa.exc.DBAPIError) -> bool:
     orig = exc.orig
     sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    if sqlstate in ("40001", "40P01"):  # serialization failure, deadlock detected
+    if sqlstate in ("40001", "40P01", "55P03"):  # serialization failure, deadlock, lock timeout
         return True
     text = str(orig).lower()
     return "database is locked" in text or "database is busy" in text

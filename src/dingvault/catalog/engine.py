@@ -29,6 +29,10 @@ from sqlalchemy.engine import URL, Engine, make_url
 from dingvault.catalog.errors import CatalogInputError
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
+# PostgreSQL: never wait forever -- for a server that does not answer, or for a row lock held by a
+# stuck transaction (the write is then retried, and finally reported as CatalogBusyError).
+PG_CONNECT_TIMEOUT_S = 10
+PG_LOCK_TIMEOUT_MS = 30_000
 # Execution option marking a connection whose transactions write (see module docstring).
 WRITE_OPTION = "dingvault_catalog_write"
 
@@ -62,13 +66,31 @@ def create_catalog_engine(url: str | URL, *, echo: bool = False) -> Engine:
     if backend == "sqlite":
         return _sqlite_engine(parsed, common)
     if backend == "postgresql":
-        if parsed.get_driver_name() not in ("psycopg", "psycopg2"):
-            # psycopg 3 is the driver dingvault ships with; a bare "postgresql://" means it too.
+        if parsed.get_driver_name() != "psycopg":
+            # psycopg 3 is the driver dingvault ships (and the one the engine setup below expects);
+            # a bare "postgresql://" means it too.
             parsed = parsed.set(drivername="postgresql+psycopg")
-        return sa.create_engine(parsed, pool_pre_ping=True, **common)
+        return _postgresql_engine(parsed, common)
     raise CatalogInputError(
         f"unsupported catalog database {backend!r} in {safe_url(parsed)}: use sqlite:/// or postgresql+psycopg://"
     )
+
+
+def _postgresql_engine(url: URL, common: dict[str, Any]) -> Engine:
+    connect_args = {} if "connect_timeout" in url.query else {"connect_timeout": PG_CONNECT_TIMEOUT_S}
+    engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args, **common)
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # SET outside any transaction, so it holds for the session (the URL's own options stay).
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        try:
+            dbapi_connection.execute(f"SET lock_timeout = {int(PG_LOCK_TIMEOUT_MS)}")
+        finally:
+            dbapi_connection.autocommit = autocommit
+
+    return engine
 
 
 def _sqlite_engine(url: URL, common: dict[str, Any]) -> Engine:
