@@ -110,3 +110,18 @@ def test_truth_lists_department_and_api_groups(emu: Emu) -> None:
     assert origins == {"dept", "api"}
     people = emu.state.org.people
     assert sum(g["origin"] == "dept" for g in groups) == len([d for d in people.departments if d.dept_id != 1])
+
+
+def test_groups_follow_department_mutations(emu: Emu) -> None:
+    r = emu.mutate("dept.create", name="澳門新項目組")
+    assert r.status_code == 200, r.text
+    dept_id = r.json().get("dept_id") or r.json().get("deptId")
+    r = emu.client.post("/topapi/v2/department/get", params={"access_token": legacy_token(emu)}, json={"dept_id": dept_id})
+    chatid = r.json()["result"]["dept_group_chat_id"]
+    r = emu.client.get("/chat/get", params={"access_token": legacy_token(emu), "chatid": chatid})
+    assert r.json()["errcode"] == 0 and r.json()["chat_info"]["name"] == "澳門新項目組"
+    cid = emu.post(f"/v1.0/im/chat/{chatid}/convertToOpenConversationId").json()["openConversationId"]
+    group = {g["id"]: g for g in emu.truth("group")}[cid]
+    assert group["status"] == 1 and group["spaceId"] in {s["id"] for s in emu.truth("drive_space")}
+    assert emu.mutate("dept.remove", dept_id=dept_id).status_code == 200
+    assert {g["id"]: g for g in emu.truth("group")}[cid]["status"] == 2

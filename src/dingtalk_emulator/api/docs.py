@@ -75,7 +75,7 @@ def m_doc_edit(state: EmulatorState, params: dict[str, Any]) -> dict[str, Any]:
     actor = str(params.get("unionId") or d.creator)
     d.current.modified_ms = now
     d.current.modifier = actor
-    space.modify_ms = max(space.modify_ms, now)
+    w.storage.touch(space, now)
     w.uuid_index[d.uuid] = (space.space_id, d.dentry_id)
     pushed = publish_storage_event(state, w, "storage_dentry_update", d, actor)
     return {"dentryUuid": d.uuid, "docVersion": d.doc_version, "blockCount": len(blocks_of(d)), "event": pushed}

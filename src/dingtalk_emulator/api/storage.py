@@ -86,13 +86,15 @@ def max_results(call: Call, params: dict[str, Any], limit: int, default: int, co
     return n
 
 
-def space_json(space: Space) -> dict[str, Any]:
+def space_json(w: FilesWorld, space: Space) -> dict[str, Any]:
+    used = w.storage.used_quota(space)
     return {
         "spaceId": space.space_id,
         "spaceName": space.name,
         "spaceType": space.space_type,
         "quota": space.quota,
-        "usedQuota": sum(d.current.size for d in (space.dentries or {}).values()) if space.dentries is not None else space.n_files * 50_000,
+        # Before a space is first listed its usage is not known without generating it: estimated.
+        "usedQuota": used if used >= 0 else space.n_files * w.prof.median_small,
         "permissionMode": "acl",
         "createTime": iso(space.create_ms),
         "modifyTime": iso(max(space.create_ms, space.modify_ms)),
@@ -151,12 +153,9 @@ async def list_spaces(call: Call) -> dict[str, Any]:
         raise ApiError(400, "invalidParameter", "spaceType must be org or personal")
     n = max_results(call, call.params, 50, 50, code="param.error.maxresults")
     w = world(call.state)
-    spaces = [
-        s for s in w.storage.spaces.values()
-        if s.origin == "drive" and s.space_type == space_type and w.storage.can_read(s, unionid)
-    ]
+    spaces = [s for s in w.storage.drive_spaces() if s.space_type == space_type and w.storage.can_read(s, unionid)]
     chunk, nxt = page(spaces, decode_token(call.params.get("nextToken")), n)
-    return {"spaces": [space_json(s) for s in chunk], "nextToken": nxt or ""}
+    return {"spaces": [space_json(w, s) for s in chunk], "nextToken": nxt or ""}
 
 
 @api_endpoint(SPACE_SCOPE)
@@ -165,7 +164,7 @@ async def get_space(call: Call) -> dict[str, Any]:
     unionid = operator(call)
     w = world(call.state)
     space = space_for(call, w, call.path_params["spaceId"], unionid)
-    return {"space": {**space_json(space), "corpId": w.corp_id}}
+    return {"space": {**space_json(w, space), "corpId": w.corp_id}}
 
 
 @api_endpoint(CONV_SCOPE)
@@ -200,7 +199,7 @@ async def list_dentries(call: Call) -> dict[str, Any]:
     order = call.params.get("order", "ASC")
     if order_by not in _ORDER or order not in ("ASC", "DESC"):
         raise ApiError(400, "invalidParameter", "orderBy/order is invalid")
-    items = sorted(w.storage.listing(space, parent), key=_ORDER[order_by], reverse=order == "DESC")
+    items = w.storage.sorted_children(space, parent, order_by, _ORDER[order_by], order == "DESC")
     chunk, nxt = page(items, decode_token(call.params.get("nextToken")), n)
     out: dict[str, Any] = {"dentries": [dentry_json(w, d) for d in chunk]}
     if nxt:
@@ -220,7 +219,8 @@ async def list_all_dentries(call: Call) -> dict[str, Any]:
     order = option.get("order", "ASC")
     if order not in ("ASC", "DESC"):
         raise ApiError(400, "invalidParameter", "order must be ASC or DESC")
-    items = sorted((d for d in w.storage.all_dentries(space) if d.status == "NORMAL"), key=_ORDER["MODIFIED_TIME"], reverse=order == "DESC")
+    items = w.storage.cached(space, ("all", order), lambda: sorted(
+        (d for d in w.storage.all_dentries(space) if d.status == "NORMAL"), key=_ORDER["MODIFIED_TIME"], reverse=order == "DESC"))
     chunk, nxt = page(items, decode_token(option.get("nextToken")), n)
     out: dict[str, Any] = {"dentries": [dentry_json(w, d) for d in chunk]}
     if nxt:
@@ -443,7 +443,7 @@ def _pick_space(state: EmulatorState, w: FilesWorld, params: dict[str, Any]) -> 
         if space is None:
             raise MutationError(f"unknown space {params['spaceId']}")
         return space
-    drive = [s for s in w.storage.spaces.values() if s.origin == "drive"]
+    drive = w.storage.drive_spaces()
     return drive[int(params.get("rand", 0)) % len(drive)]
 
 
@@ -466,10 +466,6 @@ def _actor(w: FilesWorld, space: Space, params: dict[str, Any]) -> str:
         return str(params["unionId"])
     readers = w.storage.readers(space) or [w.people.admin.unionid]
     return readers[int(params.get("rand", 0)) % len(readers)]
-
-
-def _touch(space: Space, now: int) -> None:
-    space.modify_ms = max(space.modify_ms, now)
 
 
 def m_upload(state: EmulatorState, params: dict[str, Any], folder: bool = False) -> dict[str, Any]:
@@ -495,7 +491,7 @@ def m_upload(state: EmulatorState, params: dict[str, Any], folder: bool = False)
     if d.type == "FILE" and d.versions[0].size < MIN_SIZE.get(ext, 0):
         d.versions[0].size = MIN_SIZE[ext]
     w.uuid_index[d.uuid] = (space.space_id, d.dentry_id)
-    _touch(space, now)
+    w.storage.touch(space, now)
     pushed = publish_storage_event(state, w, "storage_dentry_create", d, actor)
     return {"spaceId": space.space_id, "dentryId": d.dentry_id, "name": d.name, "event": pushed}
 
@@ -510,7 +506,7 @@ def m_update(state: EmulatorState, params: dict[str, Any]) -> dict[str, Any]:
     actor = _actor(w, space, params)
     size = int(params.get("size", d.current.size + d.current.size // 50 + 17))
     d.versions.append(Version(d.current.version + 1, max(size, MIN_SIZE[d.ext]), now, actor))
-    _touch(space, now)
+    w.storage.touch(space, now)
     pushed = publish_storage_event(state, w, "storage_dentry_update", d, actor)
     return {"spaceId": d.space_id, "dentryId": d.dentry_id, "version": d.current.version, "event": pushed}
 
@@ -526,7 +522,7 @@ def m_rename(state: EmulatorState, params: dict[str, Any]) -> dict[str, Any]:
     d.name = new
     now = state.now_ms()
     d.current.modified_ms = max(d.current.modified_ms, now)
-    _touch(space, now)
+    w.storage.touch(space, now)
     actor = _actor(w, space, params)
     pushed = publish_storage_event(state, w, "storage_dentry_update", d, actor)
     return {"spaceId": d.space_id, "dentryId": d.dentry_id, "name": d.name, "event": pushed}
@@ -547,7 +543,7 @@ def m_move(state: EmulatorState, params: dict[str, Any]) -> dict[str, Any]:
         raise MutationError(str(e)) from None
     now = state.now_ms()
     d.current.modified_ms = max(d.current.modified_ms, now)
-    _touch(space, now)
+    w.storage.touch(space, now)
     pushed = publish_storage_event(state, w, "storage_dentry_update", d, _actor(w, space, params))
     return {"spaceId": d.space_id, "dentryId": d.dentry_id, "parentId": d.parent_id, "event": pushed}
 
@@ -563,7 +559,7 @@ def m_delete(state: EmulatorState, params: dict[str, Any]) -> dict[str, Any]:
         if x.status == "NORMAL":
             x.status, x.deleted_ms, x.deleted_by = "DELETED", now, actor
             deleted.append(x.dentry_id)
-    _touch(space, now)
+    w.storage.touch(space, now)
     pushed = publish_storage_event(state, w, "storage_dentry_delete", d, actor)
     return {"spaceId": d.space_id, "dentryId": d.dentry_id, "deleted": deleted, "event": pushed}
 

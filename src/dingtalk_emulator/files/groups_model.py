@@ -50,14 +50,8 @@ class GroupsModel:
         self.anchor_ms = anchor_ms
         self.groups: dict[str, Group] = {}  # by openConversationId
         self.by_chatid: dict[str, Group] = {}
-        for dept in people.departments:
-            if dept.dept_id == 1:
-                continue
-            chatid = dept_chat_id(seed, dept.dept_id)
-            members = people.members(dept.dept_id)
-            owner = next((u.userid for u in members if u.leader), members[0].userid if members else people.admin.userid)
-            r = rng(seed, "group", chatid)
-            self._add(Group(chatid, self._cid(chatid), dept.name, owner, "dept", anchor_ms - r.randrange(100, 900) * 86_400_000, dept_id=dept.dept_id))
+        self._dept_count = 0
+        self.sync_departments(anchor_ms)
         users = people.users
         for i in range(api_groups):
             r = rng(seed, "api-group", i)
@@ -73,6 +67,30 @@ class GroupsModel:
         for g in list(self.groups.values()):
             if g.origin == "dept" and h_mod(seed, g.chatid, 3) == 0:
                 g.robot_present = True
+
+    def sync_departments(self, now_ms: int) -> list[Group]:
+        """Follow the org chart: a new department gets its group, a removed one's group is disbanded.
+
+        Returns the groups created (the caller gives them a file space)."""
+        created = []
+        for dept in self.people.departments:
+            if dept.dept_id == 1:
+                continue
+            chatid = dept_chat_id(self.seed, dept.dept_id)
+            g = self.by_chatid.get(chatid)
+            if g is None and not dept.removed:
+                members = self.people.members(dept.dept_id)
+                owner = next((u.userid for u in members if u.leader), members[0].userid if members else self.people.admin.userid)
+                r = rng(self.seed, "group", chatid)
+                born = self.anchor_ms - r.randrange(100, 900) * 86_400_000 if self._dept_count == 0 else now_ms
+                g = Group(chatid, self._cid(chatid), dept.name, owner, "dept", born, dept_id=dept.dept_id)
+                self._add(g)
+                created.append(g)
+            elif g is not None and dept.removed and g.status == 1:
+                g.status = 2
+                g.version += 1
+        self._dept_count = len(self.people.departments)
+        return created
 
     def _cid(self, chatid: str) -> str:
         return "cid" + b62id(22, self.seed, "cid", chatid) + "=="

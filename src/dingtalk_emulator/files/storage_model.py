@@ -110,6 +110,8 @@ class Space:
     dentries: dict[str, Dentry] | None = None
     children: dict[str, list[str]] | None = None
     modify_ms: int = 0
+    rev: int = 0  # bumped by every mutation; keys the listing cache
+    cache: dict[Any, Any] = field(default_factory=dict)
 
 
 class StorageModel:
@@ -122,6 +124,8 @@ class StorageModel:
         self._lock = threading.RLock()
         self.digests: dict[tuple[str, int], str] = {}  # (content key, version) -> sha256 (bounded below)
         self.subscriptions: list[dict[str, str]] = []  # POST /v1.0/storage/events/subscribe records
+        self._drive: list[Space] = []
+        self._drive_count = -1
 
     # -- spaces -----------------------------------------------------------------------------
     def add_space(self, space: Space) -> Space:
@@ -256,6 +260,36 @@ class StorageModel:
             size = max(MIN_SIZE[d.ext], size + int(size * r.uniform(-0.02, 0.08)))
             t = min(self.anchor_ms - 60_000, t + int(r.random() * 30 * DAY_MS) + 60_000)
         return out
+
+    def touch(self, space: Space, now_ms: int) -> None:
+        """Record a change in the space: bumps its modify time and invalidates cached listings."""
+        space.modify_ms = max(space.modify_ms, now_ms)
+        space.rev += 1
+        space.cache.clear()
+
+    def cached(self, space: Space, key: Any, compute: Callable[[], Any]) -> Any:
+        """Per-space memo of listings and sums; cleared by `touch` (bounded: a few keys per folder)."""
+        hit = space.cache.get(key)
+        if hit is None:
+            if len(space.cache) > 4096:
+                space.cache.clear()
+            hit = space.cache[key] = compute()
+        return hit
+
+    def sorted_children(self, space: Space, parent_id: str, key_name: str, key: Callable[[Dentry], Any], desc: bool) -> list[Dentry]:
+        return self.cached(space, ("children", parent_id, key_name, desc),
+                           lambda: sorted(self.listing(space, parent_id), key=key, reverse=desc))
+
+    def used_quota(self, space: Space) -> int:
+        if space.dentries is None:
+            return 0 if space.n_files == 0 else -1
+        return self.cached(space, ("used",), lambda: sum(v.size for d in self.tree(space).values() if d.status == "NORMAL" for v in d.versions))
+
+    def drive_spaces(self) -> list[Space]:
+        if self._drive_count != len(self.spaces):
+            self._drive = [s for s in self.spaces.values() if s.origin == "drive"]
+            self._drive_count = len(self.spaces)
+        return self._drive
 
     def get(self, space: Space, dentry_id: str) -> Dentry | None:
         return self.tree(space).get(dentry_id)

@@ -51,6 +51,7 @@ class FilesWorld:
         self.mine: dict[str, str] = {}  # unionId -> workspaceId
         self.uuid_index: dict[str, tuple[str, str]] = {}  # dentryUuid -> (spaceId, dentryId)
         self.root_nodes: dict[str, str] = {}  # rootNodeId -> workspaceId
+        self._dept_signature = (len(self.people.departments), sum(1 for d in self.people.departments if d.removed))
         self._build_drive_spaces()
         self._build_group_spaces()
         self._build_wikis()
@@ -65,8 +66,8 @@ class FilesWorld:
         for dept in self.people.children(1):
             self._space("drive", dept.dept_id, f"{dept.name}文件庫", self.prof.files_per_drive_space, acl_depts=(dept.dept_id,))
 
-    def _build_group_spaces(self) -> None:
-        for g in self.groups.groups.values():
+    def _build_group_spaces(self, groups: Any = None) -> None:
+        for g in groups if groups is not None else list(self.groups.groups.values()):
             sp = self._space("group", g.open_conversation_id, f"{g.name}的群文件", self.prof.files_per_group_space,
                              members=self.groups.member_unionids(g), admin_managed=False)
             g.space_id = sp.space_id
@@ -103,6 +104,19 @@ class FilesWorld:
         self.mine[unionid] = ws.workspace_id
         return ws
 
+    def sync(self) -> None:
+        """Follow people mutations: department groups come and go, new employees get "my docs"."""
+        depts = self.people.departments
+        signature = (len(depts), sum(1 for d in depts if d.removed))
+        if signature != self._dept_signature:
+            self._dept_signature = signature
+            created = self.groups.sync_departments(self.state.now_ms())
+            if created:
+                self._build_group_spaces(created)
+        if len(self.mine) < len(self.people.users) or any(u.unionid not in self.mine for u in self.people.users[-5:]):
+            for u in self.people.users:
+                self.ensure_mine(u.unionid)
+
     # -- lookups --------------------------------------------------------------------------
     def index_space(self, space: Space) -> None:
         for d in self.storage.tree(space).values():
@@ -135,14 +149,14 @@ class FilesWorld:
 
 def world(state: Any) -> FilesWorld:
     existing = getattr(state.org, "files_world", None)
-    if existing is not None:
-        return existing
-    with _LOCK:
-        existing = getattr(state.org, "files_world", None)
-        if existing is None:
-            existing = FilesWorld(state)
-            existing._indexed = set()
-            state.org.files_world = existing
+    if existing is None:
+        with _LOCK:
+            existing = getattr(state.org, "files_world", None)
+            if existing is None:
+                existing = FilesWorld(state)
+                existing._indexed = set()
+                state.org.files_world = existing
+    existing.sync()  # cheap unless the org chart or the staff changed
     return existing
 
 
