@@ -7,6 +7,7 @@ Layout (``<home>`` = ``--home``, else ``$DINGVAULT_HOME``, else ``~/.dingvault``
     <home>/catalog.db             the default SQLite catalog
     <home>/secrets/app_secret.sealed   the DingTalk app secret, AES-256-GCM sealed (see config.secrets)
     <home>/tmp/                   spill files for downloads in flight (same filesystem as the vault)
+    <home>/cache/vault/           the vault's local index cache (rebuilt from the vault when lost)
 
 The home is created with mode 0700 because it holds sealed secrets and the catalog (metadata that is
 itself personal data under PDPA).
@@ -52,6 +53,11 @@ class Home:
     @property
     def tmp_dir(self) -> Path:
         return self.path / "tmp"
+
+    @property
+    def cache_dir(self) -> Path:
+        """The vault's local index cache (a rebuildable copy of the vault's index files)."""
+        return self.path / "cache" / "vault"
 
     @property
     def default_vault_url(self) -> str:

@@ -174,14 +174,16 @@ class BackupEngine:
         # Every run yields an independent snapshot and a catalog export, even a partial one: what
         # was stored is stored, and the snapshot says exactly what it holds.
         stats.snapshot_id = await self._call(self.store.commit_snapshot, run_id)
+        stats.finished = time.time()
+        await self._call(self.store.finish_run, run_id, stats)
+        # The export is taken after the run is closed, so a catalog rebuilt from it shows this run
+        # as finished. A failed export does not undo the backup; it is reported in the stats.
         try:
             stats.catalog_export_id = await self._call(self.store.export_catalog, run_id)
-        except Exception as exc:  # the backup itself is safe; say loudly that the export is missing
+        except Exception as exc:
             stats.family_failures.append(
                 FamilyFailure("catalog-export", type(exc).__name__, str(exc), stopped=False)
             )
-        stats.finished = time.time()
-        await self._call(self.store.finish_run, run_id, stats)
         self._executor.shutdown(wait=True)
         return stats
 

@@ -61,7 +61,10 @@ def init_home(
         catalog_url=catalog_url or home.default_catalog_url,
     )
     backend = from_url(settings.vault_url)
-    vault, recovery_key = Vault.init(backend, passphrase, **({"kdf": kdf} if kdf is not None else {}))
+    options: dict[str, Any] = {"cache_dir": home.cache_dir}
+    if kdf is not None:
+        options["kdf"] = kdf
+    vault, recovery_key = Vault.init(backend, passphrase, **options)
     vault.close()
     Catalog.open(settings.catalog_url).close()
     # The config is written last: a home with a config.toml is a complete one.
@@ -178,7 +181,7 @@ def open_session(home: Home, passphrase: str, *, cache_dir: Path | None = None) 
         settings = home.load_settings()
     except HomeError as exc:
         raise SetupError(str(exc)) from exc
-    vault = Vault.open(from_url(settings.vault_url), passphrase, cache_dir=cache_dir)
+    vault = Vault.open(from_url(settings.vault_url), passphrase, cache_dir=cache_dir or home.cache_dir)
     try:
         catalog = Catalog.open(settings.catalog_url)
     except BaseException:

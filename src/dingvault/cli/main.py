@@ -25,6 +25,27 @@ def _register() -> None:
     from dingvault.cli import vault_cmd
 
     vault_cmd.register(app)
+    from dingvault.cli import init_cmd
+
+    init_cmd.register(app)
+    from dingvault.cli import connect_cmd
+
+    connect_cmd.register(app)
+    from dingvault.cli import backup_cmd
+
+    backup_cmd.register(app)
+    from dingvault.cli import status_cmd
+
+    status_cmd.register(app)
+    from dingvault.cli import snapshots_cmd
+
+    snapshots_cmd.register(app)
+    from dingvault.cli import coverage_cmd
+
+    coverage_cmd.register(app)
+    from dingvault.cli import catalog_cmd
+
+    catalog_cmd.register(app)
 
 
 _register()
