@@ -13,6 +13,7 @@ import functools
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,20 +31,31 @@ TEMPLATES: tuple[tuple[str, str, str], ...] = (
     ("purchase", "採購", "purchase"),
     ("trip", "出差申請", "trip"),
 )
-RUNNING_RECENT_DAYS = 12  # instances younger than this may still be running
+RUNNING_RECENT_DAYS = 12
+_CORPUS_KIND = {"expense": "invoice", "contract": "contract", "payment": "invoice", "purchase": "price_list"}
+
+try:  # the files family's document generators, when present; else a plain generator below
+    from dingtalk_emulator.files.blob import read_all as _read_all
+    from dingtalk_emulator.files.render import ContentSpec as _ContentSpec
+    from dingtalk_emulator.files.render import render as _render_file
+except ImportError:  # pragma: no cover - only while the files family is absent
+    _render_file = None  # instances younger than this may still be running
 
 
 @dataclass
 class Attachment:
+    """An approval attachment; its bytes are rendered on demand (never kept), `size` is exact."""
+
     file_id: str
     file_name: str
     file_type: str
     space_id: int
-    content: bytes
+    size: int
+    render: Callable[[], bytes]
 
     @property
-    def size(self) -> int:
-        return len(self.content)
+    def content(self) -> bytes:
+        return self.render()
 
     def truth(self) -> dict[str, Any]:
         return {"fileId": self.file_id, "fileName": self.file_name, "size": self.size, "sha256": hashlib.sha256(self.content).hexdigest()}
@@ -351,8 +363,17 @@ class ApprovalBook:
 
     def _attachment(self, i: int, k: int, kind: str, who: User, r: Any) -> Attachment:
         file_id = str(20_000_000_000 + h64(self.seed, "approval-file", i, k) % 10**10)
-        ftype = r.choice(("pdf", "pdf", "csv", "txt"))
         label = {"expense": "發票", "contract": "合同掃描件", "payment": "付款憑證", "purchase": "報價單"}[kind]
+        if _render_file is not None:
+            # The files family's generators: real PDF / DOCX / XLSX with the company's text.
+            ftype = r.choice(("pdf", "pdf", "docx", "xlsx") if kind == "contract" else ("pdf", "pdf", "xlsx", "csv"))
+            size = r.randrange(16_000, 90_000) if ftype != "csv" else r.randrange(500, 6_000)
+            lang = {"zh-Hant": "zh-Hant", "pt": "pt", "en": "en"}.get(who.lang, "zh-Hant")
+            if r.random() < 0.15:
+                lang = "zh-Hans"  # mainland partners' paperwork
+            spec = _ContentSpec(f"{self.seed}:approval:{i}:{k}", ftype, 1, size, _CORPUS_KIND[kind], lang)
+            return Attachment(file_id, f"{label}_{i}_{k}.{ftype}", ftype, self.space_id, size, lambda: _read_all(_render_file(spec)))
+        ftype = r.choice(("pdf", "pdf", "csv", "txt"))
         lines = [
             f"{label} / {kind} #{i}-{k}",
             f"Applicant: {who.name_en} ({who.userid})",
@@ -369,7 +390,7 @@ class ApprovalBook:
             content = ("item,amount\n" + "".join(f"{n},{r.randrange(10, 9999)}\n" for n in range(r.randrange(5, 200)))).encode()
         else:
             content = text.encode()
-        return Attachment(file_id, f"{label}_{i}_{k}.{ftype}", ftype, self.space_id, content)
+        return Attachment(file_id, f"{label}_{i}_{k}.{ftype}", ftype, self.space_id, len(content), lambda: content)
 
     # -- overlay-created instances ---------------------------------------------------------------
     def next_index(self) -> int:
