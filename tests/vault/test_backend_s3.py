@@ -214,3 +214,31 @@ def test_credentials_file_must_be_private(moto_s3: MotoS3, tmp_path) -> None:
     b.put("k", b"x")
     assert b._client._request_signer._credentials.access_key == "AKIDEXAMPLE"  # the file's, not the env's
     assert "wJalrXUtnFEMI" not in b.url and "AKIDEXAMPLE" not in repr(b)
+
+
+def test_a_download_cut_mid_body_is_retried(moto_s3: MotoS3) -> None:
+    from botocore.exceptions import ResponseStreamingError
+
+    b = moto_s3.backend()
+    b.put("k", b"whole object")
+    real = b._client.get_object
+    cuts = {"left": 1}
+
+    class CutBody:
+        def read(self, *a):
+            raise ResponseStreamingError(error="connection reset mid-body")
+
+        def close(self) -> None:
+            pass
+
+    def get_object(**kw):
+        if cuts["left"]:
+            cuts["left"] -= 1
+            return {"Body": CutBody()}
+        return real(**kw)
+
+    b._client.get_object = get_object  # type: ignore[method-assign]
+    assert b.get("k") == b"whole object"
+    cuts["left"] = 10  # more cuts than retries: a clear error, not a hang
+    with pytest.raises(BackendError, match="reading k from s3://"):
+        b.get("k")

@@ -15,7 +15,8 @@ removed by ``cleanup()``.
 
 Retries: botocore's "standard" retry mode handles throttling, 5xx and transient connection
 errors with exponential backoff; around it a bounded loop retries connection failures a few
-more rounds (a store restarting for a minute must not fail a backup) and then raises
+more rounds with 1, 2, 4 s pauses (a store restarting for a few seconds must not fail a backup;
+the replicator retries longer on its own) and then raises
 ``BackendError("S3 unreachable at <endpoint> after N attempts: ...")``. Total time is bounded by
 ``max_attempts``, ``connect_timeout`` and ``read_timeout``.
 
@@ -104,8 +105,8 @@ class S3Backend:
         credentials_file: str | os.PathLike[str] | None = None,
         profile: str | None = None,
         max_attempts: int = 4,
-        connect_rounds: int = 2,
-        retry_delay: float = 0.5,
+        connect_rounds: int = 4,
+        retry_delay: float = 1.0,
         connect_timeout: float = 5.0,
         read_timeout: float = 60.0,
         multipart_threshold: int = 32 * MiB,
@@ -391,20 +392,26 @@ class S3Backend:
         if offset or length is not None:
             end = "" if length is None else str(offset + length - 1)
             args["Range"] = f"bytes={offset}-{end}"
-        try:
-            resp = self._call("get", self._client.get_object, **args)
-            body = resp["Body"]
+        # The body is read inside the retry: a connection cut mid-download is retried like a
+        # refused one (botocore only retries until the response headers arrive).
+        for attempt in range(self._connect_rounds):
             try:
-                return body.read()
-            finally:
-                body.close()
-        except ClientError as exc:
-            if _code(exc) in ("InvalidRange", "416"):
-                self.stat(key)  # past the end of an existing object: slicing gives b""
-                return b""
-            raise self._client_error(exc, "reading", key) from exc
-        except (BotoCoreError, OSError) as exc:
-            raise BackendError(f"reading {key} from {self.url} failed: {exc}") from exc
+                resp = self._call("get", self._client.get_object, **args)
+                body = resp["Body"]
+                try:
+                    return body.read()
+                finally:
+                    body.close()
+            except ClientError as exc:
+                if _code(exc) in ("InvalidRange", "416"):
+                    self.stat(key)  # past the end of an existing object: slicing gives b""
+                    return b""
+                raise self._client_error(exc, "reading", key) from exc
+            except (BotoCoreError, OSError) as exc:
+                if attempt + 1 >= self._connect_rounds:
+                    raise BackendError(f"reading {key} from {self.url} failed: {exc}") from exc
+                time.sleep(self._retry_delay * (2**attempt))
+        raise AssertionError("unreachable")  # the loop always returns or raises
 
     def open(self, key: str) -> BinaryIO:
         try:
