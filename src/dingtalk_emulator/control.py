@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -175,7 +176,8 @@ def routes(state: EmulatorState) -> list[Route]:
                     yield b"\n".join(batch) + b"\n"
 
             return StreamingResponse(lines(), media_type="application/x-ndjson")
-        items = list(provider(state))
+        # Big kinds take seconds to walk: keep the event loop (and the Stream hub) responsive.
+        items = await run_in_threadpool(lambda: list(provider(state)))
         return json_response({"kind": kind, "count": len(items), "items": items})
 
     async def mutate(request: Request) -> Response:

@@ -108,6 +108,8 @@ async def query_org_tasks(call: Call) -> dict[str, Any]:
     except (TypeError, ValueError):
         raise ApiError(400, "invalidParameter", "nextToken is invalid") from None
     is_done = b.get("isDone")
+    if isinstance(is_done, str):
+        is_done = {"true": True, "false": False}.get(is_done.lower())
     todo_type = b.get("todoType")
     now = call.state.now_ms()
     tasks = [
