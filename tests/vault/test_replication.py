@@ -159,6 +159,24 @@ def test_corrupt_primary_objects_are_not_shipped_and_never_overwrite(tmp_path) -
     assert st.pending_objects == 1 and st.oldest_pending == bad_new
 
 
+def test_revoked_key_slots_are_removed_from_replicas(tmp_path) -> None:
+    primary = LocalBackend(tmp_path / "p")
+    fake_vault(primary, n_packs=1)
+    primary.put("keys/slot2", b'{"slot": 2}')
+    rep = Replica("r", str(tmp_path / "r"))
+    replica = LocalBackend(tmp_path / "r")
+    assert replicate(primary, rep).ok
+    assert replica.exists("keys/slot2")
+    primary.delete("keys/slot2")  # the passphrase of slot 2 is revoked
+    result = replicate(primary, rep)
+    assert result.ok and result.revoked_slots == ["keys/slot2"]
+    assert not replica.exists("keys/slot2") and replica.exists("keys/slot1")
+    # A primary that (wrongly) lists no slot at all never empties the replica's slots.
+    primary.delete("keys/slot1")
+    assert replicate(primary, rep).revoked_slots == []
+    assert replica.exists("keys/slot1")
+
+
 def test_status_reports_lag_from_the_oldest_unshipped_object(tmp_path) -> None:
     primary = LocalBackend(tmp_path / "p")
     fake_vault(primary, n_packs=1)
@@ -294,3 +312,26 @@ def test_continuous_replication_of_a_live_vault_is_always_consistent(tmp_path) -
         assert got == items
     finally:
         mirror.close()
+
+
+def test_a_revoked_passphrase_cannot_open_the_replica(tmp_path) -> None:
+    from vault_helpers import PASSPHRASE, make_vault
+
+    from dingvault.vault import Vault, WrongPassphrase
+    from dingvault.vault.keys import FAST_KDF_FOR_TESTS
+
+    primary = LocalBackend(tmp_path / "p")
+    vault, _ = make_vault(primary, tmp_path / "cache")
+    leaver = vault.add_key("the leaver's passphrase", label="leaver", kdf=FAST_KDF_FOR_TESTS)
+    rep = Replica("r", str(tmp_path / "r"))
+    assert replicate(vault, rep).ok
+    replica = LocalBackend(tmp_path / "r")
+    Vault.open(
+        replica, "the leaver's passphrase", cache_dir=tmp_path / "c1"
+    ).close()  # works before revocation
+    vault.remove_key(leaver.slot_id)
+    assert replicate(vault, rep).revoked_slots == [leaver.key]
+    with pytest.raises(WrongPassphrase):
+        Vault.open(replica, "the leaver's passphrase", cache_dir=tmp_path / "c2")
+    Vault.open(replica, PASSPHRASE, cache_dir=tmp_path / "c3").close()  # the others still work
+    vault.close()

@@ -22,7 +22,9 @@ match its name is not published on the replica (the upload is abandoned before i
 visible) and is reported in ``ReplicationResult.corrupt``. Existing replica objects are never
 overwritten, except ``config`` and key slots, which are not content-addressed and are
 re-copied when they differ. Replicas are not pruned here: an object deleted on the primary stays
-on the replica (protection against a primary that is wiped), until a prune of the replica.
+on the replica (protection against a primary that is wiped), until a prune of the replica. The
+one exception is key slots: a slot removed on the primary (a revoked passphrase) is removed from
+the replica too, so the revoked passphrase cannot open the replica either.
 
 A replica denied a level still receives snapshots and index entries that reference blobs of
 that level. Verify on such a replica reports those packs as missing *by design*; it must run
@@ -50,7 +52,8 @@ log = logging.getLogger(__name__)
 
 # Write order on the primary; replicas receive objects phase by phase in this order.
 PHASE_PACKS, PHASE_INDEX, PHASE_OTHER, PHASE_REFERRERS, PHASE_KEYS, PHASE_CONFIG = range(6)
-_MUTABLE = (PHASE_KEYS, PHASE_CONFIG)  # not content-addressed: re-copied when they differ
+_MUTABLE = (PHASE_KEYS, PHASE_CONFIG)
+KEYS_PREFIX = "keys/"  # not content-addressed: re-copied when they differ
 _REFERRER_PREFIXES = ("catalog/", "snapshots/")
 _CONTENT_ADDRESSED = ("data/", "index/", "snapshots/", "catalog/")
 _NEVER = ("locks/",)
@@ -125,6 +128,9 @@ class ReplicationResult:
     copied_bytes: int = 0
     already_present: int = 0
     corrupt: list[str] = field(default_factory=list)  # primary objects whose bytes do not match their name
+    revoked_slots: list[str] = field(
+        default_factory=list
+    )  # key slots removed on the primary, now on the replica too
     error: str | None = None  # set when the pass stopped early (replica unreachable, ...)
     pending: int = 0  # objects still to ship when the pass ended
     pending_bytes: int = 0
@@ -234,7 +240,27 @@ def ship(
         present[info.key] = info.size
         if on_shipped is not None:
             on_shipped(info)
+    _revoke_key_slots(dest, objs, present, result)
     dest.sync()
+
+
+def _revoke_key_slots(
+    dest: Backend, objs: list[ObjectInfo], present: dict[str, int], result: ReplicationResult
+) -> None:
+    """Mirror key-slot removals: a passphrase revoked on the primary must not still open a
+    replica. Slots hold no data, so removing them loses nothing; a primary listing without any
+    slot is treated as a glitch and never empties the replica's slots."""
+    slots = {i.key for i in objs if i.key.startswith(KEYS_PREFIX)}
+    if not slots:
+        return
+    for key in [k for k in present if k.startswith(KEYS_PREFIX) and k not in slots]:
+        try:
+            dest.delete(key)
+        except BackendError as exc:
+            result.error = f"could not remove revoked key slot {key} from the replica: {exc}"
+            return
+        del present[key]
+        result.revoked_slots.append(key)
 
 
 def _exists(backend: Backend, key: str) -> bool:
