@@ -380,7 +380,7 @@ class _ReplicaWorker:
         self._open_backend = open_backend
         self.dest: Backend | None = None
         self.present: dict[str, int] | None = None  # replica listing; None until first contact
-        self.pending: list[ObjectInfo] = []
+        self.pending: dict[str, ObjectInfo] = {}  # key -> info; a dict so each shipped object is O(1)
         self.reachable: bool | None = None
         self.last_error: str | None = None
         self.last_success: float | None = None
@@ -425,13 +425,13 @@ class _ReplicaWorker:
             self._after(objs, result)
             return result
         with self.lock:
-            self.pending = [i for i in objs if _needs_copy(i, self.present)]
+            self.pending = {i.key: i for i in objs if _needs_copy(i, self.present)}
 
         def shipped(info: ObjectInfo) -> None:
             with self.lock:
                 self.shipped[0] += 1
                 self.shipped[1] += info.size
-                self.pending = [i for i in self.pending if i.key != info.key]
+                self.pending.pop(info.key, None)
 
         try:
             ship(src, self.dest, objs, self.present, result, on_shipped=shipped)
@@ -444,7 +444,7 @@ class _ReplicaWorker:
         with self.lock:
             self.corrupt.update(result.corrupt)
             present = self.present or {}
-            self.pending = [i for i in objs if _needs_copy(i, present)]
+            self.pending = {i.key: i for i in objs if _needs_copy(i, present)}
             if result.error is None:
                 self.reachable = True
                 self.last_error = None
@@ -463,7 +463,7 @@ class _ReplicaWorker:
         with self.lock:
             return _status(
                 self.replica,
-                list(self.pending),
+                list(self.pending.values()),
                 reachable=self.reachable,
                 last_error=self.last_error,
                 last_success=self.last_success,
