@@ -209,12 +209,19 @@ BAD_EXPORTS: dict[str, tuple[Callable[[bytes], bytes], str]] = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(BAD_EXPORTS))
-def test_bad_exports_leave_no_catalog_behind(case: str, dialect: str, new_url: Callable[[str], str]) -> None:
-    source_url = new_url("sqlite")
-    with Catalog.open(source_url) as source:
+@pytest.fixture(scope="module")
+def good_export(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    url = f"sqlite:///{tmp_path_factory.mktemp('export') / 'source.db'}"
+    with Catalog.open(url) as source:
         populate(source)
-        good = export_bytes(source)
+        return export_bytes(source)
+
+
+@pytest.mark.parametrize("case", sorted(BAD_EXPORTS))
+def test_bad_exports_leave_no_catalog_behind(
+    case: str, dialect: str, new_url: Callable[[str], str], good_export: bytes
+) -> None:
+    good = good_export
     mutate, message = BAD_EXPORTS[case]
     target = new_url(dialect)
     with pytest.raises(ExportFormatError, match=message):
