@@ -118,6 +118,8 @@ class Collector(ABC):
         self.settings = self.context.settings
         # Parts that could not be read in this run (reported at the end, see `finish`).
         self.problems: list[str] = []
+        # Parts deliberately not read, with the reason (informational, not a failure).
+        self.skipped: list[str] = []
 
     @property
     def kind(self) -> str:

@@ -75,7 +75,8 @@ class ContactsCollector(Collector):
         if mode == "incremental" and isinstance(state.get("until"), int):
             start = max(start, state["until"] - self.settings.lookback_seconds * 1000)
         seen: set[str] = set()
-        for window_start, window_end in windows(start, end, LEAVE_WINDOW_DAYS * DAY_MS - 1000):
+        # The API takes whole seconds: pad the end so a departure in the current second is included.
+        for window_start, window_end in windows(start, end + 60_000, LEAVE_WINDOW_DAYS * DAY_MS - 1000):
             items: list[Item] = []
             async for record in self._leave_records(window_start, window_end):
                 userid = record.get("userId")
@@ -83,7 +84,7 @@ class ContactsCollector(Collector):
                     continue
                 seen.add(userid)
                 items.append(resigned_item(record))
-            yield Batch(items=items, cursor=CursorUpdate(self.name, "resigned", {"until": window_end}))
+            yield Batch(items=items, cursor=CursorUpdate(self.name, "resigned", {"until": min(window_end, end)}))
 
     async def _leave_records(self, start: int, end: int) -> AsyncIterator[dict[str, Any]]:
         token: Any = 0

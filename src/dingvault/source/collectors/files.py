@@ -56,6 +56,7 @@ from dingvault.source.items import (
 )
 
 SPACES_CONTAINER = "spaces"
+MEMBER_ATTEMPTS = 3  # group members tried as the operator of a group file space
 WORKSPACES_CONTAINER = "workspaces"
 DOCS_CONTAINER = "docs"
 # Online documents have no file content to download (§5.4 operationNotSupported, inferred).
@@ -103,6 +104,8 @@ class FilesCollector(Collector):
         st.WIKI_NODES,
         st.UUID_TO_DENTRY,
         st.DOC_BLOCKS,
+        st.RECYCLE_BIN,
+        st.RECYCLE_ITEMS,
     )
 
     async def collect(
@@ -222,9 +225,24 @@ class FilesCollector(Collector):
         fallback = directory.people()[0][1]
 
         async def read(conversation: Any) -> tuple[dict[str, Any] | None, str]:
-            owner = conversation.owner
-            union = (directory.unionid(owner) if owner else None) or fallback
-            return await st.group_space(self.client, union, conversation.open_conversation_id), union
+            # Only members may read a group's space: the owner first, then other members.
+            info = getattr(conversation, "chat_info", None)
+            member_ids = as_list((info or {}).get("useridlist"))
+            if info is not None and not member_ids:
+                return None, ""  # a group without members: nobody can read its space
+            members = [conversation.owner, *member_ids]
+            unions = [u for u in dict.fromkeys(directory.unionid(str(m)) for m in members if m) if u]
+            unions = unions[:MEMBER_ATTEMPTS] or [fallback]
+            last: PermissionDenied | None = None
+            for union in unions:
+                try:
+                    return await st.group_space(self.client, union, conversation.open_conversation_id), union
+                except PermissionDenied as exc:
+                    if exc.required_scopes:
+                        raise
+                    last = exc
+            assert last is not None
+            raise last
 
         async for conversation, result in bounded_map(read, conversations, self.settings.concurrency):
             if isinstance(result, NotFound):
@@ -233,6 +251,9 @@ class FilesCollector(Collector):
                 self._gap(f"file space of group {conversation.open_conversation_id}", result)
                 continue
             raw, union = result
+            if raw is None and not union:
+                self.skipped.append(f"file space of group {conversation.open_conversation_id}: the group has no members")
+                continue
             if raw and raw.get("spaceId"):
                 sid = str(raw["spaceId"])
                 raw = {**raw, "openConversationId": conversation.open_conversation_id}
@@ -289,9 +310,34 @@ class FilesCollector(Collector):
             # Nothing to commit: the cursor of this space stays where it was, no deletion check.
             self.note_problem(f"files of space {space.space_id}", exc)
             return
+        if mode == "incremental" and stop_before is not None:
+            # Deletions do not show in a newest-first listing: the recycle bin tells them.
+            try:
+                deleted = await self._recently_deleted(space, stop_before)
+            except NotFound:
+                deleted = []
+            except DingTalkError as exc:
+                self.note_problem(f"recycle bin of space {space.space_id}", exc)
+                deleted, failed = [], True
+            if deleted:
+                yield Batch(deleted=deleted, deleted_kind="file")
         complete = [CompleteListing("file", space.space_id)] if mode == "full" and not failed else None
         cursor_state = {"modified_ms": newest} if not failed else state
         yield Batch(cursor=CursorUpdate(self.name, space.space_id, cursor_state), complete=complete)
+
+    async def _recently_deleted(self, space: Space, since_ms: int) -> list[str]:
+        out: list[str] = []
+        async for page in st.recycle_items(self.client, space.space_id, space.operator):
+            times = [ms_from_iso(r.get("operatorTime")) or 0 for r in page]
+            out.extend(
+                f"{r.get('spaceId') or space.space_id}/{r['dentryId']}"
+                for r, t in zip(page, times, strict=True)
+                if r.get("dentryId") and t >= since_ms
+            )
+            # Newest-first (as observed in the SDK's samples; uncertain): stop once a whole page is old.
+            if times and max(times) < since_ms and times == sorted(times, reverse=True):
+                break
+        return out
 
     async def _dentry_pages(self, space: Space) -> AsyncIterator[list[dict[str, Any]]]:
         try:
@@ -389,10 +435,16 @@ class FilesCollector(Collector):
         items: list[Item] = []
         failed = False
 
+        def stored(node: dict[str, Any]) -> str | None:
+            """The blocks hash stored for this node if the node is unchanged since, else None."""
+            entry = captured.get(str(node["nodeId"]))
+            if isinstance(entry, list) and len(entry) == 2 and entry[0] == _node_marker(node):
+                return str(entry[1])
+            return None
+
         async def blocks(node: dict[str, Any]) -> dict[str, Any] | None:
-            marker = _node_marker(node)
-            if captured.get(str(node["nodeId"])) == marker:
-                return None  # unchanged since its blocks were stored
+            if stored(node) is not None:
+                return None  # unchanged since its blocks were stored: no need to read them again
             return await st.doc_blocks(self.client, str(node["nodeId"]), workspace.operator)
 
         async for node, result in bounded_map(blocks, docs, self.settings.concurrency):
@@ -400,9 +452,10 @@ class FilesCollector(Collector):
                 self.note_problem(f"blocks of document {node.get('nodeId')}", result)
                 failed = True
                 continue
-            items.append(doc_item(workspace, node, result))
+            item = doc_item(workspace, node, result, stored_sha256=stored(node))
+            items.append(item)
             if result is not None:
-                captured[str(node["nodeId"])] = _node_marker(node)
+                captured[str(node["nodeId"])] = [_node_marker(node), item.fields["sha256"]]
         return items, failed
 
     # ------------------------------------------------------------------ content
@@ -563,7 +616,11 @@ def node_item(workspace: Workspace, node: dict[str, Any]) -> Item:
     )
 
 
-def doc_item(workspace: Workspace, node: dict[str, Any], blocks: dict[str, Any] | None) -> Item:
+def doc_item(
+    workspace: Workspace, node: dict[str, Any], blocks: dict[str, Any] | None, *, stored_sha256: str | None = None
+) -> Item:
+    """A document; its version is its content (blocks hash) and name, so a touch that changes
+    neither is not a new version. Without `blocks` (unchanged node), `stored_sha256` stands in."""
     raw: dict[str, Any] = {"node": node}
     fields: dict[str, Any] = {
         "name": node.get("name"),
@@ -576,12 +633,13 @@ def doc_item(workspace: Workspace, node: dict[str, Any], blocks: dict[str, Any] 
         data = as_list(blocks.get("data"))
         fields["block_count"] = len(data)
         fields["sha256"] = canonical_blocks_sha256(data)
+    sha = fields.get("sha256") or stored_sha256
     return Item(
         kind="doc",
         source_id=str(node["nodeId"]),
         raw=raw,
         fields=fields,
-        version_key=_node_marker(node),
+        version_key=content_hash({"sha256": sha, "name": node.get("name")}) if sha else _node_marker(node),
         container=DOCS_CONTAINER,
     )
 

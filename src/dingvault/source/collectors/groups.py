@@ -34,8 +34,9 @@ class GroupsCollector(Collector):
         conversations = await self.context.conversations()
         items = [group_item(c) for c in conversations if c.open_conversation_id and c.chat_info is not None]
         unread = [c for c in conversations if c.error is not None]
-        # A group that could not be read must not be taken for deleted.
-        complete = [CompleteListing("group", CONTAINER)] if mode == "full" and not unread else None
+        # Every run re-reads every reachable group; one that could not be read must not be taken
+        # for deleted.
+        complete = [CompleteListing("group", CONTAINER)] if not unread else None
         yield Batch(items=items, complete=complete)
         for conversation in unread:
             self.problems.append(f"group chat {conversation.chatid}: {conversation.error}")

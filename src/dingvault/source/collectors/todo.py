@@ -66,7 +66,8 @@ class TodoCollector(Collector):
                     items.append(todo_item(card))
             if items:
                 yield Batch(items=items)
-        if mode == "full" and not self.problems and len(people) == len(everyone):
+        # The query has no delta form: every run lists everything, so every run can tell deletions.
+        if not self.problems and len(people) == len(everyone):
             now = now_ms()
             months = whole_months(now - (DONE_VISIBLE_DAYS - 1) * DAY_MS, now, True)
             yield Batch(complete=[CompleteListing("todo", "open")] + [CompleteListing("todo", f"done/{m}") for m in months])
