@@ -94,3 +94,18 @@ def test_hrm_dismissions_and_infos(emu: Emu) -> None:
     infos = emu.client.get("/v1.0/hrm/employees/dimissionInfos", params={"userIdList": json.dumps(r["userIdList"][:3])}, headers=h).json()
     assert [i["userId"] for i in infos["result"]] == r["userIdList"][:3]
     assert emu.client.get("/v1.0/hrm/employees/dimissionInfos", params={"userIdList": "[]"}, headers=h).status_code == 400
+
+
+def test_legacy_dimission_endpoints(emu: Emu) -> None:
+    q = emu.q()
+    ids, offset = [], 0
+    while True:
+        r = emu.client.post("/topapi/smartwork/hrm/employee/querydimission", params=q, json={"offset": offset, "size": 4}).json()
+        assert r["errcode"] == 0 and r["success"] is True
+        ids += r["result"]["data_list"]
+        if "next_cursor" not in r["result"]:
+            break
+        offset = r["result"]["next_cursor"]
+    assert ids == [t["id"] for t in emu.truth("resigned_user")]
+    r = emu.client.post("/topapi/smartwork/hrm/employee/listdimission", params=q, json={"userid_list": ",".join(ids[:2])}).json()
+    assert [x["userid"] for x in r["result"]] == ids[:2] and isinstance(r["result"][0]["last_work_day"], int)

@@ -247,6 +247,56 @@ async def hrm_dimission_infos(call: Call) -> dict[str, Any]:
     return {"result": result}
 
 
+def _dimission_detail(people: Any, r: Any) -> tuple[int, str, str]:
+    dept_id = r.user.dept_id_list[0]
+    dept = people.dept(dept_id)
+    name = dept.name if dept else ""
+    return dept_id, name, f"{people.dept(ROOT_DEPT_ID).name}-{name}"
+
+
+@legacy_endpoint(HRM_SCOPE)
+async def legacy_querydimission(call: Call) -> dict[str, Any]:
+    """Archived `topapi/smartwork/hrm/employee/querydimission`: offset/size, no next_cursor ⇒ done."""
+    offset, size = legacy_int(call.params, "offset", 0), legacy_int(call.params, "size", 50)
+    if not 1 <= size <= 50 or offset < 0:
+        raise LegacyError(400002, "size 须在 1..50")
+    ids = [r.user.userid for r in _people(call).resigned]
+    result: dict[str, Any] = {"data_list": ids[offset : offset + size]}
+    if offset + size < len(ids):
+        result["next_cursor"] = offset + size
+    return {"result": result, "success": True}
+
+
+@legacy_endpoint(HRM_SCOPE)
+async def legacy_listdimission(call: Call) -> dict[str, Any]:
+    """Archived `topapi/smartwork/hrm/employee/listdimission`: `userid_list` is a comma string (≤ 50)."""
+    people = _people(call)
+    ids = [u for u in str(call.params.get("userid_list") or "").split(",") if u]
+    if not 1 <= len(ids) <= 50:
+        raise LegacyError(400002, "userid_list 须含 1..50 个 userid")
+    out = []
+    for userid in ids:
+        r = people.resigned_user(userid)
+        if r is None:
+            continue
+        dept_id, name, path = _dimission_detail(people, r)
+        out.append(
+            {
+                "userid": userid,
+                "last_work_day": r.leave_time,
+                "dept_list": [{"dept_id": dept_id, "dept_path": path}],
+                "reason_memo": r.reason_memo,
+                "reason_type": 1 if r.leave_reason == "leave" else 9,
+                "pre_status": 2,
+                "handover_userid": r.handover_userid,
+                "status": 2,
+                "main_dept_name": name,
+                "main_dept_id": dept_id,
+            }
+        )
+    return {"result": out}
+
+
 # -- truth ---------------------------------------------------------------------------------------
 
 def truth_departments(state: EmulatorState) -> Iterator[dict[str, Any]]:
@@ -380,6 +430,8 @@ def routes(state: EmulatorState) -> list[Route]:
         Route("/v1.0/contact/empLeaveRecords", emp_leave_records, methods=["GET"]),
         Route("/v1.0/hrm/employees/dismissions", hrm_dismissions, methods=["GET"]),
         Route("/v1.0/hrm/employees/dimissionInfos", hrm_dimission_infos, methods=["GET"]),
+        Route("/topapi/smartwork/hrm/employee/querydimission", legacy_querydimission, methods=["POST"]),
+        Route("/topapi/smartwork/hrm/employee/listdimission", legacy_listdimission, methods=["POST"]),
     ]
 
 
