@@ -335,3 +335,16 @@ def test_a_revoked_passphrase_cannot_open_the_replica(tmp_path) -> None:
         Vault.open(replica, "the leaver's passphrase", cache_dir=tmp_path / "c2")
     Vault.open(replica, PASSPHRASE, cache_dir=tmp_path / "c3").close()  # the others still work
     vault.close()
+
+
+@pytest.mark.s3
+def test_s3_primary_to_local_replica(moto_s3: MotoS3, tmp_path) -> None:
+    primary = moto_s3.backend(prefix="vault")
+    keys = fake_vault(primary, n_packs=1)
+    rep = Replica("local", str(tmp_path / "r"), levels=("public",))
+    result = replicate(primary, rep)
+    assert result.ok, result.error
+    replica = LocalBackend(tmp_path / "r")
+    for key in keys["public"] + keys["meta"] + keys["index"] + keys["snapshots"]:
+        assert replica.get(key) == primary.get(key)
+    assert not any(replica.exists(k) for k in keys["internal"] + keys["confidential"])
