@@ -151,8 +151,8 @@ _SHEET_HEAD = (
     '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>'
 )
 _SHEET_TAIL = "</sheetData></worksheet>"
-_ROWS_PER_BLOCK = 200
-_SEQ_WIDTH = 12
+_ROWS_PER_BLOCK = 1000
+_PREFIX_WIDTH = 10
 
 
 def _cell(v: str) -> str:
@@ -170,27 +170,27 @@ def _row(cells: list[str]) -> str:
 
 
 class _RowBlocks:
-    """Blocks of table rows: a seeded template with fixed-width sequence numbers spliced in."""
+    """Blocks of table rows: a seeded template whose sequence numbers carry the block number.
+
+    Row r of block b has sequence number `<variant:2><b:8><r:4>`; the 10-digit block prefix is the
+    same for every row of a block, so a block is one C-level `bytes.join` of the template pieces.
+    """
 
     def __init__(self, key: str, lang_items: list[str]) -> None:
         r = rng("xlsx-rows", key)
         self.pieces: list[bytes] = []
         current = ""
-        for _ in range(_ROWS_PER_BLOCK):
+        for i in range(_ROWS_PER_BLOCK):
             qty, price = r.randrange(1, 500), r.randrange(100, 99999) / 100
-            current += '<row><c><v>'
+            current += "<row><c><v>"
             self.pieces.append(current.encode())
-            current = f'</v></c>{_cell(r.choice(lang_items))}<c><v>{qty}</v></c><c><v>{price:.2f}</v></c></row>'
+            current = f'{i:04d}</v></c>{_cell(r.choice(lang_items))}<c><v>{qty}</v></c><c><v>{price:.2f}</v></c></row>'
         self.pieces.append(current.encode())
-        self.length = sum(len(p) for p in self.pieces) + _ROWS_PER_BLOCK * _SEQ_WIDTH
+        self.length = sum(len(p) for p in self.pieces) + _ROWS_PER_BLOCK * _PREFIX_WIDTH
 
     def block(self, index: int, variant: int) -> bytes:
-        base = (variant * 10**9 + index * _ROWS_PER_BLOCK) % 10**_SEQ_WIDTH
-        out = [self.pieces[0]]
-        for i in range(_ROWS_PER_BLOCK):
-            out.append(b"%012d" % (base + i + 1))
-            out.append(self.pieces[i + 1])
-        return b"".join(out)
+        prefix = b"%02d%08d" % (variant % 100, index % 10**8)
+        return prefix.join(self.pieces)
 
 
 def xlsx_part(key: str, doc: DocText, target: int, items: list[str], variant_of: Callable[[int], int] = lambda i: 0,

@@ -82,29 +82,46 @@ def _text_file(spec: ContentSpec, doc: corpus.DocText) -> bytes:
         lines.append(",".join(_csv_cell(c) for c in [doc.title, doc.paragraphs[0] if doc.paragraphs else ""]))
         r = rng("csv-more", spec.key)
         items = corpus.ITEMS[spec.lang]
-        # Later rows are stable across versions, so versions differ only in the first rows.
-        total = sum(len(x.encode()) + 1 for x in lines)
-        while total < spec.size:
+        # Later rows come from a seeded 500-row template stamped with a block number (one C-level
+        # join per block), stable across versions: versions differ only in the first rows.
+        pieces = []
+        current = ""
+        for i in range(500):
             qty, price = r.randrange(1, 99), r.randrange(50, 50000)
-            lines.append(f"{_csv_cell(r.choice(items))},{qty},{price:.2f},{qty * price:.2f}")
-            total += len(lines[-1].encode()) + 1
-    else:
-        lines = doc.lines()
-        k = 0
-        total = sum(len(x.encode()) + 1 for x in lines)
+            pieces.append(current.encode())
+            current = f"{i:03d},{_csv_cell(r.choice(items))},{qty},{price:.2f},{qty * price:.2f}\n"
+        pieces.append(current.encode())
+        head = ("\n".join(lines) + "\n").encode()
+        blocks = [head]
+        total, b = len(head), 0
         while total < spec.size:
-            lines.append(doc.paragraphs[k % len(doc.paragraphs)])
-            total += len(lines[-1].encode()) + 1
-            k += 1
-    data = ("\n".join(lines) + "\n").encode()
-    if len(data) > spec.size:
-        cut = data[: spec.size]
-        while cut and (cut[-1] & 0xC0) == 0x80:  # do not end inside a UTF-8 sequence
-            cut = cut[:-1]
-        if cut and cut[-1] >= 0xC0:
-            cut = cut[:-1]
-        data = cut + b" " * (spec.size - len(cut) - 1) + b"\n" if spec.size > len(cut) else cut
-    return data[: spec.size] if len(data) > spec.size else data
+            blocks.append(b"R%06d-" % b)
+            blocks[-1] = blocks[-1].join(pieces)
+            total += len(blocks[-1])
+            b += 1
+        return _fit(b"".join(blocks), spec.size)
+    lines = doc.lines()
+    k = 0
+    total = sum(len(x.encode()) + 1 for x in lines)
+    while total < spec.size:
+        lines.append(doc.paragraphs[k % len(doc.paragraphs)])
+        total += len(lines[-1].encode()) + 1
+        k += 1
+    return _fit(("\n".join(lines) + "\n").encode(), spec.size)
+
+
+def _fit(data: bytes, size: int) -> bytes:
+    """Cut to `size` bytes at a UTF-8 character boundary, padding with spaces and a newline."""
+    if len(data) <= size:
+        return data
+    cut = data[:size]
+    while cut and (cut[-1] & 0xC0) == 0x80:  # do not end inside a UTF-8 sequence
+        cut = cut[:-1]
+    if cut and cut[-1] >= 0xC0:
+        cut = cut[:-1]
+    if len(cut) == size:
+        return cut
+    return cut + b" " * (size - len(cut) - 1) + b"\n"
 
 
 def _csv_cell(value: str) -> str:

@@ -1,7 +1,7 @@
 """How much the files world holds per emulator profile (the core's profiles size the people).
 
-medium ≈ 5k files ≈ 500 MB; large ≈ 25k files ≈ 50 GB, most bytes in a tenth of the files
-(documents with big embedded images or long tables, 5 MB – 1 GB).
+medium ≈ 5k files ≈ 500 MB; large ≈ 29k files ≈ 50 GB, most bytes in 3.6 % of the files
+(documents with big embedded images or long tables, 5 – 200 MB, log-uniform).
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ class FilesProfile:
 FILES_PROFILES: dict[str, FilesProfile] = {
     "demo": FilesProfile(6, 2, 6, 2, 2, 6, 300, 0.0, 0, 30_000, 200, 3),
     "small": FilesProfile(40, 5, 15, 4, 3, 20, 5_000, 0.02, 2_000_000, 40_000, 2_000, 3),
-    "medium": FilesProfile(400, 20, 60, 8, 6, 200, 200_000, 0.01, 20_000_000, 45_000, 20_000, 4),
-    "large": FilesProfile(2_000, 100, 200, 12, 20, 1_000, 2_000_000, 0.10, 1_000_000_000, 60_000, 200_000, 5),
+    "medium": FilesProfile(400, 20, 60, 8, 6, 200, 200_000, 0.005, 20_000_000, 45_000, 20_000, 4),
+    "large": FilesProfile(2_000, 100, 200, 12, 20, 1_000, 2_000_000, 0.036, 200_000_000, 60_000, 200_000, 5),
 }
 
 
@@ -39,8 +39,9 @@ def files_profile(name: str) -> FilesProfile:
     return FILES_PROFILES.get(name, FILES_PROFILES["demo"])
 
 
-def pick_size(r: random.Random, prof: FilesProfile, min_size: int) -> int:
-    if prof.big_fraction and r.random() < prof.big_fraction:
+def pick_size(r: random.Random, prof: FilesProfile, min_size: int, big_ok: bool = True) -> int:
+    """A file size; only formats that can stream (docx/xlsx/pdf/png) may be big."""
+    if prof.big_fraction and r.random() < prof.big_fraction and big_ok:
         # Log-uniform between 5 MB and the profile's maximum.
         lo, hi = math.log(5_000_000), math.log(max(prof.big_max, 5_000_001))
         return max(min_size, int(math.exp(r.uniform(lo, hi))))

@@ -165,6 +165,10 @@ class StorageModel:
         return False
 
     def readers(self, space: Space) -> list[str]:
+        if space.owner:
+            return [space.owner]
+        if space.members is not None:
+            return sorted(space.members())
         return [u.unionid for u in self.people.users if self.can_read(space, u.unionid)]
 
     # -- dentries ---------------------------------------------------------------------------
@@ -252,7 +256,7 @@ class StorageModel:
         if d.ext == "adoc":
             return [Version(1, 0, d.create_ms, d.creator)]
         count = 1 if r.random() < 0.7 else min(self.prof.max_versions, 2 + int(r.random() * (self.prof.max_versions - 1)))
-        size = pick_size(r, self.prof, MIN_SIZE[d.ext])
+        size = pick_size(r, self.prof, MIN_SIZE[d.ext], big_ok=d.ext in ("docx", "xlsx", "pdf", "png"))
         out = []
         t = d.create_ms
         for v in range(1, count + 1):
