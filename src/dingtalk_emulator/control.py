@@ -62,16 +62,52 @@ def _journal_path(state: EmulatorState) -> Path | None:
     return Path(state.config.state_dir) / JOURNAL if state.config.state_dir else None
 
 
+def _identity(state: EmulatorState) -> dict[str, Any]:
+    return {"seed": state.config.seed, "profile": state.config.profile}
+
+
 def _append_journal(state: EmulatorState, op: str, params: dict[str, Any], at_ms: int) -> None:
     path = _journal_path(state)
     if path is None:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
     line = dumps({"op": op, "params": params, "at": at_ms}) + b"\n"
+    if not path.exists() or path.stat().st_size == 0:
+        # The first line says which company the overlay belongs to (checked at load).
+        line = dumps({"header": _identity(state)}) + b"\n" + line
     with open(path, "ab") as f:
         f.write(line)
         f.flush()
         os.fsync(f.fileno())  # an acknowledged mutation survives a crash
+
+
+class JournalError(RuntimeError):
+    """The state directory could not be written: the mutation is live but would not survive a restart."""
+
+
+def check_state_dir(state: EmulatorState) -> None:
+    """Fail at start-up (not at the first mutation) when --state DIR is unusable or another company's."""
+    if not state.config.state_dir:
+        return
+    directory = Path(state.config.state_dir)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--state {directory}: cannot create the directory: {e}") from e
+    if not directory.is_dir() or not os.access(directory, os.W_OK):
+        raise ValueError(f"--state {directory}: not a writable directory")
+    path = directory / JOURNAL
+    if path.exists() and path.stat().st_size:
+        with open(path, "rb") as f:
+            first = f.readline()
+        try:
+            header = orjson.loads(first).get("header")
+        except (orjson.JSONDecodeError, AttributeError):
+            header = None
+        if header is not None and header != _identity(state):
+            raise ValueError(
+                f"--state {directory} holds mutations of seed {header.get('seed')} profile {header.get('profile')!r}, "
+                f"not seed {state.config.seed} profile {state.config.profile!r}"
+            )
 
 
 def apply(state: EmulatorState, op: str, params: dict[str, Any], *, journal: bool = True) -> dict[str, Any]:
@@ -87,7 +123,10 @@ def apply(state: EmulatorState, op: str, params: dict[str, Any], *, journal: boo
     except (KeyError, ValueError, IndexError, TypeError) as e:
         raise MutationError(f"{op}: {e}") from e
     if journal:
-        _append_journal(state, op, params, at)
+        try:
+            _append_journal(state, op, params, at)
+        except OSError as e:
+            raise JournalError(f"{op} was applied in memory but could not be persisted: {e}") from e
     return {"op": op, **result}
 
 
@@ -127,6 +166,8 @@ def load_journal(state: EmulatorState) -> int:
                 except orjson.JSONDecodeError:
                     # A torn last line from a crash mid-write: everything before it is intact.
                     log.warning("%s:%d: unreadable journal line ignored", path, lineno)
+                    continue
+                if "header" in entry:
                     continue
                 at = entry["at"] / 1000
                 state.clock = lambda at=at: at
@@ -197,6 +238,8 @@ def routes(state: EmulatorState) -> list[Route]:
             return json_response(apply(state, op, body))
         except MutationError as e:
             return json_response({"error": str(e)}, status=400)
+        except JournalError as e:
+            return json_response({"error": str(e)}, status=507)
 
     async def expire_tokens(request: Request) -> Response:
         state.tokens.expire_all()

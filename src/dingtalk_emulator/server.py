@@ -68,6 +68,7 @@ def create_app(config: EmulatorConfig, *, clock: Any = None) -> tuple[Any, Emula
     routes.extend(state.guard.routes())
     app = Starlette(routes=routes)
     app.state.emulator = state
+    control.check_state_dir(state)
     control.load_journal(state)  # --state DIR: replay the persisted mutation overlay
     return state.guard.wrap(app), state
 

@@ -152,3 +152,16 @@ def test_clock_endpoint_moves_time_forward(emu: Emu) -> None:
     assert r.status_code == 200
     assert emu.client.post("/topapi/v2/department/listsub", params={"access_token": tok}, json={"dept_id": 1}).json()["errcode"] == 42001
     assert emu.client.post("/_emulator/clock", json={"advanceSeconds": -5}).status_code == 400
+
+
+def test_state_dir_of_another_company_or_unwritable_is_refused(tmp_path: Path) -> None:
+    import pytest
+
+    first = make_emu(state_dir=str(tmp_path), seed=1)
+    first.mutate("user.join")
+    with pytest.raises(ValueError, match="seed 1"):
+        make_emu(state_dir=str(tmp_path), seed=2)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match="--state"):
+        make_emu(state_dir=str(blocker))
