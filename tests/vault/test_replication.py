@@ -348,3 +348,21 @@ def test_s3_primary_to_local_replica(moto_s3: MotoS3, tmp_path) -> None:
     for key in keys["public"] + keys["meta"] + keys["index"] + keys["snapshots"]:
         assert replica.get(key) == primary.get(key)
     assert not any(replica.exists(k) for k in keys["internal"] + keys["confidential"])
+
+
+def test_replicator_from_registry(tmp_path) -> None:
+    from dingvault.vault.replicas import ReplicaRegistry
+
+    primary = LocalBackend(tmp_path / "p")
+    keys = fake_vault(primary, n_packs=1)
+    reg = ReplicaRegistry.in_home(tmp_path / "home")
+    reg.add(Replica("a", str(tmp_path / "a")))
+    reg.add(Replica("b", str(tmp_path / "b"), levels=("public",)))
+    r = Replicator.from_registry(
+        primary, reg, backend_opts={"max_attempts": 2}
+    )  # S3-only option: ignored locally
+    results = r.run_once()
+    assert set(results) == {"a", "b"} and all(x.ok for x in results.values())
+    assert LocalBackend(tmp_path / "a").exists(keys["confidential"][0])
+    assert not LocalBackend(tmp_path / "b").exists(keys["confidential"][0])
+    assert {s.pending_objects for s in r.status().values()} == {0}

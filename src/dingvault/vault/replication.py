@@ -46,7 +46,7 @@ from typing import Any, BinaryIO
 from .backends import Backend, BackendError, ObjectExists, ObjectInfo, ObjectNotFound
 from .levels import StorageClass
 from .pack import parse_pack_key
-from .replicas import Replica, open_replica_backend
+from .replicas import Replica, ReplicaRegistry, open_replica_backend
 
 log = logging.getLogger(__name__)
 
@@ -491,14 +491,23 @@ class Replicator:
         interval: float = 2.0,
         max_backoff: float = 60.0,
         open_backend: Callable[[Replica], Backend] | None = None,
+        backend_opts: dict[str, Any] | None = None,
     ) -> None:
+        """``backend_opts`` go to ``from_url`` for every replica (e.g. an S3 ``credentials_file``);
+        ``open_backend`` replaces opening by URL altogether (tests)."""
         self.source = _source_backend(source)
         self.interval = interval
         self.max_backoff = max_backoff
         self._stopping = threading.Event()
-        opener = open_backend or (lambda r: open_replica_backend(r))
+        opts = dict(backend_opts or {})
+        opener = open_backend or (lambda r: open_replica_backend(r, **opts))
         self._workers = {r.name: _ReplicaWorker(self, r, opener) for r in replicas}
         self._started = False
+
+    @classmethod
+    def from_registry(cls, source: Any, registry: ReplicaRegistry, **kwargs: Any) -> Replicator:
+        """A replicator for every replica in ``registry`` (the service's entry point)."""
+        return cls(source, registry.list(), **kwargs)
 
     def start(self) -> Replicator:
         if not self._started:
