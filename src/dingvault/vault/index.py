@@ -147,10 +147,7 @@ class IndexCache:
                     (pid,) = db.execute("SELECT pid FROM packs WHERE pack_id=?", (p.pack_id,)).fetchone()
                     db.executemany(
                         "INSERT OR IGNORE INTO blobs VALUES (?,?,?,?,?,?,?)",
-                        [
-                            (e.blob_id, e.blob_type, pid, e.seg_offset, e.seg_length, e.offset, e.length)
-                            for e in p.entries
-                        ],
+                        ((e[0], e[1], pid, e[2], e[3], e[4], e[5]) for e in p.entries),
                     )
                 if name is not None:
                     db.execute("INSERT OR IGNORE INTO index_files VALUES (?)", (name,))

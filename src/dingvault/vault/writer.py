@@ -38,7 +38,7 @@ SEGMENT_TARGET = 256 * 1024
 PACK_TARGET = 16 * 1024 * 1024
 # An index file is written (and open packs closed) after this many new blobs or bytes, which
 # bounds both the writer's memory and the work a crash can lose.
-INDEX_EVERY_BLOBS = 200_000
+INDEX_EVERY_BLOBS = 50_000
 INDEX_EVERY_BYTES = 1024 * 1024 * 1024
 MAX_PACK_AGE = 5.0
 REF_CHECK_BATCH = 2000
