@@ -4,14 +4,16 @@ SDK-only external-audit-group endpoints; `org_group` and `file_audit_log` truth.
 Only when `config.exclusive`: otherwise every path answers 403 `Forbidden.AccessDenied.NotExclusiveOrg`
 "该组织未开通专属钉钉" — the real code for an org without the product is not documented (uncertain).
 The inventory includes groups created in the client, which no other API can list.
-Field formats not shown in the reference are **uncertain**: group times are epoch ms; `status` is 1
-for a normal group and -1 for a disbanded one.
+Types follow the SDK models (`SearchOrgInnerGroupInfoResponseBodyItems`, `ListAuditLogResponseBodyList`):
+group times are epoch ms, `targetSpaceId` an integer, `bizId` a numeric string. `status` 1 for a normal
+group and -1 for a disbanded one is **uncertain**.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from starlette.routing import Route
@@ -27,6 +29,7 @@ GROUP_SCOPE = "Custom.Group.Read"
 AUDIT_SCOPE = "Custom.OpFileAudit.Read"
 AUDIT_GROUP_SCOPE = "Custom.AuditGroup.Read"  # (uncertain) not named in the reference
 AUDIT_WINDOW_DAYS = 180
+MACAU = timezone(timedelta(hours=8))
 ACTIONS = {0: "上傳", 1: "刪除", 2: "下載", 3: "預覽", 4: "覆蓋", 5: "分享連結", 6: "重命名", 7: "移動", 8: "轉發", 10: "新建文檔", 12: "導出"}
 
 
@@ -41,6 +44,10 @@ class InventoryGroup:
     last_active_ms: int
     status: int
     used_quota: int
+
+
+def _show(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, MACAU).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _require(call: Call) -> FilesWorld:
@@ -85,8 +92,11 @@ async def org_group_infos(call: Call) -> dict[str, Any]:
     hi_members = api_int(call.params, "groupMembersCountEnd", 10**9)
     lo_create = api_int(call.params, "createTimeStart", 0)
     hi_create = api_int(call.params, "createTimeEnd", 2**62)
+    lo_active = api_int(call.params, "lastActiveTimeStart", 0)
+    hi_active = api_int(call.params, "lastActiveTimeEnd", 2**62)
     items = [g for g in items if (not name or name in g.name) and (not owner or owner == g.owner_userid)
-             and lo_members <= g.members <= hi_members and lo_create <= g.create_ms <= hi_create]
+             and lo_members <= g.members <= hi_members and lo_create <= g.create_ms <= hi_create
+             and lo_active <= g.last_active_ms <= hi_active]
     chunk = items[(page_start - 1) * page_size : page_start * page_size]
     out = []
     for g in chunk:
@@ -94,7 +104,7 @@ async def org_group_infos(call: Call) -> dict[str, Any]:
         out.append({
             "openConversationId": g.open_conversation_id, "groupOwner": u.name if u else "", "groupName": g.name,
             "groupAdminsCount": g.admins, "groupMembersCount": g.members, "groupCreateTime": g.create_ms,
-            "groupLastActiveTime": g.last_active_ms, "syncToDingpan": 0, "usedQuota": g.used_quota,
+            "groupLastActiveTime": g.last_active_ms, "groupLastActiveTimeShow": _show(g.last_active_ms), "syncToDingpan": 0, "usedQuota": g.used_quota,
             "groupOwnerUserId": g.owner_userid, "status": g.status, "templateId": "", "templateName": "",
             "extensions": {},
         })
@@ -117,7 +127,8 @@ class AuditLog:
         return self.start + i * self.step + h64(self.w.seed, "audit-t", i) % max(1, self.step // 2)
 
     def biz_id(self, i: int) -> str:
-        return f"{self.time_of(i)}{i:08d}"
+        # Numeric and fixed-width: the SDK sends nextBizId as an integer, and ids sort like gmtCreate.
+        return str(100_000_000_000 + i)
 
     def first_at_or_after(self, ms: int) -> int:
         i = max(0, min(self.count, (ms - self.start) // self.step - 1))
@@ -138,7 +149,7 @@ class AuditLog:
             "operatorName": u.name, "realName": u.name, "userId": u.userid, "platform": r.choice((0, 1, 2, 11, 12)),
             "action": action, "actionView": ACTIONS[action], "resource": f"文件{i % 10000}.{ext}",
             "resourceExtension": ext, "resourceSize": r.randrange(1000, 5_000_000), "bizId": self.biz_id(i),
-            "targetSpaceId": spaces[r.randrange(len(spaces))] if spaces else "",
+            "targetSpaceId": int(spaces[r.randrange(len(spaces))]) if spaces else 0,
             "ipAddress": f"10.{r.randrange(256)}.{r.randrange(256)}.{r.randrange(1, 255)}", "orgName": "濠江數碼科技有限公司",
             "receiverName": "", "receiverType": 0, "gmtCreate": t, "gmtModified": t, "docMemberList": [],
         }
@@ -169,7 +180,7 @@ async def file_audit_logs(call: Call) -> dict[str, Any]:
         # Resume strictly after the last record returned (gmtCreate, bizId).
         last = (int(next_gmt), str(next_biz or ""))
         i = max(i, log.first_at_or_after(int(next_gmt)))
-        while i < log.count and (log.time_of(i), log.biz_id(i)) <= last:
+        while i < log.count and (log.time_of(i), int(log.biz_id(i))) <= (last[0], int(last[1] or 0)):
             i += 1
     out = []
     while i < log.count and len(out) < size and log.time_of(i) <= end:

@@ -160,11 +160,20 @@ async def list_spaces(call: Call) -> dict[str, Any]:
 
 @api_endpoint(SPACE_SCOPE)
 async def get_space(call: Call) -> dict[str, Any]:
-    # Response shape (uncertain): the reference names the path only.
+    # The reference names the path only; the shape follows the SDK model GetSpaceResponseBodySpace.
     unionid = operator(call)
     w = world(call.state)
     space = space_for(call, w, call.path_params["spaceId"], unionid)
-    return {"space": {**space_json(w, space), "corpId": w.corp_id}}
+    used = w.storage.used_quota(space)
+    scene = {"drive": "org", "group": "im", "wiki": "wiki"}[space.origin]  # (uncertain) scene names
+    owner = space.owner or w.people.admin.unionid
+    return {"space": {
+        "id": space.space_id, "name": space.name, "corpId": w.corp_id, "appId": "", "scene": scene, "sceneId": space.space_id,
+        "ownerType": "USER" if space.owner else "ORG", "ownerId": owner, "creatorId": owner, "modifierId": owner,
+        "quota": space.quota, "usedQuota": used if used >= 0 else space.n_files * w.prof.median_small, "status": "NORMAL",
+        "createTime": iso(space.create_ms), "modifiedTime": iso(max(space.create_ms, space.modify_ms)),
+        "capabilities": {"canRecordRecentFile": True, "canRename": True, "canSearch": True}, "partitions": [],
+    }}
 
 
 @api_endpoint(CONV_SCOPE)
