@@ -47,6 +47,7 @@ class RunResult:
     deleted: set[tuple[str, str]] = field(default_factory=set)
     complete: set[tuple[str, str]] = field(default_factory=set)
     error: BaseException | None = None
+    errors: dict[str, BaseException] = field(default_factory=dict)  # collector name -> its failure
 
     def ids(self, kind: str) -> set[str]:
         return {sid for k, sid in self.items if k == kind}
@@ -76,8 +77,9 @@ async def run(
                     result.deleted.add((kind, sid))
                 for listing in batch.complete or ():
                     result.complete.add((listing.kind, listing.container))
-        except Exception as exc:  # recorded for the test to assert on
+        except Exception as exc:  # recorded for the test to assert on; the other collectors go on
             result.error = exc
+            result.errors[collector.name] = exc
     return result
 
 
