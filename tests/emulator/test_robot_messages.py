@@ -151,3 +151,24 @@ def test_message_pool_is_deterministic() -> None:
 def test_nothing_in_truth_before_sending() -> None:
     e: Emu = make_emu(seed=2)
     assert e.truth("robot_message") == []  # nothing is sent until the robot.message mutation runs
+
+
+def test_payloads_parse_with_the_stream_sdk_chatbot_message() -> None:
+    from dingtalk_stream import ChatbotMessage
+
+    e = make_emu(seed=12)
+    sent: list[dict[str, Any]] = []
+    e.state.hub.publish_callback = lambda topic, data: (sent.append(data), "mid")[1]
+    for conv, msgtype in [("single", "text"), ("single", "picture"), ("single", "richText"), ("single", "file"),
+                          ("single", "audio"), ("single", "video"), ("group", "text"), ("group", "picture")]:
+        assert e.mutate("robot.message", conversation=conv, msgtype=msgtype).status_code == 200
+    for data in sent:
+        msg = ChatbotMessage.from_dict(data)
+        assert msg.message_type == data["msgtype"] and msg.conversation_id == data["conversationId"]
+        assert msg.sender_staff_id == data["senderStaffId"] and msg.robot_code == data["robotCode"]
+        if data["msgtype"] == "text":
+            assert msg.text.content == data["text"]["content"]
+        if data["msgtype"] == "picture":
+            assert msg.image_content.download_code == data["content"]["downloadCode"]
+        if data["msgtype"] == "richText":
+            assert msg.rich_text_content.rich_text_list == data["content"]["richText"]
