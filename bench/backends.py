@@ -105,6 +105,39 @@ def bench_replication(root: Path, packs: list[tuple[str, bytes]]) -> None:
     assert result is not None and result.ok and result.copied == n, result
 
 
+def bench_latency(root: Path, n: int = 20) -> None:
+    """Continuous mode: seconds from a pack landing on the primary to it landing on the replica."""
+    import statistics
+    import threading
+
+    from dingvault.vault.replication import Replicator
+
+    primary = LocalBackend(root / "lat-primary")
+    replica = LocalBackend(root / "lat-replica")
+    rep = Replica("lat", str(root / "lat-replica"))
+    print("continuous replication latency, local -> local, 1 MiB packs written every 0.2 s")
+    for mode, interval, notify in (("writer calls notify()", 2.0, True), ("polling every 1 s", 1.0, False)):
+        lat: list[float] = []
+        with Replicator(primary, [rep], interval=interval) as r:
+            r.wait_in_sync(30)
+            for i in range(n):
+                data = os.urandom(MiB) + f"{mode}{i}".encode()
+                key = pack_key("internal", data)
+                t0 = time.perf_counter()
+                primary.put(key, data)
+                if notify:
+                    r.notify()
+                while not replica.exists(key):
+                    threading.Event().wait(0.005)
+                lat.append(time.perf_counter() - t0)
+                time.sleep(0.2)
+        lat.sort()
+        print(
+            f"  {mode:<52} median {statistics.median(lat):.3f} s  "
+            f"p90 {lat[int(0.9 * (len(lat) - 1))]:.3f} s  max {lat[-1]:.3f} s  (n={n})"
+        )
+
+
 def bench_s3(packs: list[tuple[str, bytes]]) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "vault"))
     from s3fixture import _DUMMY_ENV, MotoS3  # the test fixture's server helper
@@ -143,6 +176,7 @@ def main() -> None:
     try:
         packs = bench_local(root, args.mib, args.small)
         bench_replication(root, packs)
+        bench_latency(root)
         if not args.no_s3:
             bench_s3(packs)
     finally:
