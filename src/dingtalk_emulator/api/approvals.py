@@ -363,7 +363,7 @@ def truth_item(book: ApprovalBook, inst: Instance) -> dict[str, Any]:
         "result": inst.result,
         "version": inst.version,
         "createTime": inst.create_ms,
-        "attachments": [a.truth() for a in inst.attachments],
+        "attachments": [book.attachment_truth(a) for a in inst.attachments],
     }
 
 
