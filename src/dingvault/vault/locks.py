@@ -110,6 +110,7 @@ class RepoLock:
         return self
 
     def refresh(self) -> None:
+        """Rewrite the lock with a new time when it is older than REFRESH_EVERY (cheap otherwise)."""
         if self.key is None or time.time() - self._written < REFRESH_EVERY:
             return
         old = self.key

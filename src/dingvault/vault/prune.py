@@ -59,11 +59,14 @@ def prune(
     """``max_unused``: a pack whose unused fraction (by bytes) is at most this is kept as is
     (0.0: rewrite every pack with any unused blob)."""
     report = PruneReport(dry_run=dry_run)
-    with vault.lock(exclusive=True):
+    lock = vault.lock(exclusive=True)
+    # Long prunes refresh the lock (it throttles itself) so other hosts never think it stale.
+    tick = _ticker(lock, progress)
+    with lock:
         vault.index.clear()
         vault.refresh_index()
         _fail_on_unreadable_index(vault)
-        _mark_live(vault, holds, report, progress)
+        _mark_live(vault, holds, report, tick)
         backend = vault.backend
         old_index = vault.index_file_names()
 
@@ -98,7 +101,7 @@ def prune(
             report.bytes_after = sum(k[3] for k in keep)
             return report
 
-        new_records = _repack(vault, rewrite, progress)
+        new_records = _repack(vault, rewrite, tick)
         report.new_packs = len(new_records)
         backend.sync()
 
@@ -141,6 +144,15 @@ def prune(
         return report
 
 
+def _ticker(lock: object, progress: Callable[[str, int, int], None] | None) -> Callable[[str, int, int], None]:
+    def tick(phase: str, done: int, total: int) -> None:
+        lock.refresh()  # type: ignore[attr-defined]
+        if progress:
+            progress(phase, done, total)
+
+    return tick
+
+
 def _fail_on_unreadable_index(vault: Vault) -> None:
     for name in vault.index_file_names():
         try:
@@ -164,14 +176,18 @@ def _mark_live(
             f"prune refused: held snapshot(s) {', '.join(sorted(missing_held))} are missing from the vault"
         )
     buf: list[bytes] = []
+    current = [0]
 
     def add(b: bytes) -> None:
         buf.append(b)
         if len(buf) >= 10_000:
             idx.mark(buf)
             buf.clear()
+            if progress:  # also keeps the exclusive lock fresh during a huge snapshot
+                progress("mark", current[0], len(snapshot_ids))
 
     for n, sid in enumerate(snapshot_ids):
+        current[0] = n
         if progress:
             progress("mark", n, len(snapshot_ids))
         try:

@@ -129,10 +129,10 @@ class VaultWriter:
         self._uploader = _Uploader(vault)
         self._stop_timer = threading.Event()
         self._max_pack_age = max_pack_age
-        self._timer: threading.Thread | None = None
-        if max_pack_age is not None:
-            self._timer = threading.Thread(target=self._timer_loop, name="dingvault-pack-timer", daemon=True)
-            self._timer.start()
+        # The timer also refreshes the shared lock, so a writer left open for hours is never
+        # taken for a dead one by a prune on another machine.
+        self._timer = threading.Thread(target=self._timer_loop, name="dingvault-pack-timer", daemon=True)
+        self._timer.start()
 
     # ------------------------------------------------------------------ public API
 
@@ -350,11 +350,15 @@ class VaultWriter:
         self._dirty_since = None
 
     def _timer_loop(self) -> None:
-        assert self._max_pack_age is not None
-        period = max(self._max_pack_age / 4, 0.05)
+        age = self._max_pack_age
+        period = max(age / 4, 0.05) if age is not None else 30.0
         while not self._stop_timer.wait(period):
+            try:
+                self._repo_lock.refresh()
+            except BackendError:
+                pass  # retried next period; the lock only goes stale after 30 minutes
             since = self._dirty_since
-            if since is None or time.monotonic() - since < self._max_pack_age:
+            if age is None or since is None or time.monotonic() - since < age:
                 continue
             with self._lock:
                 if self._closed or self._error is not None or self._dirty_since is None:
