@@ -59,6 +59,17 @@ async def test_contacts_full_listing_equals_truth(emulator: RunningEmulator) -> 
     assert user.fields["dept_id_list"] == user.raw["list"]["dept_id_list"]
 
 
+async def test_contacts_with_user_details(emulator: RunningEmulator) -> None:
+    async with client_for(emulator) as client:
+        context = CollectorContext(client, CollectorSettings(user_details=True))
+        result = await run([ContactsCollector(client, context)])
+        assert client.calls["/topapi/v2/user/get"] == len(live_ids(emulator, "user"))
+    assert result.error is None
+    for user in result.of_kind("user"):
+        assert user.raw["detail"]["userid"] == user.source_id
+        assert "role_list" in user.raw["detail"]
+
+
 async def test_approvals_full_listing_and_attachments_equal_truth(emulator: RunningEmulator) -> None:
     async with client_for(emulator) as client:
         collector = ApprovalsCollector(client)

@@ -46,6 +46,9 @@ class CollectorSettings:
     # on OA-premium orgs).
     approval_history_days: int = 365
     approval_window_days: int = 120
+    # Read each user's detail (`topapi/v2/user/get`: manager, roles, per-department order) as well
+    # as the list entry: one more (quota-exempt) call per user and run.
+    user_details: bool = False
     # Resigned employees (§2.3): ≤ 365-day windows of empLeaveRecords.
     resigned_history_days: int = 5 * 365
     # Attendance (§6.1): ≤ 7-day windows, ≤ 50 users, about 6 months back.

@@ -19,6 +19,7 @@ from dingvault.source.collectors.base import (
     DAY_MS,
     Collector,
     as_list,
+    bounded_map,
     content_hash,
     iso_from_ms,
     iso_seconds,
@@ -27,10 +28,11 @@ from dingvault.source.collectors.base import (
     windows,
 )
 from dingvault.source.collectors.directory import DEPT_GET, LISTSUB, USER_LIST, Directory
-from dingvault.source.errors import BadResponse
+from dingvault.source.errors import BadResponse, NotFound
 from dingvault.source.items import Batch, CompleteListing, CursorKey, CursorUpdate, Item, Mode, ScopeFilter
 
 LEAVE_RECORDS = "/v1.0/contact/empLeaveRecords"
+USER_GET = "/topapi/v2/user/get"
 LEAVE_WINDOW_DAYS = 365
 LEAVE_PAGE_SIZE = 50
 ORG_CONTAINER = "org"
@@ -43,7 +45,7 @@ class ContactsCollector(Collector):
     kinds = ("department", "user", "resigned_user")
     # The department-list scope is not named by the reference (uncertain); qyapi_get_member is.
     scopes = ("qyapi_get_member", "Contact.Common.Read")
-    apis = (LISTSUB, DEPT_GET, USER_LIST, LEAVE_RECORDS)
+    apis = (LISTSUB, DEPT_GET, USER_LIST, USER_GET, LEAVE_RECORDS)
 
     async def collect(
         self,
@@ -55,7 +57,16 @@ class ContactsCollector(Collector):
         directory = await self.context.directory()
         departments = [department_item(d.dept_id, d.listed, d.detail) for d in directory.departments.values()]
         yield Batch(items=departments, complete=[CompleteListing("department", ORG_CONTAINER)])
-        users = [user_item(raw) for raw in directory.users.values()]
+        details: dict[str, dict[str, Any]] = {}
+        if self.settings.user_details:
+            async for userid, detail in bounded_map(self._user_detail, list(directory.users), self.settings.concurrency):
+                if isinstance(detail, NotFound):
+                    continue  # left between the listing and now
+                if isinstance(detail, BaseException):
+                    self.note_problem(f"detail of user {userid}", detail)
+                    continue
+                details[userid] = detail
+        users = [user_item(raw, details.get(uid)) for uid, raw in directory.users.items()]
         for start in range(0, len(users), BATCH_SIZE):
             yield Batch(items=users[start : start + BATCH_SIZE])
         if not directory.incomplete_departments:
@@ -67,6 +78,13 @@ class ContactsCollector(Collector):
             async for batch in self._resigned(mode, cursors):
                 yield batch
         self.finish()
+
+    async def _user_detail(self, userid: str) -> dict[str, Any]:
+        body = await self.client.oapi("POST", USER_GET, json={"userid": userid})
+        result = body.get("result")
+        if not isinstance(result, dict):
+            raise BadResponse(f"user/get of {userid}: no result object", endpoint=USER_GET)
+        return result
 
     async def _resigned(self, mode: Mode, cursors: Mapping[CursorKey, dict[str, Any]]) -> AsyncIterator[Batch]:
         state = self.cursor(cursors, "resigned")
@@ -138,8 +156,10 @@ def department_item(dept_id: int, listed: dict[str, Any] | None, detail: dict[st
     )
 
 
-def user_item(raw_user: dict[str, Any]) -> Item:
-    raw = {"list": raw_user}
+def user_item(raw_user: dict[str, Any], detail: dict[str, Any] | None = None) -> Item:
+    raw: dict[str, Any] = {"list": raw_user}
+    if detail is not None:
+        raw["detail"] = detail
     depts = as_list(raw_user.get("dept_id_list"))
     fields = {
         "name": raw_user.get("name"),
