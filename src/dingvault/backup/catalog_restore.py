@@ -63,4 +63,9 @@ def rebuild_from_vault(
     moved = move_aside(catalog_url) if replace else None
     with vault.open_catalog_export(export.export_id) as stream:
         counts = rebuild_catalog(catalog_url, stream)
-    return {"export_id": export.export_id, "time": export.time, "rows": counts, "moved_aside": str(moved) if moved else None}
+    return {
+        "export_id": export.export_id,
+        "time": export.time,
+        "rows": counts,
+        "moved_aside": str(moved) if moved else None,
+    }

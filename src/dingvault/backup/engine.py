@@ -98,6 +98,10 @@ class _Prepared:
     complete: list[tuple[str, str]] = field(default_factory=list)
     cursor: tuple[tuple[str, str], dict[str, Any]] | None = None
     failures: list[ItemFailure] = field(default_factory=list)
+    failed_containers: set[tuple[str, str | None]] = field(default_factory=set)
+    batch: Batch | None = None
+    n_items: int = 0
+    default_kind: str | None = None
 
     def discard(self) -> None:
         for _item, _atts, spools in self.to_store:
@@ -121,6 +125,7 @@ class BackupEngine:
         level_for: Callable[[Item], str] | None = None,
         queue_size: int = 8,
         download_concurrency: int = 8,
+        prefetch: int = 4,
         commit_items: int = 2000,
         commit_seconds: float = 1.0,
     ) -> None:
@@ -136,6 +141,10 @@ class BackupEngine:
         self._commit_items = commit_items
         self._commit_seconds = commit_seconds
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dingvault-store")
+        # Change-detection reads run beside the writer (SQLite in WAL mode serves readers while
+        # it writes), so fetching never waits behind a pack being compressed.
+        self._reader = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dingvault-read")
+        self._prefetch = prefetch
         # Decided on the event loop, read when batches are prepared.
         self._blocked_cursors: set[tuple[str, str]] = set()
         self._failed_containers: set[tuple[str, str | None]] = set()
@@ -162,6 +171,7 @@ class BackupEngine:
             with contextlib.suppress(Exception):
                 await self._call(self.store.finish_run, run_id, stats)
             self._executor.shutdown(wait=False)
+            self._reader.shutdown(wait=False)
             if isinstance(exc, Exception) and not isinstance(exc, BackupError):
                 raise BackupError(f"backup run {run_id} stopped: {type(exc).__name__}: {exc}") from exc
             raise
@@ -185,6 +195,7 @@ class BackupEngine:
                 FamilyFailure("catalog-export", type(exc).__name__, str(exc), stopped=False)
             )
         self._executor.shutdown(wait=True)
+        self._reader.shutdown(wait=True)
         return stats
 
     async def _run_collectors(
@@ -235,23 +246,57 @@ class BackupEngine:
         scope: Any = _TreeScope(self.scope) if tree_scope else self.scope
         self.progress.family_started(family)
         ok = False
+        # Pages are prepared (change detection, downloads) concurrently, up to `prefetch` ahead of
+        # the one being handed to the writer, but handed over strictly in order: cursors must be
+        # committed in the order the collector produced them.
+        pending: asyncio.Queue[asyncio.Task[_Prepared] | None] = asyncio.Queue(maxsize=self._prefetch)
+        forward_error: list[BaseException] = []
+
+        async def forward() -> None:
+            while True:
+                task = await pending.get()
+                if task is None:
+                    return
+                if forward_error:
+                    task.cancel()
+                    continue
+                try:
+                    prepared = await task
+                    self._settle(prepared, stats)
+                    try:
+                        await queue.put(prepared)
+                    except BaseException:
+                        prepared.discard()
+                        raise
+                    self.progress.advance(family, prepared.n_items, 0)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # a storage read failed: stop this family cleanly
+                    forward_error.append(exc)
+
+        forwarder = asyncio.create_task(forward())
         try:
             async for batch in collector.collect(mode=mode, cursors=cursors, scope=scope):
-                prepared = await self._prepare(collector, batch, stats)
-                try:
-                    await queue.put(prepared)
-                except BaseException:
-                    prepared.discard()
-                    raise
-                self.progress.advance(family, len(batch.items), 0)
+                await pending.put(asyncio.create_task(self._prepare(collector, batch, stats)))
+                if forward_error:
+                    break
+            await pending.put(None)
+            await forwarder
+            if forward_error:
+                raise forward_error[0]
             ok = True
             stats.families_done.append(f"{family}:{collector.name}")
         except asyncio.CancelledError:
+            forwarder.cancel()
             raise
         except Exception as exc:
             # QuotaExhausted, PermissionDenied, a bug in one collector: this family stops, others go on.
             failure = FamilyFailure(family, type(exc).__name__, str(exc) or repr(exc))
             stats.family_failures.append(failure)  # written to the catalog by finish_run
+            if not forwarder.done():
+                # Pages already read are still stored (in order); nothing after the failure is.
+                await pending.put(None)
+                await forwarder
         finally:
             self.progress.family_done(family, ok)
 
@@ -269,7 +314,7 @@ class BackupEngine:
                 self.scope.learn_user(item.source_id, depts)
 
     async def _prepare(self, collector: CollectorLike, batch: Batch, stats: RunStats) -> _Prepared:
-        prepared = _Prepared(family=collector.family)
+        prepared = _Prepared(family=collector.family, default_kind=_default_kind(collector))
         items: list[Item] = []
         for item in batch.items:
             self._learn(item)
@@ -286,7 +331,8 @@ class BackupEngine:
         for item in items:
             by_kind.setdefault(item.kind, []).append(item.source_id)
         for kind, ids in by_kind.items():
-            for sid, kv in (await self._call(self.store.known, kind, ids)).items():
+            loop = asyncio.get_running_loop()
+            for sid, kv in (await loop.run_in_executor(self._reader, self.store.known, kind, ids)).items():
                 known[(kind, sid)] = kv
 
         jobs = []
@@ -311,28 +357,36 @@ class BackupEngine:
         for failure in prepared.failures:
             stats.add_failure(failure)
             container = next((i.container for i in items if i.key == (failure.kind, failure.source_id)), None)
-            self._failed_containers.add((failure.kind, container))
+            prepared.failed_containers.add((failure.kind, container))
+        prepared.batch = batch
+        prepared.n_items = len(batch.items)
+        return prepared
+
+    def _settle(self, prepared: _Prepared, stats: RunStats) -> None:
+        """In collector order: what this page's cursor, deletions and completions may commit."""
+        batch = prepared.batch
+        assert batch is not None
+        self._failed_containers |= prepared.failed_containers
         if batch.cursor is not None:
             if prepared.failures:
+                # Hold this stream's cursor for the rest of the run: the next run reads the
+                # failed page again (unchanged items on it cost no download).
                 self._blocked_cursors.add(batch.cursor.key)
             if batch.cursor.key not in self._blocked_cursors:
                 prepared.cursor = (batch.cursor.key, dict(batch.cursor.state))
         if batch.deleted:
             kind = (
-                batch.deleted_kind or (items[0].kind if items else None) or getattr(collector, "kind", None)
+                batch.deleted_kind or (batch.items[0].kind if batch.items else None) or prepared.default_kind
             )
-            if kind is None:
-                kinds = getattr(collector, "kinds", None) or ()
-                kind = kinds[0] if kinds else None
             if kind is not None and self.scope.includes_kind(kind):
                 prepared.deleted.extend((kind, str(sid)) for sid in batch.deleted)
         for listing in batch.complete or ():
             if not self.scope.includes_kind(listing.kind):
                 continue
             if (listing.kind, listing.container) in self._failed_containers:
-                continue
+                continue  # an item of it failed: its absence proves nothing
             prepared.complete.append((listing.kind, listing.container))
-        return prepared
+        prepared.batch = None
 
     async def _fetch_attachments(
         self, collector: CollectorLike, item: Item, kv: KnownVersion | None, stats: RunStats
@@ -474,6 +528,11 @@ class _TreeScope:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._scope, name)
+
+
+def _default_kind(collector: Any) -> str | None:
+    kinds = getattr(collector, "kinds", None) or ()
+    return kinds[0] if kinds else None
 
 
 def _has_work(c: Commit) -> bool:
