@@ -1,8 +1,11 @@
 """pytest fixtures for S3 tests: a moto S3 server on a free loopback port.
 
-Use from a test module or conftest::
+Import the fixtures once, in a conftest (``tests/vault/conftest.py`` does), so that one moto
+server serves the whole session; test modules then only import helpers (``MotoS3``,
+``FAST_RETRY``, ``free_port``). Importing a fixture into several modules would start a server
+per module::
 
-    from s3fixture import moto_s3, s3_backend  # noqa: F401  (fixtures)
+    from s3fixture import moto_s3, s3_backend  # noqa: F401  (fixtures, in a conftest)
 
 * ``moto_s3`` (session): a running ``MotoS3`` (``.endpoint_url``, ``.new_bucket()``,
   ``.backend(bucket, prefix)``, ``.url(bucket, prefix)``). Dummy credentials are put in the

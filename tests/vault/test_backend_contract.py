@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from s3fixture import MotoS3, moto_s3  # noqa: F401  (fixture)
+from s3fixture import MotoS3  # the moto_s3 fixture comes from conftest.py
 
 from dingvault.vault.backends import (
     Backend,

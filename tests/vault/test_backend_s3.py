@@ -1,5 +1,4 @@
 """S3 backend against a moto server on loopback: pagination, multipart, conditional writes, retries, errors."""
-# ruff: noqa: F811  -- pytest fixtures imported from s3fixture are re-bound as test arguments
 
 from __future__ import annotations
 
@@ -11,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
-from s3fixture import FAST_RETRY, MotoS3, free_port, moto_s3  # noqa: F401  (fixture)
+from s3fixture import FAST_RETRY, MotoS3, free_port  # the moto_s3 fixture comes from conftest.py
 
 from dingvault.vault.backends import BackendError, ObjectExists, from_url
 from dingvault.vault.backends.s3 import MiB, S3Backend

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from s3fixture import FAST_RETRY, MotoS3, moto_s3  # noqa: F401  (fixture)
+from s3fixture import FAST_RETRY, MotoS3  # the moto_s3 fixture comes from conftest.py
 from vault_helpers import make_vault, reopen
 
 from dingvault.vault import LEVELS, ManifestRecord, ReplicaTarget, Vault, repair, verify

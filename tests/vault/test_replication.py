@@ -4,7 +4,6 @@ These tests use vault-shaped objects (content-addressed names, packs under
 ``data/<level>/<xx>/<sha256>``) written straight to a backend, so they exercise replication
 alone; the corruption drill (test_drill.py) runs it under a real Vault.
 """
-# ruff: noqa: F811  -- pytest fixtures imported from s3fixture are re-bound as test arguments
 
 from __future__ import annotations
 
@@ -13,7 +12,7 @@ import os
 import time
 
 import pytest
-from s3fixture import FAST_RETRY, MotoS3, moto_s3  # noqa: F401  (fixture)
+from s3fixture import FAST_RETRY, MotoS3, free_port  # the moto_s3 fixture comes from conftest.py
 
 from dingvault.vault.backends import Backend, BackendError, LocalBackend, MemoryBackend
 from dingvault.vault.replicas import Replica
@@ -196,8 +195,6 @@ def test_status_reports_lag_from_the_oldest_unshipped_object(tmp_path) -> None:
 
 
 def test_unreachable_replica_is_reported_not_raised(tmp_path) -> None:
-    from s3fixture import free_port
-
     primary = LocalBackend(tmp_path)
     fake_vault(primary, n_packs=1)
     rep = Replica("dead", f"s3://b/v?endpoint_url=http://127.0.0.1:{free_port()}&region=us-east-1")
