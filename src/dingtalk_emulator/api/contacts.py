@@ -381,6 +381,7 @@ def m_user_move(state: EmulatorState, params: dict[str, Any]) -> dict[str, Any]:
             dept = pool[int(params.get("rand", 0)) % len(pool)]
     user.dept_id_list = [dept.dept_id]
     user.modified = state.now_ms()
+    state.org.people.changed()
     state.hub.publish_event("user_modify_org", {"timeStamp": _event_time(state), "userId": [user.userid]})
     return {"userid": user.userid, "dept_id": dept.dept_id}
 

@@ -7,6 +7,7 @@ they were completed within 180 days, as documented. Page size is 20 **(uncertain
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -38,6 +39,11 @@ class TodoBook:
         self.deleted: dict[str, dict[str, Any]] = {}  # taskId -> last state, for truth
         self.new_ids: dict[str, list[str]] = {}  # unionId -> created taskIds
         self.counter = 0
+        self._generated_cached = functools.lru_cache(maxsize=20_000)(self._generated)
+
+    def generated(self, u: int, j: int) -> dict[str, Any]:
+        """Todo j of user u (shared from a bounded cache: copy before changing it)."""
+        return self._generated_cached(u, j)
 
     def task_id(self, u: int, j: int) -> str:
         return f"{hexid(self.seed, 'todo-id', u, j, length=14)}{u:06x}{j:04x}"
@@ -51,7 +57,7 @@ class TodoBook:
             return None
         return u, j
 
-    def generated(self, u: int, j: int) -> dict[str, Any]:
+    def _generated(self, u: int, j: int) -> dict[str, Any]:
         r = rng(self.seed, "todo", u, j)
         owner = self.staff[u]
         created = self.anchor_ms - HISTORY_DAYS * DAY_MS + j * (HISTORY_DAYS * DAY_MS // max(1, self.per_user)) + r.randrange(DAY_MS)

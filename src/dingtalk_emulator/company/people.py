@@ -13,7 +13,8 @@ API (used by every family, including the files engineer's):
     people.users                  list[User]: active employees, in generation order (stable)
     people.user(userid)           active User | None
     people.by_unionid(unionid)    active User | None
-    people.members(dept_id)       active users whose dept_id_list contains dept_id (direct members)
+    people.members(dept_id)       active users whose dept_id_list contains dept_id (direct members);
+                                  after changing a user's dept_id_list directly, call people.changed()
     people.resigned               list[ResignedUser] (left before start-up or via a leave mutation)
     people.admin                  the approval admin (a User in 總經理辦公室; holds OA admin rights)
 
@@ -164,6 +165,7 @@ class People:
         self._by_userid: dict[str, User] = {}
         self._by_unionid: dict[str, User] = {}
         self.resigned: list[ResignedUser] = []
+        self._members: dict[int, list[User]] | None = None  # dept_id -> direct members (lazy index)
         self._build_departments(teams_per_department)
         self._build_users(users)
         self._build_resigned(resigned)
@@ -236,6 +238,7 @@ class People:
 
     # -- lookups -------------------------------------------------------------------------------
     def _index_user(self, user: User) -> None:
+        self._members = None
         self.users.append(user)
         self._by_userid[user.userid] = user
         self._by_unionid[user.unionid] = user
@@ -257,7 +260,18 @@ class People:
         return self._by_unionid.get(unionid)
 
     def members(self, dept_id: int) -> list[User]:
-        return [u for u in self.users if dept_id in u.dept_id_list]
+        """Direct members, in generation order (do not modify the list: it is shared)."""
+        if self._members is None:
+            index: dict[int, list[User]] = {}
+            for u in self.users:
+                for d in u.dept_id_list:
+                    index.setdefault(d, []).append(u)
+            self._members = index
+        return self._members.get(dept_id, [])
+
+    def changed(self) -> None:
+        """Call after changing users' departments directly (joins and leaves call it themselves)."""
+        self._members = None
 
     def resigned_user(self, userid: str) -> ResignedUser | None:
         return next((r for r in self.resigned if r.user.userid == userid), None)
@@ -286,6 +300,7 @@ class People:
         user = self._by_userid.pop(userid)
         self._by_unionid.pop(user.unionid, None)
         self.users.remove(user)
+        self._members = None
         left = ResignedUser(user, now_ms, reason, self.admin.userid if self.users else "", "Left during the run")
         self.resigned.append(left)
         return left
