@@ -363,3 +363,23 @@ def test_replicator_from_registry(tmp_path) -> None:
     assert LocalBackend(tmp_path / "a").exists(keys["confidential"][0])
     assert not LocalBackend(tmp_path / "b").exists(keys["confidential"][0])
     assert {s.pending_objects for s in r.status().values()} == {0}
+
+
+def test_replicator_thread_survives_unexpected_errors(tmp_path) -> None:
+    primary = LocalBackend(tmp_path / "p")
+    keys = fake_vault(primary, n_packs=1)
+    dest = MemoryBackend()
+    calls = {"n": 0}
+
+    def opener(r: Replica) -> Backend:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("driver bug")
+        return dest
+
+    with Replicator(
+        primary, [Replica("r", "memory://r")], interval=0.02, max_backoff=0.05, open_backend=opener
+    ) as r:
+        assert r.wait_in_sync(10), r.status()
+    assert calls["n"] >= 2
+    assert dest.exists(keys["index"][0])

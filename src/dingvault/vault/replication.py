@@ -395,7 +395,13 @@ class _ReplicaWorker:
 
     def _loop(self) -> None:
         while not self.owner._stopping.is_set():
-            self.run_pass()
+            try:
+                self.run_pass()
+            except Exception as exc:  # a bug must not silently end replication for good
+                log.exception("replica %s: unexpected error in a replication pass", self.replica.name)
+                with self.lock:
+                    self.last_error = f"unexpected error: {type(exc).__name__}: {exc}"
+                    self.failures += 1
             delay = self.owner.interval
             if self.failures:
                 delay = min(self.owner.max_backoff, self.owner.interval * 2 ** min(self.failures, 10))
