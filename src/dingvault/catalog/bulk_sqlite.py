@@ -17,7 +17,26 @@ import orjson
 import sqlalchemy as sa
 
 from dingvault.catalog.schema import items, versions
-from dingvault.catalog.types import sqlite_datetime_text as _ts
+from dingvault.catalog.types import sqlite_datetime_text
+
+
+class _TimeText:
+    """Timestamp -> SQLite text, memoised for one statement: a batch shares most of its times
+    (the capture time, first/last seen), and the conversion is a large share of the row cost."""
+
+    __slots__ = ("_memo",)
+
+    def __init__(self) -> None:
+        self._memo: dict[object, str | None] = {None: None}
+
+    def __call__(self, value: Any) -> str | None:
+        try:
+            return self._memo[value]
+        except KeyError:
+            text = self._memo[value] = sqlite_datetime_text(value)
+            return text
+        except TypeError:  # unhashable: not a datetime; let the converter say so
+            return sqlite_datetime_text(value)
 
 
 def _json(value: Any) -> str | None:
@@ -52,6 +71,7 @@ assert _VERSION_COLUMNS == [
 
 
 def insert_items(conn: sa.Connection, rows: Sequence[dict[str, Any]]) -> None:
+    _ts = _TimeText()
     conn.exec_driver_sql(
         _INSERT_ITEMS,
         [
@@ -66,6 +86,7 @@ def insert_items(conn: sa.Connection, rows: Sequence[dict[str, Any]]) -> None:
 
 
 def insert_versions(conn: sa.Connection, rows: Sequence[dict[str, Any]]) -> None:
+    _ts = _TimeText()
     conn.exec_driver_sql(
         _INSERT_VERSIONS,
         [
@@ -83,6 +104,7 @@ def update_items(
     conn: sa.Connection, changed: Sequence[dict[str, Any]], seen: Sequence[dict[str, Any]]
 ) -> None:
     """Stamp touched items; ``changed`` ones also get their new latest version (see Catalog._record_batch)."""
+    _ts = _TimeText()
     if changed:
         conn.exec_driver_sql(
             _UPDATE_CHANGED,

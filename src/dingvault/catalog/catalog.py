@@ -244,15 +244,18 @@ class Catalog:
             raise CatalogInputError("batch_size must be at least 1")
         outcomes: list[Outcome] = []
         for batch in _batched(records, batch_size):
-            prepared = [self._prepare(record) for record in batch]
+            # One capture time per batch for records without their own: the batch is one
+            # transaction anyway, and shared values are converted once (see bulk_sqlite).
+            now = v.utcnow()
+            prepared = [self._prepare(record, now) for record in batch]
             outcomes.extend(self._write(lambda conn, p=prepared: self._record_batch(conn, p)))
         return outcomes
 
     @staticmethod
-    def _prepare(record: VersionRecord) -> dict[str, Any]:
-        if not isinstance(record, VersionRecord):
+    def _prepare(record: VersionRecord, now: datetime) -> dict[str, Any]:
+        if type(record) is not VersionRecord and not isinstance(record, VersionRecord):
             raise CatalogInputError(f"expected a VersionRecord, got {type(record).__name__}")
-        captured = v.aware_time("captured_at", record.captured_at) or v.utcnow()
+        captured = now if record.captured_at is None else v.aware_time("captured_at", record.captured_at)
         row = v.version_fields(record.fields)
         row.update(
             content_hash=v.required_text("content_hash", record.content_hash, v.MAX_HASH),

@@ -29,6 +29,9 @@ from sqlalchemy.engine import URL, Engine, make_url
 from dingvault.catalog.errors import CatalogInputError
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
+# Page cache per connection (KiB). The default 2 MiB makes inserts into the large, randomly keyed
+# indexes (content hashes) re-read pages all the time; 64 MiB keeps their upper levels in memory.
+SQLITE_CACHE_KIB = 65536
 # PostgreSQL: never wait forever -- for a server that does not answer, or for a row lock held by a
 # stuck transaction (the write is then retried, and finally reported as CatalogBusyError).
 PG_CONNECT_TIMEOUT_S = 10
@@ -113,6 +116,7 @@ def _sqlite_engine(url: URL, common: dict[str, Any]) -> Engine:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+            cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         finally:
             cursor.close()
 
