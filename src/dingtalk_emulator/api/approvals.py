@@ -404,6 +404,12 @@ def _event_base(book: ApprovalBook, inst: Instance, state: EmulatorState) -> dic
     }
 
 
+def _task_event(base: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """`bpms_task_change` data: exactly the §7.5 fields (no url/businessType, which are instance fields)."""
+    keys = ("processInstanceId", "processCode", "bizCategoryId", "businessId", "title", "createTime")
+    return {**{k: base[k] for k in keys}, "remark": "", **fields}
+
+
 def _pick_running(book: ApprovalBook, params: dict[str, Any]) -> Instance:
     if params.get("processInstanceId"):
         i = book.index_of(str(params["processInstanceId"]))
@@ -440,7 +446,7 @@ def m_start(state: EmulatorState, params: dict[str, Any]) -> dict[str, Any]:
     book.add(inst)
     base = _event_base(book, inst, state)
     state.hub.publish_event("bpms_instance_change", {**base, "type": "start"})
-    state.hub.publish_event("bpms_task_change", {**base, "type": "start", "taskId": _tasks(book, inst)[0]["taskId"], "staffId": inst.approvers[0].userid})
+    state.hub.publish_event("bpms_task_change", _task_event(base, type="start", taskId=_tasks(book, inst)[0]["taskId"], staffId=inst.approvers[0].userid))
     return {"processInstanceId": inst.id, "processCode": base["processCode"]}
 
 
@@ -467,7 +473,7 @@ def m_finish(state: EmulatorState, params: dict[str, Any]) -> dict[str, Any]:
     base = _event_base(book, inst, state)
     for t in tasks_before:
         if t["status"] in ("RUNNING", "NEW"):
-            state.hub.publish_event("bpms_task_change", {**base, "type": "finish", "result": result, "remark": "", "taskId": t["taskId"], "finishTime": now, "staffId": t["userId"]})
+            state.hub.publish_event("bpms_task_change", _task_event(base, type="finish", result=result, taskId=t["taskId"], finishTime=now, staffId=t["userId"]))
     state.hub.publish_event("bpms_instance_change", {**base, "type": "finish", "result": result, "finishTime": now})
     return {"processInstanceId": inst.id, "result": result, "version": inst.version}
 

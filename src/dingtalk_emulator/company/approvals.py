@@ -321,7 +321,8 @@ class ApprovalBook:
                 ("TextareaField", "事由", r.choice(("客戶拜訪 — 氹仔", "橫琴項目會議交通費", "Almoço com cliente", "Taxi to HK airport"))),
             ]
         elif kind == "contract":
-            party = r.choice(("珠海橫琴某科技有限公司", "Companhia de Seguros de Macau, S.A.", "Pearl River Trading Ltd.", "澳門某酒店集團"))
+            # Mainland partners write in Simplified Chinese.
+            party = r.choice(("珠海横琴某科技有限公司", "Companhia de Seguros de Macau, S.A.", "Pearl River Trading Ltd.", "澳門某酒店集團", "广州某贸易有限公司"))
             id_kind = r.choice(("macau", "hkid", "mainland"))
             idno = {"macau": sensitive.macau_id, "hkid": sensitive.hkid, "mainland": sensitive.mainland_id}[id_kind](r)
             planted.append({"type": f"{id_kind}_id", "value": idno, "where": "formComponentValues[對方聯絡人證件號碼]"})
