@@ -165,3 +165,22 @@ def test_state_dir_of_another_company_or_unwritable_is_refused(tmp_path: Path) -
     blocker.write_text("x")
     with pytest.raises(ValueError, match="--state"):
         make_emu(state_dir=str(blocker))
+
+
+def test_event_data_uses_only_documented_fields(emu: Emu) -> None:
+    instance_fields = {"processInstanceId", "processCode", "bizCategoryId", "businessId", "title", "type", "result", "createTime", "finishTime", "staffId", "url", "businessType"}
+    task_fields = {"processInstanceId", "processCode", "bizCategoryId", "businessId", "title", "type", "result", "remark", "taskId", "createTime", "finishTime", "staffId"}
+    pid = emu.mutate("approval.start")["processInstanceId"]
+    emu.mutate("approval.finish", processInstanceId=pid)
+    emu.mutate("user.join")
+    emu.mutate("dept.create")
+    for name, data in emu.events:
+        if name == "bpms_instance_change":
+            assert set(data) <= instance_fields, set(data) - instance_fields
+        elif name == "bpms_task_change":
+            assert set(data) <= task_fields, set(data) - task_fields
+        elif name.startswith("user_"):
+            assert set(data) == {"timeStamp", "userId"} and isinstance(data["timeStamp"], str)
+        elif name.startswith("org_dept_"):
+            assert set(data) == {"deptId"} and isinstance(data["deptId"][0], int)
+    assert {n for n, _ in emu.events} == {"bpms_instance_change", "bpms_task_change", "user_add_org", "org_dept_create"}
