@@ -176,6 +176,33 @@ def test_link_race_reports_exists_and_keeps_the_first(tmp_path, monkeypatch) -> 
     assert all_files(tmp_path) == ["locks/l1"]
 
 
+def test_filesystem_without_hard_links_uses_rename_noreplace(tmp_path, monkeypatch) -> None:
+    if local_mod._rename_noreplace is None:
+        pytest.skip("no renameat2 in this libc")
+    b = LocalBackend(tmp_path)
+
+    def no_links(src, dst, **kw):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(local_mod.os, "link", no_links)
+    b.put("data/ab/p1", b"first")
+    with pytest.raises(ObjectExists):
+        b.put("data/ab/p1", b"second")
+    assert b.get("data/ab/p1") == b"first"
+    assert all_files(tmp_path) == ["data/ab/p1"]
+
+
+def test_filesystem_without_any_atomic_create_is_a_clear_error(tmp_path, monkeypatch) -> None:
+    b = LocalBackend(tmp_path)
+    monkeypatch.setattr(
+        local_mod.os, "link", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.EOPNOTSUPP, "nope"))
+    )
+    monkeypatch.setattr(local_mod, "_rename_noreplace", None)
+    with pytest.raises(BackendError, match="neither hard links nor RENAME_NOREPLACE"):
+        b.put("data/ab/p1", b"x")
+    assert all_files(tmp_path) == []
+
+
 def test_sync_false_batches_fsyncs(tmp_path, monkeypatch) -> None:
     b = LocalBackend(tmp_path)
     b.put("data/00/warm", b"x")  # directories exist: we count steady-state costs

@@ -90,6 +90,40 @@ def _load_syncfs():  # type: ignore[no-untyped-def]
 _syncfs = _load_syncfs()
 
 
+def _load_rename_noreplace():  # type: ignore[no-untyped-def]
+    """renameat2(..., RENAME_NOREPLACE) (Linux, glibc >= 2.28): the create-only publish for
+    filesystems without hard links. None where unavailable."""
+    try:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    at_fdcwd, rename_noreplace = -100, 1
+
+    def rename_noreplace_fn(src: str, dst: str) -> None:
+        if fn(at_fdcwd, os.fsencode(src), at_fdcwd, os.fsencode(dst), rename_noreplace) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code), dst)
+
+    return rename_noreplace_fn
+
+
+_rename_noreplace = _load_rename_noreplace()
+# link() errors that mean "this filesystem has no hard links", not "you may not".
+_NO_LINKS = {
+    errno.EPERM,
+    errno.EOPNOTSUPP,
+    errno.ENOSYS,
+    errno.EMLINK,
+    getattr(errno, "ENOTSUP", errno.EOPNOTSUPP),
+}
+
+
 def _fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
@@ -207,7 +241,12 @@ class LocalBackend:
                     os.link(tmp, target)
                 except FileExistsError:
                     raise ObjectExists(f"object {key} already exists in {self.url}") from None
-                os.unlink(tmp)
+                except OSError as exc:
+                    if exc.errno not in _NO_LINKS:
+                        raise
+                    self._publish_without_links(tmp, target, key, exc)
+                else:
+                    os.unlink(tmp)
             if sync:
                 _fsync_dir(str(target.parent))
             else:
@@ -226,6 +265,25 @@ class LocalBackend:
                 pass
             except OSError:
                 pass  # cleanup() will get it; the original error is the one worth reporting
+
+    def _publish_without_links(self, tmp: Path, target: Path, key: str, link_error: OSError) -> None:
+        """Create-only publish on a filesystem without hard links (some FUSE / network mounts)."""
+        if _rename_noreplace is None:
+            raise BackendError(
+                f"the filesystem of {self.root} supports neither hard links nor RENAME_NOREPLACE "
+                f"({link_error.strerror}), so create-only writes cannot be atomic there; use another filesystem"
+            )
+        try:
+            _rename_noreplace(str(tmp), str(target))
+        except FileExistsError:
+            raise ObjectExists(f"object {key} already exists in {self.url}") from None
+        except OSError as exc:
+            if exc.errno in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                raise BackendError(
+                    f"the filesystem of {self.root} supports neither hard links nor RENAME_NOREPLACE "
+                    f"({exc.strerror}), so create-only writes cannot be atomic there; use another filesystem"
+                ) from None
+            raise
 
     def delete(self, key: str) -> None:
         path = self.path_for(key)
