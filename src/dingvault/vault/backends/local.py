@@ -2,7 +2,8 @@
 
 Atomicity: every write goes to ``.tmp-<random>`` in the object's own directory, is fsynced, and
 is then linked into place. ``os.link`` fails if the target exists, which gives create-only
-semantics without a check-then-write race; ``os.replace`` is used when overwriting. Readers and
+semantics without a check-then-write race (on a filesystem without hard links,
+``renameat2(RENAME_NOREPLACE)`` does the same); ``os.replace`` is used when overwriting. Readers and
 ``list`` never see temp files, so they never see a partial object. A crash can leave temp files
 behind; ``cleanup()`` removes them.
 
