@@ -16,6 +16,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
@@ -32,8 +33,9 @@ vault_app = typer.Typer(help="The encrypted vault: init, verify, repair, prune, 
 key_app = typer.Typer(help="Key slots: passphrases and restricted keys.", no_args_is_help=True)
 vault_app.add_typer(key_app, name="key")
 
-out = Console()
-err = Console(stderr=True)
+# soft_wrap: long object names stay on one line, so scripts can grep the output.
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -81,7 +83,7 @@ def _passphrase(opts: _Opts, *, confirm: bool = False, prompt: str = "Vault pass
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     raise typer.Exit(code)
 
 
@@ -208,10 +210,10 @@ def verify(
         with _progress() as progress:
             report = run_verify(vault, read_data=read_data, subset=fraction, replicas=targets, progress=progress)
     for w in report.warnings:
-        err.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
+        err.print(f"[yellow]warning:[/yellow] {escape(str(w))}", highlight=False)
     for e in report.errors:
-        err.print(f"[red]damaged:[/red] {e}", highlight=False)
-    summary = ", ".join(f"{k}={v}" for k, v in sorted(report.counters.items()))
+        err.print(f"[red]damaged:[/red] {escape(str(e))}", highlight=False)
+    summary = escape(", ".join(f"{k}={v}" for k, v in sorted(report.counters.items())))
     if report.ok:
         out.print(f"[green]vault OK[/green] ({summary})")
     else:
@@ -239,9 +241,9 @@ def repair(
         with _progress() as progress:
             report = run_repair(vault, source, read_data=read_data, progress=progress)
     for a in report.actions:
-        out.print(f"repaired: {a}", highlight=False)
+        out.print(f"repaired: {escape(a)}", highlight=False)
     for u in report.unrepaired:
-        err.print(f"[red]not repaired:[/red] {u}", highlight=False)
+        err.print(f"[red]not repaired:[/red] {escape(u)}", highlight=False)
     if not report.ok:
         raise typer.Exit(1)
     out.print("[green]vault OK after repair[/green]")
@@ -303,7 +305,7 @@ def replicate(
                 highlight=False,
             )
             for c in result.corrupt:
-                err.print(f"[red]damaged on primary (not shipped):[/red] {c}", highlight=False)
+                err.print(f"[red]damaged on primary (not shipped):[/red] {escape(c)}", highlight=False)
             failed |= not result.ok or bool(result.corrupt)
     if failed:
         raise typer.Exit(1)

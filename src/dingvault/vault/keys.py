@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from .errors import IntegrityError, VaultError, WrongPassphrase
 from .levels import LEVELS, StorageClass, parse_level
 
 KEYS_PREFIX = "keys/"
+_RECOVERY_SHAPE = re.compile(r"(?:[A-Z2-7]{4}-){12}[A-Z2-7]{4}")
 SLOT_AAD = b"dingvault key slot v1"
 
 
@@ -201,6 +203,10 @@ def unlock(backend: Backend, passphrase: str) -> tuple[KeyMaterial, KeySlot]:
     slots = list_slots(backend)
     if not slots:
         raise VaultError(f"the vault at {backend.url} has no key slots (keys/ is empty or unreadable)")
+    # Argon2id is slow on purpose: try the likely slots first (recovery slots first only when
+    # the text looks like a recovery key).
+    looks_recovery = _RECOVERY_SHAPE.fullmatch(normalise_recovery_key(passphrase)) is not None
+    slots.sort(key=lambda s: (s.kind == "recovery") != looks_recovery)
     for slot in slots:
         candidate = normalise_recovery_key(passphrase) if slot.kind == "recovery" else passphrase
         material = try_slot(backend, slot.key, candidate)
