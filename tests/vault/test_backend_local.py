@@ -6,10 +6,13 @@ import errno
 import io
 import os
 import stat
+import tempfile
 import threading
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dingvault.vault.backends import BackendError, LocalBackend, ObjectExists
 from dingvault.vault.backends import local as local_mod
@@ -284,3 +287,23 @@ def test_directory_key_is_not_an_object(tmp_path) -> None:
         b.get("data")
     with pytest.raises(BackendError):
         b.delete("data")
+
+
+_part = st.sampled_from(["a", "ab", "abc", "b", "data", "d0", "x.y", "z-1"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    keys=st.sets(st.lists(_part, min_size=1, max_size=4).map("/".join), max_size=25),
+    prefix=st.lists(st.sampled_from(["a", "ab", "b", "data", "/", "d", "x."]), max_size=4).map("".join),
+)
+def test_list_prefix_matches_plain_string_filtering(keys: set[str], prefix: str) -> None:
+    """Listing walks only the directories a prefix can reach; it must still equal filtering
+    every key by ``startswith``."""
+    # A key cannot be both an object and a directory (data/a and data/a/b): keep the shorter.
+    objects = {k for k in keys if not any(o.startswith(k + "/") for o in keys)}
+    with tempfile.TemporaryDirectory() as d:
+        b = LocalBackend(d)
+        for k in objects:
+            b.put(k, k.encode(), sync=False)
+        assert sorted(i.key for i in b.list(prefix)) == sorted(k for k in objects if k.startswith(prefix))
