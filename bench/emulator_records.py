@@ -22,14 +22,25 @@ import time
 from typing import Any
 
 
-def _asgi_call(app: Any, method: str, path: str, query: bytes = b"", body: Any = None, headers: tuple = ()) -> Any:
+def _asgi_call(
+    app: Any, method: str, path: str, query: bytes = b"", body: Any = None, headers: tuple = ()
+) -> Any:
     import orjson
 
     raw = orjson.dumps(body) if body is not None else b""
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
-        "path": path, "raw_path": path.encode(), "query_string": query, "root_path": "",
-        "headers": [(b"content-type", b"application/json"), *headers], "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query,
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), *headers],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
     }
     done = False
 
@@ -70,13 +81,55 @@ def one(profile: str, requests: int) -> dict[str, Any]:
     code = st.org.approvals.templates[0]["processCode"]
     unionid = people.users[3].unionid
     pages = {
-        "user/list size≤50": ("POST", "/topapi/v2/user/list", q, {"dept_id": dept, "cursor": 0, "size": 50}, ()),
-        "attendance/list limit 50": ("POST", "/attendance/list", q, {"workDateFrom": local_datetime(now - 7 * 86_400_000), "workDateTo": local_datetime(now), "userIdList": [u.userid for u in people.users[:10]], "offset": 0, "limit": 50}, ()),
-        "instanceIds maxResults 20": ("POST", "/v1.0/workflow/processes/instanceIds/query", b"", {"processCode": code, "startTime": now - 100 * 86_400_000, "maxResults": 20}, h),
+        "user/list size≤50": (
+            "POST",
+            "/topapi/v2/user/list",
+            q,
+            {"dept_id": dept, "cursor": 0, "size": 50},
+            (),
+        ),
+        "attendance/list limit 50": (
+            "POST",
+            "/attendance/list",
+            q,
+            {
+                "workDateFrom": local_datetime(now - 7 * 86_400_000),
+                "workDateTo": local_datetime(now),
+                "userIdList": [u.userid for u in people.users[:10]],
+                "offset": 0,
+                "limit": 50,
+            },
+            (),
+        ),
+        "instanceIds maxResults 20": (
+            "POST",
+            "/v1.0/workflow/processes/instanceIds/query",
+            b"",
+            {"processCode": code, "startTime": now - 100 * 86_400_000, "maxResults": 20},
+            h,
+        ),
         "approval detail (varying ids)": None,
-        "calendar events maxResults 50": ("GET", f"/v1.0/calendar/users/{unionid}/calendars/primary/events", b"maxResults=50", None, h),
-        "todo query (page of 20)": ("POST", f"/v1.0/todo/users/{unionid}/org/tasks/query", b"", {"nextToken": "0"}, h),
-        "report/list size 20": ("POST", "/topapi/report/list", q, {"start_time": now - 100 * 86_400_000, "end_time": now, "cursor": 0, "size": 20}, ()),
+        "calendar events maxResults 50": (
+            "GET",
+            f"/v1.0/calendar/users/{unionid}/calendars/primary/events",
+            b"maxResults=50",
+            None,
+            h,
+        ),
+        "todo query (page of 20)": (
+            "POST",
+            f"/v1.0/todo/users/{unionid}/org/tasks/query",
+            b"",
+            {"nextToken": "0"},
+            h,
+        ),
+        "report/list size 20": (
+            "POST",
+            "/topapi/report/list",
+            q,
+            {"start_time": now - 100 * 86_400_000, "end_time": now, "cursor": 0, "size": 20},
+            (),
+        ),
     }
     rates: dict[str, float] = {}
     book = st.org.approvals
@@ -87,7 +140,14 @@ def one(profile: str, requests: int) -> dict[str, Any]:
             for n in range(requests):
                 if spec is None:  # a different instance each time: measures generation, not the cache
                     pid = book.instance_id((n * 7919) % book.n)
-                    call = _asgi_call(app, "GET", "/v1.0/workflow/processInstances", f"processInstanceId={pid}".encode(), None, h)
+                    call = _asgi_call(
+                        app,
+                        "GET",
+                        "/v1.0/workflow/processInstances",
+                        f"processInstanceId={pid}".encode(),
+                        None,
+                        h,
+                    )
                 else:
                     call = _asgi_call(app, *spec)
                 out = await call()
@@ -103,7 +163,11 @@ def one(profile: str, requests: int) -> dict[str, Any]:
         truth_item(book, book.get(i))
         walked += 1
     truth_rate = walked / (time.perf_counter() - t)
-    counts = {k: st.counts[k](st) for k in ("approval", "attendance", "calendar_event", "todo", "report") if k in st.counts}
+    counts = {
+        k: st.counts[k](st)
+        for k in ("approval", "attendance", "calendar_event", "todo", "report")
+        if k in st.counts
+    }
     return {
         "profile": profile,
         "startup_s": round(startup, 3),
@@ -127,13 +191,22 @@ def main() -> None:
         return
     print(f"load average before: {os.getloadavg()}")
     for profile in args.profiles.split(","):
-        out = subprocess.run([sys.executable, __file__, "--one", profile, "--requests", str(args.requests)], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--one", profile, "--requests", str(args.requests)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         r = json.loads(out.stdout)
-        print(f"\n{profile}: start-up {r['startup_s']} s, RSS after start {r['rss_after_start_mb']} MB, peak {r['rss_peak_mb']} MB, "
-              f"{r['records']:,} records (approvals, attendance, events, todos, reports), {r['users']} users")
+        print(
+            f"\n{profile}: start-up {r['startup_s']} s, RSS after start {r['rss_after_start_mb']} MB, peak {r['rss_peak_mb']} MB, "
+            f"{r['records']:,} records (approvals, attendance, events, todos, reports), {r['users']} users"
+        )
         for name, rate in r["page_rates"].items():
             print(f"  {name:32} {rate:>7,} pages/s in-process")
-        print(f"  approval truth (with attachment digests) {r['approval_truth_per_s']:,} items/s (first 1,000, cold)")
+        print(
+            f"  approval truth (with attachment digests) {r['approval_truth_per_s']:,} items/s (first 1,000, cold)"
+        )
     print(f"\nload average after: {os.getloadavg()}")
 
 

@@ -11,7 +11,9 @@ from dingtalk_emulator.state import EmulatorConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dingtalk-emulator", description="A fake DingTalk Open Platform with a generated Macau company.")
+    parser = argparse.ArgumentParser(
+        prog="dingtalk-emulator", description="A fake DingTalk Open Platform with a generated Macau company."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve the emulator over HTTP (both api and oapi paths on one port)")
     serve.add_argument("--host", default="127.0.0.1")
@@ -20,14 +22,22 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--seed", type=int, default=1)
     serve.add_argument("--limits", choices=("realistic", "off"), default="realistic")
     serve.add_argument("--faults", default=None, help="fault-injection spec (see docs/emulator.md)")
-    serve.add_argument("--state", dest="state_dir", default=None, help="directory that persists the mutation overlay")
-    serve.add_argument("--exclusive", action="store_true", help="also serve Exclusive DingTalk (专属钉钉) endpoints")
+    serve.add_argument(
+        "--state", dest="state_dir", default=None, help="directory that persists the mutation overlay"
+    )
+    serve.add_argument(
+        "--exclusive", action="store_true", help="also serve Exclusive DingTalk (专属钉钉) endpoints"
+    )
     serve.add_argument("--scopes", default=None, help="comma-separated granted scopes (default: all)")
-    serve.add_argument("--monthly-quota", type=int, default=None, help="standard-edition monthly call quota (90020)")
+    serve.add_argument(
+        "--monthly-quota", type=int, default=None, help="standard-edition monthly call quota (90020)"
+    )
     demo = sub.add_parser("demo", help="start the demo company, print credentials, counts and sample calls")
     demo.add_argument("--port", type=int, default=0)
     demo.add_argument("--seed", type=int, default=1)
-    demo.add_argument("--serve", action="store_true", help="keep serving after the walkthrough (Ctrl-C stops)")
+    demo.add_argument(
+        "--serve", action="store_true", help="keep serving after the walkthrough (Ctrl-C stops)"
+    )
     return parser
 
 

@@ -52,11 +52,14 @@ def org_info(state: EmulatorState, with_counts: bool = True) -> dict[str, Any]:
         "scopes": sorted(state.config.scopes) if state.config.scopes is not None else sorted(KNOWN_SCOPES),
     }
     if with_counts:
-        info["counts"] = {kind: count_kind(state, kind) for kind in sorted(state.truth) if kind != "sensitive"}
+        info["counts"] = {
+            kind: count_kind(state, kind) for kind in sorted(state.truth) if kind != "sensitive"
+        }
     return info
 
 
 # -- mutations ---------------------------------------------------------------------------------
+
 
 def _journal_path(state: EmulatorState) -> Path | None:
     return Path(state.config.state_dir) / JOURNAL if state.config.state_dir else None
@@ -185,6 +188,7 @@ def load_journal(state: EmulatorState) -> int:
 
 # -- endpoints ---------------------------------------------------------------------------------
 
+
 async def _json_body(request: Request) -> dict[str, Any]:
     raw = await request.body()
     if not raw.strip():
@@ -203,9 +207,12 @@ def routes(state: EmulatorState) -> list[Route]:
     async def truth(request: Request) -> Response:
         kind = request.query_params.get("kind", "")
         if kind not in state.truth:
-            return json_response({"error": f"unknown kind {kind!r}", "kinds": sorted(state.truth)}, status=404)
+            return json_response(
+                {"error": f"unknown kind {kind!r}", "kinds": sorted(state.truth)}, status=404
+            )
         provider = state.truth[kind]
         if request.query_params.get("format") == "jsonl":
+
             def lines() -> Iterator[bytes]:
                 batch: list[bytes] = []
                 for item in provider(state):
@@ -228,7 +235,9 @@ def routes(state: EmulatorState) -> list[Route]:
             return json_response({"error": f"bad JSON body: {e}"}, status=400)
         op = body.pop("op", None)
         if not isinstance(op, str):
-            return json_response({"error": "missing 'op'", "ops": sorted(state.mutations) + ["random"]}, status=400)
+            return json_response(
+                {"error": "missing 'op'", "ops": sorted(state.mutations) + ["random"]}, status=400
+            )
         try:
             if op == "random":
                 count, seed = int(body.get("count", 1)), int(body.get("seed", 0))

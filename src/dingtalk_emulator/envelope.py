@@ -113,7 +113,9 @@ def _granted(state: Any, scope: str | None) -> bool:
     return scope is None or state.config.scopes is None or scope in state.config.scopes
 
 
-def legacy_endpoint(scope: str | None, *, token: bool = True) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
+def legacy_endpoint(
+    scope: str | None, *, token: bool = True
+) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
     if scope:
         KNOWN_SCOPES.add(scope)
 
@@ -136,7 +138,9 @@ def legacy_endpoint(scope: str | None, *, token: bool = True) -> Callable[[Handl
                         raise LegacyError(40014, "不合法的access_token")
                     call.token = tok
                 if not _granted(state, scope):
-                    raise LegacyError(60011, "没有调用该接口的权限", sub_code="60011", sub_msg=f"缺少权限点 {scope}")
+                    raise LegacyError(
+                        60011, "没有调用该接口的权限", sub_code="60011", sub_msg=f"缺少权限点 {scope}"
+                    )
                 result = await handler(call)
             except LegacyError as e:
                 return legacy_error_response(e.errcode, e.errmsg, **e.extra)
@@ -149,7 +153,9 @@ def legacy_endpoint(scope: str | None, *, token: bool = True) -> Callable[[Handl
     return wrap
 
 
-def api_endpoint(scope: str | None, *, token: bool = True, user_token: bool = False) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
+def api_endpoint(
+    scope: str | None, *, token: bool = True, user_token: bool = False
+) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
     if scope:
         KNOWN_SCOPES.add(scope)
 
@@ -159,7 +165,11 @@ def api_endpoint(scope: str | None, *, token: bool = True, user_token: bool = Fa
             state = request.app.state.emulator
             try:
                 try:
-                    body = await _read_body(request) if request.method in ("POST", "PUT", "PATCH", "DELETE") else {}
+                    body = (
+                        await _read_body(request)
+                        if request.method in ("POST", "PUT", "PATCH", "DELETE")
+                        else {}
+                    )
                 except (ValueError, UnicodeDecodeError):
                     raise ApiError(400, "InvalidParameter", "body is not valid JSON") from None
                 call = Call(request, state, dict(request.query_params), body)
@@ -192,6 +202,7 @@ def api_endpoint(scope: str | None, *, token: bool = True, user_token: bool = Fa
 
 # -- parameter helpers (raise the generation's own error) ---------------------------------------
 
+
 def legacy_int(params: dict[str, Any], name: str, default: int | None = None) -> int:
     """An integer legacy param; missing and no default → 40035, not an integer → 400002."""
     value = params.get(name)
@@ -205,7 +216,9 @@ def legacy_int(params: dict[str, Any], name: str, default: int | None = None) ->
         raise LegacyError(400002, f"无效的参数 {name}") from None
 
 
-def api_int(params: dict[str, Any], name: str, default: int | None = None, code: str = "invalidParameter") -> int:
+def api_int(
+    params: dict[str, Any], name: str, default: int | None = None, code: str = "invalidParameter"
+) -> int:
     value = params.get(name)
     if value is None or value == "":
         if default is None:

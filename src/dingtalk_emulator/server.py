@@ -51,7 +51,9 @@ def create_app(config: EmulatorConfig, *, clock: Any = None) -> tuple[Any, Emula
     state.truth["sensitive"] = truth_sensitive
     state.tokens = TokenStore(lambda: state.clock())
     org = state.org
-    state.hub = StreamHub(app_key=org.app_key, app_secret=org.app_secret, corp_id=org.corp_id, unified_app_id=org.unified_app_id)
+    state.hub = StreamHub(
+        app_key=org.app_key, app_secret=org.app_secret, corp_id=org.corp_id, unified_app_id=org.unified_app_id
+    )
     state.guard = Guard(
         limits=config.limits,
         faults=config.faults,

@@ -33,7 +33,10 @@ class Emu:
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def token(self) -> str:
-        r = self.client.post("/v1.0/oauth2/accessToken", json={"appKey": self.org["appKey"], "appSecret": self.org["appSecret"]})
+        r = self.client.post(
+            "/v1.0/oauth2/accessToken",
+            json={"appKey": self.org["appKey"], "appSecret": self.org["appSecret"]},
+        )
         assert r.status_code == 200, r.text
         return r.json()["accessToken"]
 
@@ -79,5 +82,3 @@ def make_emu(*, fetch_org: bool = True, **config: Any) -> Emu:
 
     state.hub.publish_event = record
     return emu
-
-

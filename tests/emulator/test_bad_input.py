@@ -35,14 +35,47 @@ NEW_GET = [
 GARBAGE = [
     {},
     {"dept_id": "abc", "cursor": "x", "size": "-3", "userid": "", "offset": "1e9", "limit": None},
-    {"start_time": "yesterday", "end_time": [], "process_code": {"a": 1}, "userIdList": "not json", "workDateFrom": "2026-13-45 99:99:99", "workDateTo": 5},
-    {"userIds": list(range(60)), "checkDateFrom": "", "userid_list": ",,,", "process_instance_id": "../../etc"},
+    {
+        "start_time": "yesterday",
+        "end_time": [],
+        "process_code": {"a": 1},
+        "userIdList": "not json",
+        "workDateFrom": "2026-13-45 99:99:99",
+        "workDateTo": 5,
+    },
+    {
+        "userIds": list(range(60)),
+        "checkDateFrom": "",
+        "userid_list": ",,,",
+        "process_instance_id": "../../etc",
+    },
 ]
 NEW_GARBAGE = [
     {},
-    {"processCode": 5, "startTime": "soon", "maxResults": "many", "nextToken": "??", "userIds": "x", "statuses": ["DONE"]},
-    {"startTime": "2026-99-01", "maxResults": "0", "userIdList": "[1,2", "processInstanceId": "\u0000", "timeMin": "bad", "syncToken": "%%%", "showDeleted": "maybe"},
-    {"nextToken": -5, "isDone": "perhaps", "fileId": {"x": 1}, "timeMin": "2026-01-01T00:00:00Z", "timeMax": "2020-01-01T00:00:00Z"},
+    {
+        "processCode": 5,
+        "startTime": "soon",
+        "maxResults": "many",
+        "nextToken": "??",
+        "userIds": "x",
+        "statuses": ["DONE"],
+    },
+    {
+        "startTime": "2026-99-01",
+        "maxResults": "0",
+        "userIdList": "[1,2",
+        "processInstanceId": "\u0000",
+        "timeMin": "bad",
+        "syncToken": "%%%",
+        "showDeleted": "maybe",
+    },
+    {
+        "nextToken": -5,
+        "isDone": "perhaps",
+        "fileId": {"x": 1},
+        "timeMin": "2026-01-01T00:00:00Z",
+        "timeMax": "2020-01-01T00:00:00Z",
+    },
 ]
 
 
@@ -86,7 +119,10 @@ def test_new_api_garbage_gets_a_4xx_envelope(emu, path: str) -> None:
 
 def test_unknown_user_paths(emu) -> None:
     h = emu.h()
-    for path in ("/v1.0/calendar/users/nobody/calendars", "/v1.0/calendar/users/nobody/calendars/primary/events"):
+    for path in (
+        "/v1.0/calendar/users/nobody/calendars",
+        "/v1.0/calendar/users/nobody/calendars/primary/events",
+    ):
         r = emu.client.get(path, headers=h)
         assert r.status_code == 400 and r.json()["code"]
     r = emu.client.post("/v1.0/todo/users/nobody/org/tasks/query", json={}, headers=h)
@@ -95,4 +131,7 @@ def test_unknown_user_paths(emu) -> None:
 
 def test_download_url_garbage(emu) -> None:
     assert emu.client.get("/_oss/approval/x/y/z").status_code == 403
-    assert emu.client.get("/_oss/approval/x/y/z", params={"Expires": "soon", "Signature": "s"}).status_code == 403
+    assert (
+        emu.client.get("/_oss/approval/x/y/z", params={"Expires": "soon", "Signature": "s"}).status_code
+        == 403
+    )

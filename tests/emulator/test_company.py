@@ -14,7 +14,17 @@ from dingtalk_emulator.company.people import People
 
 def test_same_seed_same_company_different_seed_different() -> None:
     a, b, c = make_emu(seed=7), make_emu(seed=7), make_emu(seed=8)
-    for kind in ("department", "user", "resigned_user", "approval", "attendance", "calendar_event", "todo", "report", "sensitive"):
+    for kind in (
+        "department",
+        "user",
+        "resigned_user",
+        "approval",
+        "attendance",
+        "calendar_event",
+        "todo",
+        "report",
+        "sensitive",
+    ):
         assert a.truth(kind) == b.truth(kind), kind
     assert a.org["appSecret"] == b.org["appSecret"] != c.org["appSecret"]
     assert {u["id"] for u in a.truth("user")}.isdisjoint({u["id"] for u in c.truth("user")})
@@ -59,7 +69,9 @@ def test_planted_sensitive_values_are_valid_and_present_in_the_api() -> None:
             m = re.fullmatch(r"([A-Z])(\d{6})\((.)\)", v)
             assert m and sensitive.hkid_check_digit(m[1], m[2]) == m[3]
     approval = next(i for i in items if i["kind"] == "approval")
-    detail = emu.client.get("/v1.0/workflow/processInstances", params={"processInstanceId": approval["itemId"]}, headers=emu.h()).json()
+    detail = emu.client.get(
+        "/v1.0/workflow/processInstances", params={"processInstanceId": approval["itemId"]}, headers=emu.h()
+    ).json()
     assert approval["value"] in str(detail)
 
 
@@ -87,5 +99,7 @@ def test_large_profile_starts_fast_and_generates_lazily() -> None:
     assert last.create_ms < emu.state.org.anchor_ms
     assert len(emu.state.org.people.users) == 2000
     assert emu.state.counts["approval"](emu.state) == book.n
-    r = emu.client.post("/topapi/v2/user/get", params=emu.q(), json={"userid": emu.state.org.people.users[-1].userid}).json()
+    r = emu.client.post(
+        "/topapi/v2/user/get", params=emu.q(), json={"userid": emu.state.org.people.users[-1].userid}
+    ).json()
     assert r["errcode"] == 0

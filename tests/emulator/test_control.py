@@ -11,10 +11,29 @@ DAY = 86_400_000
 
 def test_org_lists_credentials_bases_and_counts(emu: Emu) -> None:
     org = emu.org
-    for key in ("corpId", "appKey", "appSecret", "robotCode", "agentId", "unifiedAppId", "apiBase", "oapiBase"):
+    for key in (
+        "corpId",
+        "appKey",
+        "appSecret",
+        "robotCode",
+        "agentId",
+        "unifiedAppId",
+        "apiBase",
+        "oapiBase",
+    ):
         assert org[key], key
     assert org["corpId"].startswith("ding")
-    for kind in ("department", "user", "resigned_user", "approval_template", "approval", "attendance", "calendar_event", "todo", "report"):
+    for kind in (
+        "department",
+        "user",
+        "resigned_user",
+        "approval_template",
+        "approval",
+        "attendance",
+        "calendar_event",
+        "todo",
+        "report",
+    ):
         assert org["counts"][kind] == len(emu.truth(kind)), kind
     assert org["counts"]["user"] == 50
 
@@ -32,7 +51,9 @@ def test_truth_jsonl_and_unknown_kind(emu: Emu) -> None:
 def test_bad_mutations_are_400_and_change_nothing(emu: Emu) -> None:
     before = emu.truth("user")
     assert emu.client.post("/_emulator/mutate", json={"op": "no.such"}).status_code == 400
-    assert emu.client.post("/_emulator/mutate", json={"op": "user.leave", "userid": "ghost"}).status_code == 400
+    assert (
+        emu.client.post("/_emulator/mutate", json={"op": "user.leave", "userid": "ghost"}).status_code == 400
+    )
     assert emu.client.post("/_emulator/mutate", content=b"[1,2").status_code == 400
     assert emu.client.post("/_emulator/mutate", json={"count": 3}).status_code == 400
     assert emu.truth("user") == before and emu.events == []
@@ -61,10 +82,17 @@ def test_approval_lifecycle_bumps_version_and_emits_bpms_events(emu: Emu) -> Non
     finish = [d for name, d in emu.events if name == "bpms_instance_change" and d["type"] == "finish"]
     assert finish and finish[0]["result"] == "refuse"
     assert any(name == "bpms_task_change" and d["type"] == "finish" for name, d in emu.events)
-    detail = emu.client.get("/v1.0/workflow/processInstances", params={"processInstanceId": pid}, headers=emu.h()).json()["result"]
+    detail = emu.client.get(
+        "/v1.0/workflow/processInstances", params={"processInstanceId": pid}, headers=emu.h()
+    ).json()["result"]
     assert detail["status"] == "COMPLETED" and detail["result"] == "refuse" and "approverUserIds" in detail
     # Finishing twice is refused.
-    assert emu.client.post("/_emulator/mutate", json={"op": "approval.finish", "processInstanceId": pid}).status_code == 400
+    assert (
+        emu.client.post(
+            "/_emulator/mutate", json={"op": "approval.finish", "processInstanceId": pid}
+        ).status_code
+        == 400
+    )
 
 
 def test_terminate_a_generated_running_approval(emu: Emu) -> None:
@@ -94,11 +122,22 @@ def test_contact_mutations_change_truth_and_emit_events(emu: Emu) -> None:
     d = next(x for x in emu.truth("department") if x["id"] == str(dept["dept_id"]))
     assert d["deleted"] is True and d["name"] == "澳門項目組"
     names = [name for name, _ in emu.events]
-    assert names == ["user_add_org", "org_dept_create", "user_modify_org", "user_leave_org", "org_dept_modify", "org_dept_remove"]
-    assert emu.events[0][1]["userId"] == [joined["userid"]] and emu.events[1][1]["deptId"] == [dept["dept_id"]]
+    assert names == [
+        "user_add_org",
+        "org_dept_create",
+        "user_modify_org",
+        "user_leave_org",
+        "org_dept_modify",
+        "org_dept_remove",
+    ]
+    assert emu.events[0][1]["userId"] == [joined["userid"]] and emu.events[1][1]["deptId"] == [
+        dept["dept_id"]
+    ]
     # A non-empty department cannot be removed.
     busy = emu.state.org.people.users[9].dept_id_list[0]
-    assert emu.client.post("/_emulator/mutate", json={"op": "dept.remove", "dept_id": busy}).status_code == 400
+    assert (
+        emu.client.post("/_emulator/mutate", json={"op": "dept.remove", "dept_id": busy}).status_code == 400
+    )
 
 
 def test_todo_and_report_mutations(emu: Emu) -> None:
@@ -114,7 +153,11 @@ def test_todo_and_report_mutations(emu: Emu) -> None:
     rep = emu.mutate("report.create", template_name="日報", text="今日完成付款審批")
     assert len(emu.truth("report")) == before + 1
     now = emu.now_ms()
-    listed = emu.client.post("/topapi/report/list", params=emu.q(), json={"start_time": now - DAY, "end_time": now + 1, "cursor": 0, "size": 20}).json()
+    listed = emu.client.post(
+        "/topapi/report/list",
+        params=emu.q(),
+        json={"start_time": now - DAY, "end_time": now + 1, "cursor": 0, "size": 20},
+    ).json()
     assert rep["report_id"] in {r["report_id"] for r in listed["result"]["data_list"]}
 
 
@@ -135,7 +178,9 @@ def test_state_dir_replays_mutations_after_restart(tmp_path: Path) -> None:
     first.mutate("approval.finish", processInstanceId=pid, result="agree")
     joined = first.mutate("user.join")["userid"]
     first.client.post("/_emulator/mutate", json={"op": "random", "count": 10, "seed": 2})
-    expected = {k: first.truth(k) for k in ("approval", "user", "calendar_event", "todo", "report", "department")}
+    expected = {
+        k: first.truth(k) for k in ("approval", "user", "calendar_event", "todo", "report", "department")
+    }
     assert (tmp_path / "mutations.jsonl").read_text().count("\n") >= 13
     # A torn last line (crash mid-write) is skipped, not fatal.
     with open(tmp_path / "mutations.jsonl", "a") as f:
@@ -150,7 +195,12 @@ def test_clock_endpoint_moves_time_forward(emu: Emu) -> None:
     tok = emu.token()
     r = emu.client.post("/_emulator/clock", json={"advanceSeconds": 7201})
     assert r.status_code == 200
-    assert emu.client.post("/topapi/v2/department/listsub", params={"access_token": tok}, json={"dept_id": 1}).json()["errcode"] == 42001
+    assert (
+        emu.client.post(
+            "/topapi/v2/department/listsub", params={"access_token": tok}, json={"dept_id": 1}
+        ).json()["errcode"]
+        == 42001
+    )
     assert emu.client.post("/_emulator/clock", json={"advanceSeconds": -5}).status_code == 400
 
 
@@ -168,8 +218,34 @@ def test_state_dir_of_another_company_or_unwritable_is_refused(tmp_path: Path) -
 
 
 def test_event_data_uses_only_documented_fields(emu: Emu) -> None:
-    instance_fields = {"processInstanceId", "processCode", "bizCategoryId", "businessId", "title", "type", "result", "createTime", "finishTime", "staffId", "url", "businessType"}
-    task_fields = {"processInstanceId", "processCode", "bizCategoryId", "businessId", "title", "type", "result", "remark", "taskId", "createTime", "finishTime", "staffId"}
+    instance_fields = {
+        "processInstanceId",
+        "processCode",
+        "bizCategoryId",
+        "businessId",
+        "title",
+        "type",
+        "result",
+        "createTime",
+        "finishTime",
+        "staffId",
+        "url",
+        "businessType",
+    }
+    task_fields = {
+        "processInstanceId",
+        "processCode",
+        "bizCategoryId",
+        "businessId",
+        "title",
+        "type",
+        "result",
+        "remark",
+        "taskId",
+        "createTime",
+        "finishTime",
+        "staffId",
+    }
     pid = emu.mutate("approval.start")["processInstanceId"]
     emu.mutate("approval.finish", processInstanceId=pid)
     emu.mutate("user.join")
@@ -183,4 +259,9 @@ def test_event_data_uses_only_documented_fields(emu: Emu) -> None:
             assert set(data) == {"timeStamp", "userId"} and isinstance(data["timeStamp"], str)
         elif name.startswith("org_dept_"):
             assert set(data) == {"deptId"} and isinstance(data["deptId"][0], int)
-    assert {n for n, _ in emu.events} == {"bpms_instance_change", "bpms_task_change", "user_add_org", "org_dept_create"}
+    assert {n for n, _ in emu.events} == {
+        "bpms_instance_change",
+        "bpms_task_change",
+        "user_add_org",
+        "org_dept_create",
+    }

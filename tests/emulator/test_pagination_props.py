@@ -23,7 +23,10 @@ def _world():
     global EMU
     EMU = make_emu(profile="small")
     book = EMU.state.org.approvals  # ids, templates and times straight from the model (cheap)
-    APPROVALS[:] = [(book.instance_id(i), book.templates[i % len(book.templates)]["processCode"], book.created(i)) for i in range(book.n)]
+    APPROVALS[:] = [
+        (book.instance_id(i), book.templates[i % len(book.templates)]["processCode"], book.created(i))
+        for i in range(book.n)
+    ]
     EVENTS[:] = [t["id"] for t in EMU.truth("calendar_event")]
     yield
     EMU.client.close()
@@ -32,7 +35,9 @@ def _world():
 def _users(size: int, dept_id: int) -> list[str]:
     q, out, cursor = EMU.q(), [], 0
     while True:
-        r = EMU.client.post("/topapi/v2/user/list", params=q, json={"dept_id": dept_id, "cursor": cursor, "size": size}).json()["result"]
+        r = EMU.client.post(
+            "/topapi/v2/user/list", params=q, json={"dept_id": dept_id, "cursor": cursor, "size": size}
+        ).json()["result"]
         out += [u["userid"] for u in r["list"]]
         if not r["has_more"]:
             return out
@@ -51,7 +56,13 @@ def _approvals(size: int, code: str, start: int, end: int) -> list[str]:
     while True:
         r = EMU.client.post(
             "/v1.0/workflow/processes/instanceIds/query",
-            json={"processCode": code, "startTime": start, "endTime": end, "maxResults": size, "nextToken": token},
+            json={
+                "processCode": code,
+                "startTime": start,
+                "endTime": end,
+                "maxResults": size,
+                "nextToken": token,
+            },
             headers=EMU.h(),
         ).json()["result"]
         out += r["list"]
@@ -79,7 +90,11 @@ def test_report_pages(size: int, back: int) -> None:
     start, end = now - (back + 30) * DAY, now - back * DAY
     out, cursor = [], 0
     while True:
-        r = EMU.client.post("/topapi/report/list", params=EMU.q(), json={"start_time": start, "end_time": end, "cursor": cursor, "size": size}).json()["result"]
+        r = EMU.client.post(
+            "/topapi/report/list",
+            params=EMU.q(),
+            json={"start_time": start, "end_time": end, "cursor": cursor, "size": size},
+        ).json()["result"]
         out += [x["report_id"] for x in r["data_list"]]
         if not r["has_more"]:
             break
@@ -93,7 +108,12 @@ def test_report_pages(size: int, back: int) -> None:
 def test_attendance_pages(limit: int, users: int) -> None:
     now = EMU.now_ms()
     ids = [u.userid for u in EMU.state.org.people.users[:users]]
-    body = {"workDateFrom": local_datetime(now - 6 * DAY), "workDateTo": local_datetime(now), "userIdList": ids, "limit": limit}
+    body = {
+        "workDateFrom": local_datetime(now - 6 * DAY),
+        "workDateTo": local_datetime(now),
+        "userIdList": ids,
+        "limit": limit,
+    }
     out, offset = [], 0
     while True:
         r = EMU.client.post("/attendance/list", params=EMU.q(), json={**body, "offset": offset}).json()
@@ -102,7 +122,9 @@ def test_attendance_pages(limit: int, users: int) -> None:
             break
         offset += limit
     full = EMU.client.post("/attendance/list", params=EMU.q(), json={**body, "offset": 0, "limit": 50}).json()
-    assert len(out) == len(set(out)) and out[: len(full["recordresult"])] == [x["id"] for x in full["recordresult"]]
+    assert len(out) == len(set(out)) and out[: len(full["recordresult"])] == [
+        x["id"] for x in full["recordresult"]
+    ]
 
 
 @FAST
@@ -112,7 +134,9 @@ def test_calendar_pages(size: int, who: int) -> None:
     out, token = [], None
     while True:
         params = {"maxResults": size, **({"nextToken": token} if token else {})}
-        r = EMU.client.get(f"/v1.0/calendar/users/{user.unionid}/calendars/primary/events", params=params, headers=EMU.h()).json()
+        r = EMU.client.get(
+            f"/v1.0/calendar/users/{user.unionid}/calendars/primary/events", params=params, headers=EMU.h()
+        ).json()
         out += [e["id"] for e in r["events"]]
         token = r.get("nextToken")
         if not token:

@@ -12,7 +12,12 @@ DAY = 86_400_000
 def test_attendance_list_pages_with_offset_and_has_more(emu: Emu) -> None:
     now = emu.now_ms()
     users = [u.userid for u in emu.state.org.people.users[:5]]
-    body = {"workDateFrom": local_datetime(now - 7 * DAY), "workDateTo": local_datetime(now), "userIdList": users, "limit": 7}
+    body = {
+        "workDateFrom": local_datetime(now - 7 * DAY),
+        "workDateTo": local_datetime(now),
+        "userIdList": users,
+        "limit": 7,
+    }
     got, offset = [], 0
     while True:
         r = emu.client.post("/attendance/list", params=emu.q(), json={**body, "offset": offset}).json()
@@ -23,19 +28,37 @@ def test_attendance_list_pages_with_offset_and_has_more(emu: Emu) -> None:
         offset += 7
     assert len(got) == 5 * 5 * 2  # 5 users × 5 weekdays × on/off duty
     ids = {str(g["id"]) for g in got}
-    truth = {t["id"] for t in emu.truth("attendance") if t["userId"] in users and t["workDate"] + DAY > now - 7 * DAY}
+    truth = {
+        t["id"]
+        for t in emu.truth("attendance")
+        if t["userId"] in users and t["workDate"] + DAY > now - 7 * DAY
+    }
     assert ids == truth
     rec = got[0]
     assert rec["timeResult"] in {"Normal", "Early", "Late", "SeriousLate", "Absenteeism", "NotSigned"}
-    assert isinstance(rec["workDate"], int) and isinstance(rec["userCheckTime"], int) and rec["checkType"] in {"OnDuty", "OffDuty"}
+    assert (
+        isinstance(rec["workDate"], int)
+        and isinstance(rec["userCheckTime"], int)
+        and rec["checkType"] in {"OnDuty", "OffDuty"}
+    )
 
 
 def test_attendance_window_and_user_limits(emu: Emu) -> None:
     now = emu.now_ms()
     users = [u.userid for u in emu.state.org.people.users]
-    too_long = {"workDateFrom": local_datetime(now - 8 * DAY), "workDateTo": local_datetime(now), "userIdList": users[:2], "offset": 0, "limit": 10}
+    too_long = {
+        "workDateFrom": local_datetime(now - 8 * DAY),
+        "workDateTo": local_datetime(now),
+        "userIdList": users[:2],
+        "offset": 0,
+        "limit": 10,
+    }
     assert emu.client.post("/attendance/list", params=emu.q(), json=too_long).json()["errcode"] != 0
-    too_many = {**too_long, "workDateFrom": local_datetime(now - 2 * DAY), "userIdList": users + [f"x{n}" for n in range(51 - len(users))]}
+    too_many = {
+        **too_long,
+        "workDateFrom": local_datetime(now - 2 * DAY),
+        "userIdList": users + [f"x{n}" for n in range(51 - len(users))],
+    }
     assert emu.client.post("/attendance/list", params=emu.q(), json=too_many).json()["errcode"] != 0
     big_page = {**too_long, "workDateFrom": local_datetime(now - 2 * DAY), "limit": 51}
     assert emu.client.post("/attendance/list", params=emu.q(), json=big_page).json()["errcode"] != 0
@@ -44,9 +67,19 @@ def test_attendance_window_and_user_limits(emu: Emu) -> None:
 def test_attendance_list_record_returns_punches(emu: Emu) -> None:
     now = emu.now_ms()
     u = emu.state.org.people.users[2].userid
-    r = emu.client.post("/attendance/listRecord", params=emu.q(), json={"userIds": [u], "checkDateFrom": local_datetime(now - 7 * DAY), "checkDateTo": local_datetime(now)}).json()
+    r = emu.client.post(
+        "/attendance/listRecord",
+        params=emu.q(),
+        json={
+            "userIds": [u],
+            "checkDateFrom": local_datetime(now - 7 * DAY),
+            "checkDateTo": local_datetime(now),
+        },
+    ).json()
     assert r["errcode"] == 0 and r["recordresult"]
-    assert all(p["userId"] == u and p["timeResult"] != "NotSigned" and "userLatitude" in p for p in r["recordresult"])
+    assert all(
+        p["userId"] == u and p["timeResult"] != "NotSigned" and "userLatitude" in p for p in r["recordresult"]
+    )
 
 
 def _events(emu: Emu, unionid: str, **params) -> tuple[list[dict], str]:
@@ -55,7 +88,9 @@ def _events(emu: Emu, unionid: str, **params) -> tuple[list[dict], str]:
         q = {"maxResults": 4, **params}
         if token:
             q["nextToken"] = token
-        r = emu.client.get(f"/v1.0/calendar/users/{unionid}/calendars/primary/events", params=q, headers=emu.h())
+        r = emu.client.get(
+            f"/v1.0/calendar/users/{unionid}/calendars/primary/events", params=q, headers=emu.h()
+        )
         assert r.status_code == 200, r.text
         body = r.json()
         out += body["events"]
@@ -82,7 +117,10 @@ def test_calendar_paging_and_sync_token(emu: Emu) -> None:
     changed, sync2 = _events(emu, user.unionid, syncToken=sync)
     by_id = {e["id"]: e for e in changed}
     assert set(by_id) == {upd["eventId"], dele["eventId"], new["eventId"]}
-    assert by_id[upd["eventId"]]["summary"] == "改期會議" and by_id[upd["eventId"]]["updateTime"] > events[0]["updateTime"]
+    assert (
+        by_id[upd["eventId"]]["summary"] == "改期會議"
+        and by_id[upd["eventId"]]["updateTime"] > events[0]["updateTime"]
+    )
     assert by_id[dele["eventId"]]["status"] == "cancelled"
     assert sync2 != sync
     # A full listing hides the deleted event unless showDeleted=true.
@@ -90,7 +128,9 @@ def test_calendar_paging_and_sync_token(emu: Emu) -> None:
     assert dele["eventId"] not in {e["id"] for e in full}
     with_deleted, _ = _events(emu, user.unionid, showDeleted="true")
     assert dele["eventId"] in {e["id"] for e in with_deleted}
-    assert [e for e in emu.truth("calendar_event") if e["id"].endswith("/" + dele["eventId"])][0]["deleted"] is True
+    assert [e for e in emu.truth("calendar_event") if e["id"].endswith("/" + dele["eventId"])][0][
+        "deleted"
+    ] is True
     assert [name for name, _ in emu.events].count("calendar_event_change") == 3
 
 
@@ -103,7 +143,11 @@ def test_calendar_window_limit(emu: Emu) -> None:
         headers=emu.h(),
     )
     assert r.status_code == 400
-    r = emu.client.get(f"/v1.0/calendar/users/{user.unionid}/calendars/primary/events", params={"maxResults": 101}, headers=emu.h())
+    r = emu.client.get(
+        f"/v1.0/calendar/users/{user.unionid}/calendars/primary/events",
+        params={"maxResults": 101},
+        headers=emu.h(),
+    )
     assert r.status_code == 400
 
 
@@ -115,7 +159,9 @@ def test_todo_query_pages_and_hides_old_completed(emu: Emu) -> None:
     user = small.state.org.people.users[4]
     got, token = [], "0"
     while True:
-        r = small.client.post(f"/v1.0/todo/users/{user.unionid}/org/tasks/query", json={"nextToken": token}, headers=small.h()).json()
+        r = small.client.post(
+            f"/v1.0/todo/users/{user.unionid}/org/tasks/query", json={"nextToken": token}, headers=small.h()
+        ).json()
         got += r["todoCards"]
         token = r.get("nextToken")
         if not token:
@@ -126,21 +172,47 @@ def test_todo_query_pages_and_hides_old_completed(emu: Emu) -> None:
     book = small.state.org.todo
     hidden = [t for t in book.tasks_of(user.unionid) if t["isDone"] and now - t["modifiedTime"] > 180 * DAY]
     assert len(got) + len(hidden) == book.per_user and hidden
-    open_only = small.client.post(f"/v1.0/todo/users/{user.unionid}/org/tasks/query", json={"nextToken": "0", "isDone": False}, headers=small.h()).json()
+    open_only = small.client.post(
+        f"/v1.0/todo/users/{user.unionid}/org/tasks/query",
+        json={"nextToken": "0", "isDone": False},
+        headers=small.h(),
+    ).json()
     assert all(t["isDone"] is False for t in open_only["todoCards"])
     created = small.mutate("todo.create", unionId=user.unionid, subject="簽署合同")
-    again = small.client.post(f"/v1.0/todo/users/{user.unionid}/org/tasks/query", json={"nextToken": "0", "isDone": False}, headers=small.h()).json()
+    again = small.client.post(
+        f"/v1.0/todo/users/{user.unionid}/org/tasks/query",
+        json={"nextToken": "0", "isDone": False},
+        headers=small.h(),
+    ).json()
     assert created["taskId"] in {t["taskId"] for t in again["todoCards"]}
 
 
 def test_reports_window_and_cursor(emu: Emu) -> None:
     now = emu.now_ms()
     q = emu.q()
-    assert emu.client.post("/topapi/report/list", params=q, json={"start_time": now - 181 * DAY, "end_time": now, "cursor": 0, "size": 20}).json()["errcode"] != 0
-    assert emu.client.post("/topapi/report/list", params=q, json={"start_time": now - 10 * DAY, "end_time": now, "cursor": 0, "size": 21}).json()["errcode"] != 0
+    assert (
+        emu.client.post(
+            "/topapi/report/list",
+            params=q,
+            json={"start_time": now - 181 * DAY, "end_time": now, "cursor": 0, "size": 20},
+        ).json()["errcode"]
+        != 0
+    )
+    assert (
+        emu.client.post(
+            "/topapi/report/list",
+            params=q,
+            json={"start_time": now - 10 * DAY, "end_time": now, "cursor": 0, "size": 21},
+        ).json()["errcode"]
+        != 0
+    )
     got, cursor = [], 0
     while True:
-        r = emu.client.post("/topapi/report/list", params=q, json={"start_time": now - 180 * DAY, "end_time": now, "cursor": cursor, "size": 20}).json()["result"]
+        r = emu.client.post(
+            "/topapi/report/list",
+            params=q,
+            json={"start_time": now - 180 * DAY, "end_time": now, "cursor": cursor, "size": 20},
+        ).json()["result"]
         got += r["data_list"]
         if not r["has_more"]:
             break
@@ -150,5 +222,9 @@ def test_reports_window_and_cursor(emu: Emu) -> None:
     assert ids <= truth and len(ids) == len(got) > 20
     assert all(len(c["value"]) <= 1000 for g in got for c in g["contents"])
     who = got[0]["creator_id"]
-    mine = emu.client.post("/topapi/report/list", params=q, json={"start_time": now - 180 * DAY, "end_time": now, "cursor": 0, "size": 20, "userid": who}).json()["result"]
+    mine = emu.client.post(
+        "/topapi/report/list",
+        params=q,
+        json={"start_time": now - 180 * DAY, "end_time": now, "cursor": 0, "size": 20, "userid": who},
+    ).json()["result"]
     assert mine["data_list"] and all(g["creator_id"] == who for g in mine["data_list"])

@@ -19,15 +19,38 @@ def test_real_server_serves_both_generations_on_one_port() -> None:
         with httpx.Client(base_url=emu.base_url, timeout=5) as http:
             org = http.get("/_emulator/org").json()
             assert org["apiBase"] == org["oapiBase"] == emu.base_url
-            tok = http.get("/gettoken", params={"appkey": org["appKey"], "appsecret": org["appSecret"]}).json()["access_token"]
-            legacy = http.post("/topapi/v2/department/listsub", params={"access_token": tok}, json={"dept_id": 1}).json()
+            tok = http.get(
+                "/gettoken", params={"appkey": org["appKey"], "appsecret": org["appSecret"]}
+            ).json()["access_token"]
+            legacy = http.post(
+                "/topapi/v2/department/listsub", params={"access_token": tok}, json={"dept_id": 1}
+            ).json()
             assert legacy["errcode"] == 0
-            new = http.get("/v1.0/contact/empLeaveRecords", params={"startTime": "2026-01-01T00:00:00Z", "maxResults": 5}, headers={"x-acs-dingtalk-access-token": tok})
+            new = http.get(
+                "/v1.0/contact/empLeaveRecords",
+                params={"startTime": "2026-01-01T00:00:00Z", "maxResults": 5},
+                headers={"x-acs-dingtalk-access-token": tok},
+            )
             assert new.status_code == 200 and "records" in new.json()
 
 
 def test_cli_parser_builds_the_config() -> None:
-    args = build_parser().parse_args(["serve", "--port", "0", "--profile", "small", "--seed", "5", "--limits", "off", "--scopes", "qyapi_get_member, Workflow.Instance.Read", "--exclusive"])
+    args = build_parser().parse_args(
+        [
+            "serve",
+            "--port",
+            "0",
+            "--profile",
+            "small",
+            "--seed",
+            "5",
+            "--limits",
+            "off",
+            "--scopes",
+            "qyapi_get_member, Workflow.Instance.Read",
+            "--exclusive",
+        ]
+    )
     cfg = config_from_args(args)
     assert (cfg.profile, cfg.seed, cfg.limits, cfg.exclusive) == ("small", 5, "off", True)
     assert cfg.scopes == {"qyapi_get_member", "Workflow.Instance.Read"}
@@ -69,5 +92,13 @@ def test_demo_walkthrough_exits_zero(capsys: pytest.CaptureFixture[str]) -> None
 
     assert show_demo(port=0) == 0
     out = capsys.readouterr().out
-    for word in ("corpId", "appSecret", "robotCode", "agentId", "approval", "/v1.0/oauth2/accessToken", "/topapi/v2/department/listsub"):
+    for word in (
+        "corpId",
+        "appSecret",
+        "robotCode",
+        "agentId",
+        "approval",
+        "/v1.0/oauth2/accessToken",
+        "/topapi/v2/department/listsub",
+    ):
         assert word in out

@@ -37,6 +37,7 @@ def _book(call: Call | EmulatorState) -> ApprovalBook:
 
 # -- templates -------------------------------------------------------------------------------------
 
+
 @api_endpoint(FORM_SCOPE)
 async def templates(call: Call) -> dict[str, Any]:
     book = _book(call)
@@ -63,6 +64,7 @@ def _template_api(t: dict[str, Any]) -> dict[str, Any]:
 
 # -- instance id listing (shared by both generations) ------------------------------------------------
 
+
 class WindowError(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -77,12 +79,21 @@ def _check_window(now: int, start: int, end: int | None) -> int:
     if end < start:
         raise WindowError("invalidEndTime", "endTime 不能早于 startTime")
     if end - start > 120 * DAY_MS or now - start > 365 * DAY_MS:
-        raise WindowError("invalidInstanceListIdsStartTime", "时间跨度不能超过 120 天，且 startTime 须在 365 天以内")
+        raise WindowError(
+            "invalidInstanceListIdsStartTime", "时间跨度不能超过 120 天，且 startTime 须在 365 天以内"
+        )
     return end
 
 
 def _list_ids(
-    book: ApprovalBook, template: int, start: int, end: int, cursor: int, size: int, userids: set[str] | None, statuses: set[str] | None
+    book: ApprovalBook,
+    template: int,
+    start: int,
+    end: int,
+    cursor: int,
+    size: int,
+    userids: set[str] | None,
+    statuses: set[str] | None,
 ) -> tuple[list[str], int | None]:
     """One page of ids from position `cursor`; returns (ids, next position or None when done)."""
     first, count, extra = book.window(template, start, end)
@@ -130,13 +141,24 @@ async def list_instance_ids(call: Call) -> dict[str, Any]:
     if userids is not None and (not isinstance(userids, list) or len(userids) > 10):
         raise ApiError(400, "invalidUserIds", "userIds 最多 10 个")
     statuses = b.get("statuses")
-    if statuses is not None and (not isinstance(statuses, list) or not set(statuses) <= {"RUNNING", "TERMINATED", "COMPLETED"}):
+    if statuses is not None and (
+        not isinstance(statuses, list) or not set(statuses) <= {"RUNNING", "TERMINATED", "COMPLETED"}
+    ):
         raise ApiError(400, "invalidParameter", "statuses ∈ RUNNING|TERMINATED|COMPLETED")
     try:
         end = _check_window(call.state.now_ms(), start, end)
     except WindowError as e:
         raise ApiError(400, e.code, e.message) from None
-    ids, nxt = _list_ids(book, t, start, end, cursor, size, set(userids) if userids else None, set(statuses) if statuses else None)
+    ids, nxt = _list_ids(
+        book,
+        t,
+        start,
+        end,
+        cursor,
+        size,
+        set(userids) if userids else None,
+        set(statuses) if statuses else None,
+    )
     result: dict[str, Any] = {"list": ids}
     if nxt is not None:
         result["nextToken"] = str(nxt)
@@ -171,6 +193,7 @@ async def legacy_listids(call: Call) -> dict[str, Any]:
 
 
 # -- details ------------------------------------------------------------------------------------------
+
 
 def _instance(call: Call, instance_id: str) -> Instance | None:
     book = _book(call)
@@ -230,7 +253,14 @@ def render_new(book: ApprovalBook, inst: Instance, api_created: bool = False) ->
         "businessId": inst.business_id,
         "ccUserIds": [u.userid for u in inst.cc],
         "operationRecords": [
-            {"userId": r["user"].userid, "date": iso_minutes(r["date"]), "type": r["type"], "result": r["result"], "showName": "審批人" if r["type"] == "EXECUTE_TASK_NORMAL" else "發起人", **({"remark": r["remark"]} if r["remark"] else {})}
+            {
+                "userId": r["user"].userid,
+                "date": iso_minutes(r["date"]),
+                "type": r["type"],
+                "result": r["result"],
+                "showName": "審批人" if r["type"] == "EXECUTE_TASK_NORMAL" else "發起人",
+                **({"remark": r["remark"]} if r["remark"] else {}),
+            }
             for r in inst.records
         ],
         "tasks": _tasks(book, inst),
@@ -263,7 +293,13 @@ def render_legacy(book: ApprovalBook, inst: Instance) -> dict[str, Any]:
         **({"result": inst.result} if inst.result else {}),
         "business_id": inst.business_id,
         "operation_records": [
-            {"userid": r["user"].userid, "date": local_datetime(r["date"]), "operation_type": r["type"], "operation_result": r["result"], **({"remark": r["remark"]} if r["remark"] else {})}
+            {
+                "userid": r["user"].userid,
+                "date": local_datetime(r["date"]),
+                "operation_type": r["type"],
+                "operation_result": r["result"],
+                **({"remark": r["remark"]} if r["remark"] else {}),
+            }
             for r in inst.records
         ],
         "tasks": [
@@ -281,7 +317,8 @@ def render_legacy(book: ApprovalBook, inst: Instance) -> dict[str, Any]:
         "biz_action": "NONE",
         "attached_process_instance_ids": [],
         "form_component_values": [
-            {"name": f["name"], "value": f["value"], "id": f["id"], "component_type": f["componentType"]} for f in inst.form
+            {"name": f["name"], "value": f["value"], "id": f["id"], "component_type": f["componentType"]}
+            for f in inst.form
         ],
         "main_process_instance_id": "",
     }
@@ -308,6 +345,7 @@ async def legacy_detail(call: Call) -> dict[str, Any]:
 
 
 # -- attachments ----------------------------------------------------------------------------------------
+
 
 def _sign(key: bytes, path: str, expires: int) -> str:
     return hmac.new(key, f"{path}\n{expires}".encode(), hashlib.sha256).hexdigest()
@@ -353,6 +391,7 @@ async def download(request: Request) -> Response:
 
 
 # -- truth and mutations ------------------------------------------------------------------------------------
+
 
 def truth_item(book: ApprovalBook, inst: Instance) -> dict[str, Any]:
     return {
@@ -446,7 +485,12 @@ def m_start(state: EmulatorState, params: dict[str, Any]) -> dict[str, Any]:
     book.add(inst)
     base = _event_base(book, inst, state)
     state.hub.publish_event("bpms_instance_change", {**base, "type": "start"})
-    state.hub.publish_event("bpms_task_change", _task_event(base, type="start", taskId=_tasks(book, inst)[0]["taskId"], staffId=inst.approvers[0].userid))
+    state.hub.publish_event(
+        "bpms_task_change",
+        _task_event(
+            base, type="start", taskId=_tasks(book, inst)[0]["taskId"], staffId=inst.approvers[0].userid
+        ),
+    )
     return {"processInstanceId": inst.id, "processCode": base["processCode"]}
 
 
@@ -467,14 +511,34 @@ def m_finish(state: EmulatorState, params: dict[str, Any]) -> dict[str, Any]:
     tasks_before = _tasks(book, inst)
     for a in inst.approvers:
         if a.userid not in done:
-            inst.records.append({"user": a, "date": now, "type": "EXECUTE_TASK_NORMAL", "result": result.upper(), "remark": "同意" if result == "agree" else "不同意"})
+            inst.records.append(
+                {
+                    "user": a,
+                    "date": now,
+                    "type": "EXECUTE_TASK_NORMAL",
+                    "result": result.upper(),
+                    "remark": "同意" if result == "agree" else "不同意",
+                }
+            )
     inst.status, inst.result, inst.finish_ms = "COMPLETED", result, now
     book.add(inst)
     base = _event_base(book, inst, state)
     for t in tasks_before:
         if t["status"] in ("RUNNING", "NEW"):
-            state.hub.publish_event("bpms_task_change", _task_event(base, type="finish", result=result, taskId=t["taskId"], finishTime=now, staffId=t["userId"]))
-    state.hub.publish_event("bpms_instance_change", {**base, "type": "finish", "result": result, "finishTime": now})
+            state.hub.publish_event(
+                "bpms_task_change",
+                _task_event(
+                    base,
+                    type="finish",
+                    result=result,
+                    taskId=t["taskId"],
+                    finishTime=now,
+                    staffId=t["userId"],
+                ),
+            )
+    state.hub.publish_event(
+        "bpms_instance_change", {**base, "type": "finish", "result": result, "finishTime": now}
+    )
     return {"processInstanceId": inst.id, "result": result, "version": inst.version}
 
 
@@ -482,10 +546,20 @@ def m_terminate(state: EmulatorState, params: dict[str, Any]) -> dict[str, Any]:
     book = state.org.approvals
     inst = _changed_copy(book, _pick_running(book, params))
     now = state.now_ms()
-    inst.records.append({"user": inst.originator, "date": now, "type": "TERMINATE_PROCESS_INSTANCE", "result": "NONE", "remark": "撤銷"})
+    inst.records.append(
+        {
+            "user": inst.originator,
+            "date": now,
+            "type": "TERMINATE_PROCESS_INSTANCE",
+            "result": "NONE",
+            "remark": "撤銷",
+        }
+    )
     inst.status, inst.result, inst.finish_ms = "TERMINATED", "", now
     book.add(inst)
-    state.hub.publish_event("bpms_instance_change", {**_event_base(book, inst, state), "type": "terminate", "finishTime": now})
+    state.hub.publish_event(
+        "bpms_instance_change", {**_event_base(book, inst, state), "type": "terminate", "finishTime": now}
+    )
     return {"processInstanceId": inst.id, "version": inst.version}
 
 
@@ -508,4 +582,6 @@ def register(state: EmulatorState) -> None:
     state.truth["approval"] = truth_approvals
     state.counts["approval"] = lambda s: s.org.approvals.n + len(s.org.approvals.new_indices)
     state.org.sensitive_sources.append(truth_sensitive)
-    state.mutations.update({"approval.start": m_start, "approval.finish": m_finish, "approval.terminate": m_terminate})
+    state.mutations.update(
+        {"approval.start": m_start, "approval.finish": m_finish, "approval.terminate": m_terminate}
+    )

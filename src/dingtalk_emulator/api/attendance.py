@@ -75,7 +75,11 @@ class AttendanceBook:
         if p < 80:
             result, delta = "Normal", (-((roll >> 8) % 20) if c == 0 else (roll >> 8) % 40) * 60_000
         elif p < 88:
-            result, delta = ("Late", ((roll >> 8) % 25 + 1) * 60_000) if c == 0 else ("Early", -((roll >> 8) % 25 + 1) * 60_000)
+            result, delta = (
+                ("Late", ((roll >> 8) % 25 + 1) * 60_000)
+                if c == 0
+                else ("Early", -((roll >> 8) % 25 + 1) * 60_000)
+            )
         elif p < 91 and c == 0:
             result, delta = "SeriousLate", ((roll >> 8) % 60 + 31) * 60_000
         elif p < 95:
@@ -91,7 +95,9 @@ class AttendanceBook:
             "userId": user.userid,
             "recordId": 40_000_000_000 + self.record_id(u, d, c) - RECORD_BASE,
             "workDate": day,
-            "sourceType": "SYSTEM" if result == "NotSigned" else ("ATM", "USER", "DING_ATM", "BEACON")[(roll >> 24) % 4],
+            "sourceType": "SYSTEM"
+            if result == "NotSigned"
+            else ("ATM", "USER", "DING_ATM", "BEACON")[(roll >> 24) % 4],
             "userCheckTime": base + delta,
             "planId": 145_000_000_000 + (u * self.days + d) * 2 + c,
             "id": self.record_id(u, d, c),
@@ -141,7 +147,13 @@ async def attendance_list(call: Call) -> dict[str, Any]:
     if not 1 <= limit <= MAX_LIMIT or offset < 0:
         raise LegacyError(400002, f"limit 须在 1..{MAX_LIMIT}")
     days = book.days_between(start, end)
-    keys = [(u, d, c) for uid in users if (u := book.index_of_user.get(uid)) is not None for d in days for c in (0, 1)]
+    keys = [
+        (u, d, c)
+        for uid in users
+        if (u := book.index_of_user.get(uid)) is not None
+        for d in days
+        for c in (0, 1)
+    ]
     page = keys[offset : offset + limit]
     return {"recordresult": [book.record(*k) for k in page], "hasMore": offset + limit < len(keys)}
 
@@ -170,7 +182,11 @@ async def attendance_list_record(call: Call) -> dict[str, Any]:
                         "locationResult": rec["locationResult"],
                         "baseCheckTime": rec["baseCheckTime"],
                         "userCheckTime": rec["userCheckTime"],
-                        "userAddress": ("澳門新口岸宋玉生廣場 258 號", "澳門氹仔布拉干薩街 88 號", "珠海橫琴天羽道 19 號")[roll % 3],
+                        "userAddress": (
+                            "澳門新口岸宋玉生廣場 258 號",
+                            "澳門氹仔布拉干薩街 88 號",
+                            "珠海橫琴天羽道 19 號",
+                        )[roll % 3],
                         "userLatitude": 22.19 + (roll % 1000) / 100_000,
                         "userLongitude": 113.54 + (roll >> 10) % 1000 / 100_000,
                         "userAccuracy": float((roll >> 20) % 60 + 5),
@@ -194,7 +210,13 @@ def truth_attendance(state: EmulatorState) -> Iterator[dict[str, Any]]:
         for d in workdays:
             for c in (0, 1):
                 rec = book.record(u, d, c)
-                yield {"id": str(rec["id"]), "userId": rec["userId"], "workDate": rec["workDate"], "checkType": rec["checkType"], "timeResult": rec["timeResult"]}
+                yield {
+                    "id": str(rec["id"]),
+                    "userId": rec["userId"],
+                    "workDate": rec["workDate"],
+                    "checkType": rec["checkType"],
+                    "timeResult": rec["timeResult"],
+                }
 
 
 def routes(state: EmulatorState) -> list[Route]:
@@ -208,4 +230,6 @@ def register(state: EmulatorState) -> None:
     book = AttendanceBook(state.config.seed, profile_for(state.config).attendance_days, state.org.people)
     state.org.attendance = book
     state.truth["attendance"] = truth_attendance
-    state.counts["attendance"] = lambda s: 2 * len(book.staff) * sum(1 for d in range(book.days) if book.is_workday(d))
+    state.counts["attendance"] = lambda s: (
+        2 * len(book.staff) * sum(1 for d in range(book.days) if book.is_workday(d))
+    )

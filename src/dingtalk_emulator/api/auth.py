@@ -94,7 +94,9 @@ async def authorize(request: Request) -> Response:
         for u in org.people.users[:200]
     )
     hidden = "".join(
-        f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">' for k, v in q.items() if k != "login_user"
+        f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
+        for k, v in q.items()
+        if k != "login_user"
     )
     page = (
         "<!doctype html><meta charset=utf-8><title>钉钉登录 (emulator)</title>"
@@ -124,7 +126,12 @@ async def user_access_token(call: Call) -> dict[str, Any]:
     if issued is None:
         raise ApiError(400, *err)
     tok, refresh = issued
-    return {"accessToken": tok.value, "refreshToken": refresh, "expireIn": call.state.tokens.seconds_left(tok), "corpId": org.corp_id}
+    return {
+        "accessToken": tok.value,
+        "refreshToken": refresh,
+        "expireIn": call.state.tokens.seconds_left(tok),
+        "corpId": org.corp_id,
+    }
 
 
 @api_endpoint(None, user_token=True)

@@ -29,8 +29,16 @@ PAST_DAYS = 330
 FUTURE_DAYS = 30
 TZ = "Asia/Macau"
 SUMMARIES = (
-    "部門週會", "客戶會議：澳門旅遊局項目", "Reunião com fornecedor", "1:1 with manager", "季度預算檢討",
-    "橫琴項目現場考察", "合同談判 — 珠海合作方", "Sprint planning", "年度體檢", "新同事入職培訓",
+    "部門週會",
+    "客戶會議：澳門旅遊局項目",
+    "Reunião com fornecedor",
+    "1:1 with manager",
+    "季度預算檢討",
+    "橫琴項目現場考察",
+    "合同談判 — 珠海合作方",
+    "Sprint planning",
+    "年度體檢",
+    "新同事入職培訓",
 )
 LOCATIONS = ("8 樓大會議室", "氹仔辦公室 3 號房", "Zoom", "客戶辦公室", "珠海橫琴")
 
@@ -82,21 +90,42 @@ class CalendarBook:
         end = start + r.choice((30, 60, 60, 90, 120)) * 60_000
         created = start - r.randrange(1, 20) * DAY_MS
         guests = [self.staff[r.randrange(len(self.staff))] for _ in range(r.randrange(0, 4))]
-        attendees = [{"id": owner.unionid, "displayName": owner.name, "responseStatus": "accepted", "self": True, "isOptional": False}]
+        attendees = [
+            {
+                "id": owner.unionid,
+                "displayName": owner.name,
+                "responseStatus": "accepted",
+                "self": True,
+                "isOptional": False,
+            }
+        ]
         attendees += [
-            {"id": g.unionid, "displayName": g.name, "responseStatus": r.choice(("accepted", "needsAction", "tentative")), "self": False, "isOptional": False}
+            {
+                "id": g.unionid,
+                "displayName": g.name,
+                "responseStatus": r.choice(("accepted", "needsAction", "tentative")),
+                "self": False,
+                "isOptional": False,
+            }
             for g in guests
             if g.unionid != owner.unionid
         ]
         return {
             "id": self.event_id(u, j),
             "summary": r.choice(SUMMARIES),
-            "description": r.choice(("", "請準時出席。", "Agenda: orçamento, prazos, contrato.", "會議記錄見共享文件夾")),
+            "description": r.choice(
+                ("", "請準時出席。", "Agenda: orçamento, prazos, contrato.", "會議記錄見共享文件夾")
+            ),
             "start": {"dateTime": _local_iso(start), "timeZone": TZ},
             "end": {"dateTime": _local_iso(end), "timeZone": TZ},
             "isAllDay": False,
             "attendees": attendees,
-            "organizer": {"id": owner.unionid, "displayName": owner.name, "responseStatus": "accepted", "self": True},
+            "organizer": {
+                "id": owner.unionid,
+                "displayName": owner.name,
+                "responseStatus": "accepted",
+                "self": True,
+            },
             "location": {"displayName": r.choice(LOCATIONS)},
             "reminders": [{"method": "dingtalk", "minutes": 15}],
             "createTime": iso_seconds(created),
@@ -110,10 +139,18 @@ class CalendarBook:
         changed = self.changes.get(unionid, {})
         u = self.index_of_union.get(unionid)
         if u is not None:
-            out += [(start, eid, None) for start, eid in self._starts(u) if eid not in changed]  # rendered lazily
+            out += [
+                (start, eid, None) for start, eid in self._starts(u) if eid not in changed
+            ]  # rendered lazily
         for eid, ch in changed.items():
             ev = ch.event or ch.base
-            out.append((parse_iso(ev["start"]["dateTime"]), eid, ch.event if ch.event else {**ch.base, "status": "cancelled"}))
+            out.append(
+                (
+                    parse_iso(ev["start"]["dateTime"]),
+                    eid,
+                    ch.event if ch.event else {**ch.base, "status": "cancelled"},
+                )
+            )
         out.sort(key=lambda x: (x[0], x[1]))
         return out
 
@@ -185,7 +222,15 @@ async def list_calendars(call: Call) -> dict[str, Any]:
     return {
         "response": {
             "calendars": [
-                {"id": "primary", "summary": name, "description": "", "type": "primary", "timeZone": TZ, "privilege": "owner", "eTag": f"{_book(call).seq}"}
+                {
+                    "id": "primary",
+                    "summary": name,
+                    "description": "",
+                    "type": "primary",
+                    "timeZone": TZ,
+                    "privilege": "owner",
+                    "eTag": f"{_book(call).seq}",
+                }
             ]
         }
     }
@@ -219,7 +264,9 @@ async def list_events(call: Call) -> dict[str, Any]:
         entries = [
             e
             for e in entries
-            if (tmin is None or e[0] >= tmin) and (tmax is None or e[0] < tmax) and (show_deleted or e[2] is None or e[2].get("status") != "cancelled")
+            if (tmin is None or e[0] >= tmin)
+            and (tmax is None or e[0] < tmax)
+            and (show_deleted or e[2] is None or e[2].get("status") != "cancelled")
         ]
     page = entries[offset : offset + max_results]
     body: dict[str, Any] = {"events": [book.render(unionid, eid, ev) for _, eid, ev in page]}
@@ -232,13 +279,19 @@ async def list_events(call: Call) -> dict[str, Any]:
 
 # -- truth and mutations --------------------------------------------------------------------------
 
+
 def truth_events(state: EmulatorState) -> Iterator[dict[str, Any]]:
     book = _book(state)
     seen: set[str] = set()
     for user in book.staff:
         for _, eid, ev in book.events_of(user.unionid):
             e = book.render(user.unionid, eid, ev)
-            item = {"id": f"{user.unionid}/{eid}", "summary": e["summary"], "updateTime": e["updateTime"], "status": e["status"]}
+            item = {
+                "id": f"{user.unionid}/{eid}",
+                "summary": e["summary"],
+                "updateTime": e["updateTime"],
+                "status": e["status"],
+            }
             if e["status"] == "cancelled":
                 item["deleted"] = True
             yield item
@@ -247,7 +300,12 @@ def truth_events(state: EmulatorState) -> Iterator[dict[str, Any]]:
         if unionid not in seen:
             for _, eid, ev in book.events_of(unionid):
                 e = book.render(unionid, eid, ev)
-                item = {"id": f"{unionid}/{eid}", "summary": e["summary"], "updateTime": e["updateTime"], "status": e["status"]}
+                item = {
+                    "id": f"{unionid}/{eid}",
+                    "summary": e["summary"],
+                    "updateTime": e["updateTime"],
+                    "status": e["status"],
+                }
                 if e["status"] == "cancelled":
                     item["deleted"] = True
                 yield item
@@ -285,7 +343,9 @@ def _pick_event(state: EmulatorState, params: dict[str, Any]) -> tuple[str, str,
         if ev is None:
             raise MutationError(f"no event {params['eventId']!r} in {unionid}'s calendar")
         return unionid, str(params["eventId"]), ev
-    live = [(eid, ev) for _, eid, ev in book.events_of(unionid) if ev is None or ev.get("status") != "cancelled"]
+    live = [
+        (eid, ev) for _, eid, ev in book.events_of(unionid) if ev is None or ev.get("status") != "cancelled"
+    ]
     if not live:
         raise MutationError(f"{unionid} has no event")
     eid, ev = live[(int(params.get("rand", 0)) // 13) % len(live)]
@@ -298,7 +358,9 @@ def m_create(state: EmulatorState, params: dict[str, Any]) -> dict[str, Any]:
     user = state.org.people.by_unionid(unionid)
     now = state.now_ms()
     book.counter += 1
-    eid = base64.b64encode(f"new:{book.counter}:{h64(book.seed, 'cal-new', book.counter) % 16**8:08x}".encode()).decode()
+    eid = base64.b64encode(
+        f"new:{book.counter}:{h64(book.seed, 'cal-new', book.counter) % 16**8:08x}".encode()
+    ).decode()
     start = now + (int(params.get("rand", 0)) % 14 + 1) * DAY_MS
     start -= start % 1_800_000
     ev = {
@@ -308,7 +370,15 @@ def m_create(state: EmulatorState, params: dict[str, Any]) -> dict[str, Any]:
         "start": {"dateTime": _local_iso(start), "timeZone": TZ},
         "end": {"dateTime": _local_iso(start + 3_600_000), "timeZone": TZ},
         "isAllDay": False,
-        "attendees": [{"id": unionid, "displayName": user.name, "responseStatus": "accepted", "self": True, "isOptional": False}],
+        "attendees": [
+            {
+                "id": unionid,
+                "displayName": user.name,
+                "responseStatus": "accepted",
+                "self": True,
+                "isOptional": False,
+            }
+        ],
         "organizer": {"id": unionid, "displayName": user.name, "responseStatus": "accepted", "self": True},
         "location": {"displayName": LOCATIONS[0]},
         "reminders": [{"method": "dingtalk", "minutes": 15}],
@@ -325,7 +395,11 @@ def m_update(state: EmulatorState, params: dict[str, Any]) -> dict[str, Any]:
     book = _book(state)
     unionid, eid, ev = _pick_event(state, params)
     now = state.now_ms()
-    new = {**ev, "summary": str(params.get("summary") or ev["summary"].split(" (")[0] + " (改期)"), "updateTime": iso_seconds(now)}
+    new = {
+        **ev,
+        "summary": str(params.get("summary") or ev["summary"].split(" (")[0] + " (改期)"),
+        "updateTime": iso_seconds(now),
+    }
     book.record(unionid, eid, new, new)
     _publish(state, unionid, eid, "update", now)
     return {"unionId": unionid, "eventId": eid, "summary": new["summary"]}
@@ -352,4 +426,6 @@ def register(state: EmulatorState) -> None:
     state.org.calendar = book
     state.truth["calendar_event"] = truth_events
     state.counts["calendar_event"] = lambda s: book.per_user * len(book.staff) + book.counter
-    state.mutations.update({"calendar.create": m_create, "calendar.update": m_update, "calendar.delete": m_delete})
+    state.mutations.update(
+        {"calendar.create": m_create, "calendar.update": m_update, "calendar.delete": m_delete}
+    )

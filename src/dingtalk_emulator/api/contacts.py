@@ -113,7 +113,13 @@ async def user_list(call: Call) -> dict[str, Any]:
     page = members[cursor : cursor + size]
     has_more = cursor + size < len(members)
     # The reference's example returns next_cursor even with has_more=false: has_more is the end signal.
-    return {"result": {"has_more": has_more, "next_cursor": cursor + len(page), "list": [u.to_api() for u in page]}}
+    return {
+        "result": {
+            "has_more": has_more,
+            "next_cursor": cursor + len(page),
+            "list": [u.to_api() for u in page],
+        }
+    }
 
 
 def _user_detail(people: Any, user: User) -> dict[str, Any]:
@@ -159,7 +165,9 @@ async def emp_leave_records(call: Call) -> dict[str, Any]:
     if start is None:
         raise ApiError(400, "invalidParameter", "startTime is mandatory for this action")
     if end < start or end - start > LEAVE_WINDOW_DAYS * DAY_MS:
-        raise ApiError(400, "invalidParameter", "endTime - startTime must be within 365 days")  # (uncertain code)
+        raise ApiError(
+            400, "invalidParameter", "endTime - startTime must be within 365 days"
+        )  # (uncertain code)
     max_results = api_int(q, "maxResults")
     if not 1 <= max_results <= 50:
         raise ApiError(400, "invalidParameter", "maxResults must be 1..50")
@@ -233,7 +241,9 @@ async def hrm_dimission_infos(call: Call) -> dict[str, Any]:
             {
                 "userId": r.user.userid,
                 "lastWorkDay": r.leave_time,
-                "deptList": [{"dept_path": f"{people.dept(ROOT_DEPT_ID).name}-{dept_name}", "dept_id": dept_id}],
+                "deptList": [
+                    {"dept_path": f"{people.dept(ROOT_DEPT_ID).name}-{dept_name}", "dept_id": dept_id}
+                ],
                 "reasonMemo": r.reason_memo,
                 "preStatus": 2,
                 "handoverUserId": r.handover_userid,
@@ -299,6 +309,7 @@ async def legacy_listdimission(call: Call) -> dict[str, Any]:
 
 # -- truth ---------------------------------------------------------------------------------------
 
+
 def truth_departments(state: EmulatorState) -> Iterator[dict[str, Any]]:
     for d in state.org.people.departments:
         item: dict[str, Any] = {"id": str(d.dept_id), "name": d.name, "parent_id": d.parent_id or None}
@@ -314,15 +325,27 @@ def truth_users(state: EmulatorState) -> Iterator[dict[str, Any]]:
     # Users who left while the emulator ran were visible before: a backup must mark them deleted.
     for left in people.left_during_run:
         u = left.user
-        yield {"id": u.userid, "unionid": u.unionid, "name": u.name, "dept_id_list": list(u.dept_id_list), "deleted": True}
+        yield {
+            "id": u.userid,
+            "unionid": u.unionid,
+            "name": u.name,
+            "dept_id_list": list(u.dept_id_list),
+            "deleted": True,
+        }
 
 
 def truth_resigned(state: EmulatorState) -> Iterator[dict[str, Any]]:
     for r in state.org.people.resigned:
-        yield {"id": r.user.userid, "name": r.user.name, "leaveTime": iso_seconds(r.leave_time), "leaveReason": r.leave_reason}
+        yield {
+            "id": r.user.userid,
+            "name": r.user.name,
+            "leaveTime": iso_seconds(r.leave_time),
+            "leaveReason": r.leave_reason,
+        }
 
 
 # -- mutations -----------------------------------------------------------------------------------
+
 
 def _event_time(state: EmulatorState) -> str:
     return str(state.now_ms())
@@ -341,7 +364,9 @@ def _pick_user(state: EmulatorState, params: dict[str, Any], skip_leaders: bool 
     return pool[int(params.get("rand", 0)) % len(pool)]
 
 
-def _pick_dept(state: EmulatorState, params: dict[str, Any], key: str = "dept_id", allow_root: bool = False) -> Department:
+def _pick_dept(
+    state: EmulatorState, params: dict[str, Any], key: str = "dept_id", allow_root: bool = False
+) -> Department:
     people = state.org.people
     if params.get(key) is not None:
         dept = people.dept(int(params[key]))
@@ -376,7 +401,9 @@ def m_user_move(state: EmulatorState, params: dict[str, Any]) -> dict[str, Any]:
     user = _pick_user(state, params)
     dept = _pick_dept(state, {**params, "rand": int(params.get("rand", 0)) + 7})
     if dept.dept_id in user.dept_id_list and len(user.dept_id_list) == 1:
-        pool = [d for d in state.org.people.live_departments() if d.dept_id not in (ROOT_DEPT_ID, dept.dept_id)]
+        pool = [
+            d for d in state.org.people.live_departments() if d.dept_id not in (ROOT_DEPT_ID, dept.dept_id)
+        ]
         if params.get("dept_id") is None and pool:
             dept = pool[int(params.get("rand", 0)) % len(pool)]
     user.dept_id_list = [dept.dept_id]
@@ -398,7 +425,9 @@ def m_dept_create(state: EmulatorState, params: dict[str, Any]) -> dict[str, Any
 
 def m_dept_rename(state: EmulatorState, params: dict[str, Any]) -> dict[str, Any]:
     dept = _pick_dept(state, params)
-    dept.name = str(params.get("name") or f"{dept.name.split('（')[0]}（{local_datetime(state.now_ms())[:10]} 重組）")
+    dept.name = str(
+        params.get("name") or f"{dept.name.split('（')[0]}（{local_datetime(state.now_ms())[:10]} 重組）"
+    )
     state.hub.publish_event("org_dept_modify", {"deptId": [dept.dept_id]})
     return {"dept_id": dept.dept_id, "name": dept.name}
 
@@ -409,7 +438,11 @@ def m_dept_remove(state: EmulatorState, params: dict[str, Any]) -> dict[str, Any
         dept = _pick_dept(state, params)
     else:
         # Only empty leaf departments can be removed (as in DingTalk); random mode creates one if none.
-        empty = [d for d in people.live_departments() if d.dept_id != ROOT_DEPT_ID and not people.children(d.dept_id) and not people.members(d.dept_id)]
+        empty = [
+            d
+            for d in people.live_departments()
+            if d.dept_id != ROOT_DEPT_ID and not people.children(d.dept_id) and not people.members(d.dept_id)
+        ]
         if not empty:
             raise MutationError("no empty department to remove")
         dept = empty[int(params.get("rand", 0)) % len(empty)]

@@ -30,9 +30,15 @@ KEYS = {
     "月報": ("本月工作內容", "本月工作總結", "下月工作計劃"),
 }
 LINES = (
-    "完成橫琴項目接口開發並提交測試。", "跟進客戶合同（合約）續簽事宜，等待對方回覆。", "Reunião com o cliente sobre o pagamento da segunda prestação.",
-    "整理本月報銷單據及付款申請。", "Fixed login bug for Macau Pass integration.", "協助法務部審閱 contrato de arrendamento。",
-    "準備下週部門週會材料。", "与珠海合作方确认付款时间表。", "客戶服務滿意度調查已完成 92%。",
+    "完成橫琴項目接口開發並提交測試。",
+    "跟進客戶合同（合約）續簽事宜，等待對方回覆。",
+    "Reunião com o cliente sobre o pagamento da segunda prestação.",
+    "整理本月報銷單據及付款申請。",
+    "Fixed login bug for Macau Pass integration.",
+    "協助法務部審閱 contrato de arrendamento。",
+    "準備下週部門週會材料。",
+    "与珠海合作方确认付款时间表。",
+    "客戶服務滿意度調查已完成 92%。",
 )
 
 
@@ -74,7 +80,11 @@ class ReportBook:
 
     def modified(self, i: int) -> int:
         c = self.created(i)
-        return c + (h64(self.seed, "report-edit", i) % 8 + 1) * 3_600_000 if h64(self.seed, "report-edited", i) % 10 == 0 else c
+        return (
+            c + (h64(self.seed, "report-edit", i) % 8 + 1) * 3_600_000
+            if h64(self.seed, "report-edited", i) % 10 == 0
+            else c
+        )
 
     def report_id(self, i: int) -> str:
         return f"{hexid(self.seed, 'report-id', i, length=20)}{i:012x}"
@@ -121,8 +131,22 @@ class ReportBook:
         phone, idno = pii
         rid = self.report_id(i)
         return [
-            {"id": f"report/{rid}/phone", "kind": "report", "itemId": rid, "type": "phone", "value": phone, "where": "contents[0].value"},
-            {"id": f"report/{rid}/mainland_id", "kind": "report", "itemId": rid, "type": "mainland_id", "value": idno, "where": "contents[0].value"},
+            {
+                "id": f"report/{rid}/phone",
+                "kind": "report",
+                "itemId": rid,
+                "type": "phone",
+                "value": phone,
+                "where": "contents[0].value",
+            },
+            {
+                "id": f"report/{rid}/mainland_id",
+                "kind": "report",
+                "itemId": rid,
+                "type": "mainland_id",
+                "value": idno,
+                "where": "contents[0].value",
+            },
         ]
 
 
@@ -137,7 +161,9 @@ async def report_list(call: Call) -> dict[str, Any]:
     start, end = legacy_int(p, "start_time"), legacy_int(p, "end_time")
     cursor, size = legacy_int(p, "cursor", 0), legacy_int(p, "size", MAX_SIZE)
     if end < start or end - start > MAX_SPAN_DAYS * DAY_MS:
-        raise LegacyError(400002, f"start_time 与 end_time 间隔不能超过 {MAX_SPAN_DAYS} 天")  # (uncertain) errcode
+        raise LegacyError(
+            400002, f"start_time 与 end_time 间隔不能超过 {MAX_SPAN_DAYS} 天"
+        )  # (uncertain) errcode
     if not 1 <= size <= MAX_SIZE or cursor < 0:
         raise LegacyError(400002, f"size 须在 1..{MAX_SIZE}")
     userid = str(p.get("userid") or "") or None
@@ -171,9 +197,19 @@ async def report_list(call: Call) -> dict[str, Any]:
 def truth_reports(state: EmulatorState) -> Iterator[dict[str, Any]]:
     book = _book(state)
     for i in range(book.n):
-        yield {"id": book.report_id(i), "template_name": book.template(i), "modified_time": book.modified(i), "creator_id": book.creator(i).userid}
+        yield {
+            "id": book.report_id(i),
+            "template_name": book.template(i),
+            "modified_time": book.modified(i),
+            "creator_id": book.creator(i).userid,
+        }
     for rep in book.extra:
-        yield {"id": rep["report_id"], "template_name": rep["template_name"], "modified_time": rep["modified_time"], "creator_id": rep["creator_id"]}
+        yield {
+            "id": rep["report_id"],
+            "template_name": rep["template_name"],
+            "modified_time": rep["modified_time"],
+            "creator_id": rep["creator_id"],
+        }
 
 
 def truth_sensitive(state: EmulatorState) -> Iterator[dict[str, Any]]:
@@ -219,7 +255,9 @@ def routes(state: EmulatorState) -> list[Route]:
 
 def register(state: EmulatorState) -> None:
     prof = profile_for(state.config)
-    state.org.reports = ReportBook(state.config.seed, prof.reports, prof.report_history_days, state.org.people)
+    state.org.reports = ReportBook(
+        state.config.seed, prof.reports, prof.report_history_days, state.org.people
+    )
     state.truth["report"] = truth_reports
     state.counts["report"] = lambda s: s.org.reports.n + len(s.org.reports.extra)
     state.org.sensitive_sources.append(truth_sensitive)

@@ -23,8 +23,16 @@ PAGE = 20
 DONE_VISIBLE_DAYS = 180
 HISTORY_DAYS = 400
 SUBJECTS = (
-    "審批：{n} 號報銷單", "跟進客戶合同續約", "Preparar relatório mensal", "提交季度稅務資料 (M/1)", "Review Q3 budget",
-    "安排新同事電腦及賬號", "更新員工手冊", "回覆澳門金融管理局問卷", "Renovar seguro do escritório", "整理橫琴項目付款憑證",
+    "審批：{n} 號報銷單",
+    "跟進客戶合同續約",
+    "Preparar relatório mensal",
+    "提交季度稅務資料 (M/1)",
+    "Review Q3 budget",
+    "安排新同事電腦及賬號",
+    "更新員工手冊",
+    "回覆澳門金融管理局問卷",
+    "Renovar seguro do escritório",
+    "整理橫琴項目付款憑證",
 )
 
 
@@ -60,7 +68,12 @@ class TodoBook:
     def _generated(self, u: int, j: int) -> dict[str, Any]:
         r = rng(self.seed, "todo", u, j)
         owner = self.staff[u]
-        created = self.anchor_ms - HISTORY_DAYS * DAY_MS + j * (HISTORY_DAYS * DAY_MS // max(1, self.per_user)) + r.randrange(DAY_MS)
+        created = (
+            self.anchor_ms
+            - HISTORY_DAYS * DAY_MS
+            + j * (HISTORY_DAYS * DAY_MS // max(1, self.per_user))
+            + r.randrange(DAY_MS)
+        )
         age = (self.anchor_ms - created) / DAY_MS
         done = age > 14 and r.random() < 0.8
         modified = created + r.randrange(1, 10) * DAY_MS if done else created
@@ -69,7 +82,10 @@ class TodoBook:
             "taskId": task_id,
             "subject": r.choice(SUBJECTS).format(n=h64(self.seed, "todo-n", u, j) % 9000 + 1000),
             "dueTime": created + r.randrange(2, 30) * DAY_MS,
-            "detailUrl": {"appUrl": f"https://oa.houkong.example.mo/m/task/{task_id}", "pcUrl": f"https://oa.houkong.example.mo/task/{task_id}"},
+            "detailUrl": {
+                "appUrl": f"https://oa.houkong.example.mo/m/task/{task_id}",
+                "pcUrl": f"https://oa.houkong.example.mo/task/{task_id}",
+            },
             "priority": r.choice((10, 20, 30, 40)),
             "createdTime": created,
             "modifiedTime": min(modified, self.anchor_ms - 60_000),
@@ -141,22 +157,53 @@ def truth_todos(state: EmulatorState) -> Iterator[dict[str, Any]]:
             t = book.current(tid)
             if t is None:
                 t = book.deleted[tid]
-                yield {"id": tid, "subject": t["subject"], "isDone": t["isDone"], "modifiedTime": t["modifiedTime"], "deleted": True}
+                yield {
+                    "id": tid,
+                    "subject": t["subject"],
+                    "isDone": t["isDone"],
+                    "modifiedTime": t["modifiedTime"],
+                    "deleted": True,
+                }
             else:
-                yield {"id": tid, "subject": t["subject"], "isDone": t["isDone"], "modifiedTime": t["modifiedTime"]}
+                yield {
+                    "id": tid,
+                    "subject": t["subject"],
+                    "isDone": t["isDone"],
+                    "modifiedTime": t["modifiedTime"],
+                }
     for ids in book.new_ids.values():
         for tid in ids:
             t = book.changed.get(tid)
             if t is None:
                 t = book.deleted[tid]
-                yield {"id": tid, "subject": t["subject"], "isDone": t["isDone"], "modifiedTime": t["modifiedTime"], "deleted": True}
+                yield {
+                    "id": tid,
+                    "subject": t["subject"],
+                    "isDone": t["isDone"],
+                    "modifiedTime": t["modifiedTime"],
+                    "deleted": True,
+                }
             else:
-                yield {"id": tid, "subject": t["subject"], "isDone": t["isDone"], "modifiedTime": t["modifiedTime"]}
+                yield {
+                    "id": tid,
+                    "subject": t["subject"],
+                    "isDone": t["isDone"],
+                    "modifiedTime": t["modifiedTime"],
+                }
 
 
 def _event(state: EmulatorState, name: str, t: dict[str, Any]) -> None:
     # (uncertain) the reference lists the todo_task_* event names but not their data fields.
-    state.hub.publish_event(name, {"taskId": t["taskId"], "creatorId": t["creatorId"], "executorIds": [t["creatorId"]], "modifiedTime": t["modifiedTime"], "isDone": t["isDone"]})
+    state.hub.publish_event(
+        name,
+        {
+            "taskId": t["taskId"],
+            "creatorId": t["creatorId"],
+            "executorIds": [t["creatorId"]],
+            "modifiedTime": t["modifiedTime"],
+            "isDone": t["isDone"],
+        },
+    )
 
 
 def _pick(state: EmulatorState, params: dict[str, Any]) -> dict[str, Any]:
@@ -189,9 +236,15 @@ def m_create(state: EmulatorState, params: dict[str, Any]) -> dict[str, Any]:
     tid = f"{hexid(book.seed, 'todo-new', book.counter, length=14)}n{book.counter:09d}"
     t = {
         "taskId": tid,
-        "subject": str(params.get("subject") or SUBJECTS[int(params.get("rand", 0)) % len(SUBJECTS)].format(n=book.counter)),
+        "subject": str(
+            params.get("subject")
+            or SUBJECTS[int(params.get("rand", 0)) % len(SUBJECTS)].format(n=book.counter)
+        ),
         "dueTime": now + 7 * DAY_MS,
-        "detailUrl": {"appUrl": f"https://oa.houkong.example.mo/m/task/{tid}", "pcUrl": f"https://oa.houkong.example.mo/task/{tid}"},
+        "detailUrl": {
+            "appUrl": f"https://oa.houkong.example.mo/m/task/{tid}",
+            "pcUrl": f"https://oa.houkong.example.mo/task/{tid}",
+        },
         "priority": 20,
         "createdTime": now,
         "modifiedTime": now,
@@ -234,7 +287,9 @@ def routes(state: EmulatorState) -> list[Route]:
 
 
 def register(state: EmulatorState) -> None:
-    book = state.org.todo = TodoBook(state.config.seed, profile_for(state.config).todos_per_user, state.org.people)
+    book = state.org.todo = TodoBook(
+        state.config.seed, profile_for(state.config).todos_per_user, state.org.people
+    )
     state.truth["todo"] = truth_todos
     state.counts["todo"] = lambda s: book.per_user * len(book.staff) + book.counter
     state.mutations.update({"todo.create": m_create, "todo.update": m_update, "todo.delete": m_delete})

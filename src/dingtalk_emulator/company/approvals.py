@@ -58,7 +58,12 @@ class Attachment:
         return self.render()
 
     def truth(self) -> dict[str, Any]:
-        return {"fileId": self.file_id, "fileName": self.file_name, "size": self.size, "sha256": hashlib.sha256(self.content).hexdigest()}
+        return {
+            "fileId": self.file_id,
+            "fileName": self.file_name,
+            "size": self.size,
+            "sha256": hashlib.sha256(self.content).hexdigest(),
+        }
 
 
 @dataclass
@@ -194,7 +199,11 @@ class ApprovalBook:
         hi = self.first_at_or_after(end_ms + 1)
         first = lo + (template - lo) % tcount
         count = 0 if first >= hi else (hi - 1 - first) // tcount + 1
-        extra = [i for i in self.new_indices if self.changed[i].template == template and start_ms <= self.changed[i].create_ms <= end_ms]
+        extra = [
+            i
+            for i in self.new_indices
+            if self.changed[i].template == template and start_ms <= self.changed[i].create_ms <= end_ms
+        ]
         return first, count, extra
 
     # -- instances -----------------------------------------------------------------------------
@@ -218,7 +227,9 @@ class ApprovalBook:
         originator = self._originator(r, create)
         return self.build(i, t, create, originator, r)
 
-    def build(self, i: int, t: int, create: int, originator: User, r: Any, *, running: bool | None = None) -> Instance:
+    def build(
+        self, i: int, t: int, create: int, originator: User, r: Any, *, running: bool | None = None
+    ) -> Instance:
         kind, flow_title, _ = TEMPLATES[t]
         if running is None:
             running = self.generated_running(i)
@@ -232,7 +243,13 @@ class ApprovalBook:
         form, atts, planted = self._form(i, kind, originator, r)
         title = f"{originator.name}提交的{flow_title}"
         records: list[dict[str, Any]] = [
-            {"user": originator, "date": create, "type": "START_PROCESS_INSTANCE", "result": "NONE", "remark": ""}
+            {
+                "user": originator,
+                "date": create,
+                "type": "START_PROCESS_INSTANCE",
+                "result": "NONE",
+                "remark": "",
+            }
         ]
         status, result, finish = "RUNNING", "", None
         if not running:
@@ -246,10 +263,30 @@ class ApprovalBook:
                     break
                 last = n == len(approvers) - 1
                 outcome = "REFUSE" if refused and last else "AGREE"
-                remark = r.choice(("同意", "OK", "Aprovado", "請補充發票", "已核對", "")) if outcome == "AGREE" else "預算不足，請重新提交"
-                records.append({"user": a, "date": t_ms, "type": "EXECUTE_TASK_NORMAL", "result": outcome, "remark": remark})
+                remark = (
+                    r.choice(("同意", "OK", "Aprovado", "請補充發票", "已核對", ""))
+                    if outcome == "AGREE"
+                    else "預算不足，請重新提交"
+                )
+                records.append(
+                    {
+                        "user": a,
+                        "date": t_ms,
+                        "type": "EXECUTE_TASK_NORMAL",
+                        "result": outcome,
+                        "remark": remark,
+                    }
+                )
             if terminated:
-                records.append({"user": originator, "date": t_ms, "type": "TERMINATE_PROCESS_INSTANCE", "result": "NONE", "remark": "撤銷"})
+                records.append(
+                    {
+                        "user": originator,
+                        "date": t_ms,
+                        "type": "TERMINATE_PROCESS_INSTANCE",
+                        "result": "NONE",
+                        "remark": "撤銷",
+                    }
+                )
                 status, result = "TERMINATED", ""
             else:
                 status, result = "COMPLETED", "refuse" if refused else "agree"
@@ -302,7 +339,9 @@ class ApprovalBook:
     def _leader_named(self, top: str) -> User:
         return self._leader_by_top.get(top, self.staff[0])
 
-    def _form(self, i: int, kind: str, who: User, r: Any) -> tuple[list[dict[str, Any]], list[Attachment], list[dict[str, str]]]:
+    def _form(
+        self, i: int, kind: str, who: User, r: Any
+    ) -> tuple[list[dict[str, Any]], list[Attachment], list[dict[str, str]]]:
         planted: list[dict[str, str]] = []
         atts: list[Attachment] = []
         fields: list[tuple[str, str, str]] = []  # (componentType, name, value)
@@ -311,40 +350,97 @@ class ApprovalBook:
             fields += [
                 ("DDHolidayField", "請假類型", r.choice(("年假", "病假", "事假", "婚假", "Licença anual"))),
                 ("NumberField", "時長（天）", str(days)),
-                ("TextareaField", "請假事由", r.choice(("家中有事", "回鄉探親", "身體不適，需覆診", "Family matters in Lisbon"))),
+                (
+                    "TextareaField",
+                    "請假事由",
+                    r.choice(("家中有事", "回鄉探親", "身體不適，需覆診", "Family matters in Lisbon")),
+                ),
             ]
         elif kind == "expense":
             amount = _money(r, 5_000, 800_000)
             fields += [
                 ("MoneyField", "報銷金額（澳門元）", amount),
                 ("DDSelectField", "費用類型", r.choice(("交通費", "餐費", "差旅費", "辦公用品"))),
-                ("TextareaField", "事由", r.choice(("客戶拜訪 — 氹仔", "橫琴項目會議交通費", "Almoço com cliente", "Taxi to HK airport"))),
+                (
+                    "TextareaField",
+                    "事由",
+                    r.choice(
+                        ("客戶拜訪 — 氹仔", "橫琴項目會議交通費", "Almoço com cliente", "Taxi to HK airport")
+                    ),
+                ),
             ]
         elif kind == "contract":
             # Mainland partners write in Simplified Chinese.
-            party = r.choice(("珠海横琴某科技有限公司", "Companhia de Seguros de Macau, S.A.", "Pearl River Trading Ltd.", "澳門某酒店集團", "广州某贸易有限公司"))
+            party = r.choice(
+                (
+                    "珠海横琴某科技有限公司",
+                    "Companhia de Seguros de Macau, S.A.",
+                    "Pearl River Trading Ltd.",
+                    "澳門某酒店集團",
+                    "广州某贸易有限公司",
+                )
+            )
             id_kind = r.choice(("macau", "hkid", "mainland"))
-            idno = {"macau": sensitive.macau_id, "hkid": sensitive.hkid, "mainland": sensitive.mainland_id}[id_kind](r)
-            planted.append({"type": f"{id_kind}_id", "value": idno, "where": "formComponentValues[對方聯絡人證件號碼]"})
+            idno = {"macau": sensitive.macau_id, "hkid": sensitive.hkid, "mainland": sensitive.mainland_id}[
+                id_kind
+            ](r)
+            planted.append(
+                {"type": f"{id_kind}_id", "value": idno, "where": "formComponentValues[對方聯絡人證件號碼]"}
+            )
             fields += [
-                ("TextField", "合同名稱", r.choice(("軟件開發服務合同", "Contrato de prestação de serviços", "系統維護合約", "Service Agreement"))),
+                (
+                    "TextField",
+                    "合同名稱",
+                    r.choice(
+                        (
+                            "軟件開發服務合同",
+                            "Contrato de prestação de serviços",
+                            "系統維護合約",
+                            "Service Agreement",
+                        )
+                    ),
+                ),
                 ("TextField", "對方單位", party),
                 ("MoneyField", "合同金額（澳門元）", _money(r, 1_000_000, 90_000_000)),
                 ("TextField", "對方聯絡人證件號碼", idno),
-                ("TextareaField", "合同摘要", "本合同/contrato 約定雙方權利義務，付款方式為分期付款 (pagamento em prestações)。"),
+                (
+                    "TextareaField",
+                    "合同摘要",
+                    "本合同/contrato 約定雙方權利義務，付款方式為分期付款 (pagamento em prestações)。",
+                ),
             ]
         elif kind == "payment":
             card = sensitive.bank_card(r)
             planted.append({"type": "bank_card", "value": card, "where": "formComponentValues[收款賬號]"})
             fields += [
                 ("MoneyField", "付款金額（澳門元）", _money(r, 100_000, 20_000_000)),
-                ("TextField", "收款單位", r.choice(("澳門電訊", "中國銀行澳門分行", "Fornecedor Lda.", "Zhuhai Cloud Services Co."))),
+                (
+                    "TextField",
+                    "收款單位",
+                    r.choice(
+                        ("澳門電訊", "中國銀行澳門分行", "Fornecedor Lda.", "Zhuhai Cloud Services Co.")
+                    ),
+                ),
                 ("TextField", "收款賬號", card),
-                ("TextareaField", "付款事由", r.choice(("支付服務器租用費 (payment for hosting)", "付款：第二期合同款", "Pagamento de renda do escritório"))),
+                (
+                    "TextareaField",
+                    "付款事由",
+                    r.choice(
+                        (
+                            "支付服務器租用費 (payment for hosting)",
+                            "付款：第二期合同款",
+                            "Pagamento de renda do escritório",
+                        )
+                    ),
+                ),
             ]
         elif kind == "purchase":
             fields += [
-                ("TextField", "採購物品", r.choice(("手提電腦 ×3", "辦公椅 ×10", "Licença de software", "4K 顯示器 ×5"))),
+                (
+                    "TextField",
+                    "採購物品",
+                    r.choice(("手提電腦 ×3", "辦公椅 ×10", "Licença de software", "4K 顯示器 ×5")),
+                ),
                 ("MoneyField", "預算（澳門元）", _money(r, 50_000, 5_000_000)),
                 ("DDDateField", "期望到貨日期", f"{r.randrange(1, 13):02d}-{r.randrange(1, 28):02d}"),
             ]
@@ -360,32 +456,64 @@ class ApprovalBook:
             for k in range(r.randrange(1, 3)):
                 atts.append(self._attachment(i, k, kind, who, r))
         form = [
-            {"id": f"{ctype}-{h64(self.seed, 'field', kind, n) % 10**8:08X}", "name": name, "value": value, "componentType": ctype}
+            {
+                "id": f"{ctype}-{h64(self.seed, 'field', kind, n) % 10**8:08X}",
+                "name": name,
+                "value": value,
+                "componentType": ctype,
+            }
             for n, (ctype, name, value) in enumerate(fields)
         ]
         if atts:
             # (uncertain) the reference does not show a DDAttachment value; a JSON string of file
             # descriptors (spaceId, fileName, fileSize, fileType, fileId) is what the SDK samples suggest.
             value = json.dumps(
-                [{"spaceId": str(a.space_id), "fileName": a.file_name, "fileSize": str(a.size), "fileType": a.file_type, "fileId": a.file_id} for a in atts],
+                [
+                    {
+                        "spaceId": str(a.space_id),
+                        "fileName": a.file_name,
+                        "fileSize": str(a.size),
+                        "fileType": a.file_type,
+                        "fileId": a.file_id,
+                    }
+                    for a in atts
+                ],
                 ensure_ascii=False,
             )
-            form.append({"id": f"DDAttachment-{h64(self.seed, 'field', kind, 'att') % 10**8:08X}", "name": "附件", "value": value, "componentType": "DDAttachment"})
+            form.append(
+                {
+                    "id": f"DDAttachment-{h64(self.seed, 'field', kind, 'att') % 10**8:08X}",
+                    "name": "附件",
+                    "value": value,
+                    "componentType": "DDAttachment",
+                }
+            )
         return form, atts, planted
 
     def _attachment(self, i: int, k: int, kind: str, who: User, r: Any) -> Attachment:
         file_id = str(20_000_000_000 + h64(self.seed, "approval-file", i, k) % 10**10)
-        label = {"expense": "發票", "contract": "合同掃描件", "payment": "付款憑證", "purchase": "報價單"}[kind]
+        label = {"expense": "發票", "contract": "合同掃描件", "payment": "付款憑證", "purchase": "報價單"}[
+            kind
+        ]
         if _render_file is not None:
             # The files family's generators: real PDF / DOCX / XLSX with the company's text.
             # Scans (PDF) and Word files: spreadsheets cost ~20 ms each to render, too slow for truth walks.
-            ftype = r.choice(("pdf", "pdf", "docx", "docx", "pdf") if kind == "contract" else ("pdf", "pdf", "pdf", "docx"))
+            ftype = r.choice(
+                ("pdf", "pdf", "docx", "docx", "pdf") if kind == "contract" else ("pdf", "pdf", "pdf", "docx")
+            )
             size = r.randrange(16_000, 90_000)
             lang = {"zh-Hant": "zh-Hant", "pt": "pt", "en": "en"}.get(who.lang, "zh-Hant")
             if r.random() < 0.15:
                 lang = "zh-Hans"  # mainland partners' paperwork
             spec = _ContentSpec(f"{self.seed}:approval:{i}:{k}", ftype, 1, size, _CORPUS_KIND[kind], lang)
-            return Attachment(file_id, f"{label}_{i}_{k}.{ftype}", ftype, self.space_id, size, lambda: _read_all(_render_file(spec)))
+            return Attachment(
+                file_id,
+                f"{label}_{i}_{k}.{ftype}",
+                ftype,
+                self.space_id,
+                size,
+                lambda: _read_all(_render_file(spec)),
+            )
         ftype = r.choice(("pdf", "pdf", "csv", "txt"))
         lines = [
             f"{label} / {kind} #{i}-{k}",
@@ -400,10 +528,15 @@ class ApprovalBook:
         if ftype == "pdf":
             content = _pdf(text)
         elif ftype == "csv":
-            content = ("item,amount\n" + "".join(f"{n},{r.randrange(10, 9999)}\n" for n in range(r.randrange(5, 200)))).encode()
+            content = (
+                "item,amount\n"
+                + "".join(f"{n},{r.randrange(10, 9999)}\n" for n in range(r.randrange(5, 200)))
+            ).encode()
         else:
             content = text.encode()
-        return Attachment(file_id, f"{label}_{i}_{k}.{ftype}", ftype, self.space_id, len(content), lambda: content)
+        return Attachment(
+            file_id, f"{label}_{i}_{k}.{ftype}", ftype, self.space_id, len(content), lambda: content
+        )
 
     # -- overlay-created instances ---------------------------------------------------------------
     def next_index(self) -> int:

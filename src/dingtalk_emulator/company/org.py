@@ -26,8 +26,12 @@ class Org:
         self.app_secret = b62id(seed, "appsecret", length=64)
         self.robot_code = self.app_key  # an app robot's robotCode is the app's Client ID
         self.agent_id = 3_000_000_000 + h64(seed, "agent") % 1_000_000_000
-        self.unified_app_id = "-".join(hexid(seed, "unified", length=32)[i:j] for i, j in ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32)))
-        self.people = People(seed, profile.users, profile.resigned, profile.teams_per_department, self.anchor_ms)
+        self.unified_app_id = "-".join(
+            hexid(seed, "unified", length=32)[i:j] for i, j in ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32))
+        )
+        self.people = People(
+            seed, profile.users, profile.resigned, profile.teams_per_department, self.anchor_ms
+        )
         self.name = "濠江數碼科技有限公司"
         # Families append providers of {"id", "kind", "itemId", "type", "value", "where"} dicts: where
         # sensitive values (ID numbers, phones, bank cards) were planted; served as truth kind "sensitive".

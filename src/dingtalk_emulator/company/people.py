@@ -123,8 +123,10 @@ def _user(seed: int, index: int, dept_id: int, dept_name: str, anchor_ms: int, s
     name, name_en, lang = names.person_name(r)
     region = "853" if r.random() < 0.8 else r.choice(("852", "86"))
     mobile = (
-        f"6{r.randrange(10**7):07d}" if region == "853"
-        else f"{r.choice('5679')}{r.randrange(10**7):07d}" if region == "852"
+        f"6{r.randrange(10**7):07d}"
+        if region == "853"
+        else f"{r.choice('5679')}{r.randrange(10**7):07d}"
+        if region == "852"
         else f"1{r.choice('3589')}{r.randrange(10**9):09d}"
     )
     slug = name_en.lower().replace(" ", ".").replace("é", "e").replace("ó", "o").replace("í", "i")
@@ -155,7 +157,9 @@ def _user(seed: int, index: int, dept_id: int, dept_name: str, anchor_ms: int, s
 
 
 class People:
-    def __init__(self, seed: int, users: int, resigned: int, teams_per_department: int, anchor_ms: int) -> None:
+    def __init__(
+        self, seed: int, users: int, resigned: int, teams_per_department: int, anchor_ms: int
+    ) -> None:
         self.seed = seed
         self.anchor_ms = anchor_ms
         self.departments: list[Department] = []
@@ -231,7 +235,9 @@ class People:
             leave = self.anchor_ms - days_ago * DAY_MS + r.randrange(9 * 3600_000, 18 * 3600_000)
             user.hired_date = min(user.hired_date, leave - 30 * DAY_MS)
             reason = r.choice(("leave", "leave", "leave", "oapi", "unknown"))
-            memo = r.choice(("個人發展", "家庭原因", "移居葡萄牙 / mudança para Portugal", "Career change", "合約期滿"))
+            memo = r.choice(
+                ("個人發展", "家庭原因", "移居葡萄牙 / mudança para Portugal", "Career change", "合約期滿")
+            )
             handover = self.users[r.randrange(len(self.users))].userid if self.users else ""
             self.resigned.append(ResignedUser(user, leave, reason, handover, memo))
         self.resigned.sort(key=lambda x: x.leave_time)
@@ -248,7 +254,9 @@ class People:
         return None if d is None or d.removed else d
 
     def children(self, dept_id: int) -> list[Department]:
-        return [d for d in self.departments if d.parent_id == dept_id and not d.removed and d.dept_id != dept_id]
+        return [
+            d for d in self.departments if d.parent_id == dept_id and not d.removed and d.dept_id != dept_id
+        ]
 
     def top_name(self, dept_id: int) -> str:
         return self._top_of.get(dept_id, "")
@@ -301,7 +309,9 @@ class People:
         self._by_unionid.pop(user.unionid, None)
         self.users.remove(user)
         self._members = None
-        left = ResignedUser(user, now_ms, reason, self.admin.userid if self.users else "", "Left during the run")
+        left = ResignedUser(
+            user, now_ms, reason, self.admin.userid if self.users else "", "Left during the run"
+        )
         self.resigned.append(left)
         return left
 
