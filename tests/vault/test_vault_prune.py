@@ -123,3 +123,18 @@ def test_prune_keeps_catalog_exports(mem_vault: Vault) -> None:
     data = mem_vault.open_catalog_export(exp).read()
     prune(mem_vault)
     assert mem_vault.open_catalog_export(exp).read() == data
+
+
+def test_writer_never_dedups_against_blobs_pruned_by_another_client(mem_vault: Vault, cache_dir) -> None:
+    with mem_vault.writer() as w:
+        old = w.put_blob(b"soon unreferenced", "internal")
+    # A second client (its own cache) prunes while this client's cache still lists the blob.
+    other = Vault.open(mem_vault.backend, "correct horse battery staple 馬", cache_dir=cache_dir / "other")
+    prune(other)
+    other.close()
+    assert mem_vault.index.locate(old) is not None  # stale, until a writer starts
+    with mem_vault.writer() as w:
+        again = w.put_blob(b"soon unreferenced", "internal")
+        sid = w.commit_snapshot([("item/x", [again])])
+    assert verify(mem_vault, read_data=True).ok
+    assert mem_vault.get_blob(next(iter(mem_vault.records(sid))).blobs[0]) == b"soon unreferenced"

@@ -126,6 +126,13 @@ class VaultWriter:
         self._error: BaseException | None = None
         self.stats = {"blobs_new": 0, "blobs_dedup": 0, "bytes_in": 0, "packs": 0, "bytes_stored": 0}
         self._repo_lock = vault.lock(exclusive=False).acquire()
+        # Dedup trusts the index cache, so it must not predate a prune run elsewhere: refresh it
+        # now that the lock guarantees no prune runs until this writer closes.
+        try:
+            vault.refresh_index()
+        except BaseException:
+            self._repo_lock.release()
+            raise
         self._uploader = _Uploader(vault)
         self._stop_timer = threading.Event()
         self._max_pack_age = max_pack_age
