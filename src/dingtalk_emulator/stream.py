@@ -36,6 +36,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,6 +136,7 @@ class StreamHub:
         max_attempts: int | None = None,
         max_pending: int = 100_000,
         seed: int | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.app_key = app_key
         self.app_secret = app_secret
@@ -149,6 +151,9 @@ class StreamHub:
         self.disconnect_grace = disconnect_grace
         self.max_attempts = max_attempts
         self.max_pending = max_pending
+        # Wall clock for the `time`/`eventBornTime` headers: pass the emulator's clock so frames agree
+        # with the data's own timestamps when a test moves time forward.  Timeouts use monotonic time.
+        self._clock = clock
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._tickets: dict[str, tuple[float, bool, frozenset[str]]] = {}
@@ -172,7 +177,7 @@ class StreamHub:
         ]
 
     def publish_event(self, event_type: str, data: dict[str, Any]) -> str:
-        now_ms = int(time.time() * 1000)
+        now_ms = int(self._clock() * 1000)
         event_id = uuid.uuid4().hex
         message_id = self._message_id(now_ms)
         frame = {
@@ -203,7 +208,7 @@ class StreamHub:
         return event_id
 
     def publish_callback(self, topic: str, data: dict[str, Any]) -> str:
-        now_ms = int(time.time() * 1000)
+        now_ms = int(self._clock() * 1000)
         message_id = self._message_id(now_ms)
         frame = {
             "specVersion": "1.0",
@@ -413,7 +418,7 @@ class StreamHub:
             if self.ping_interval and not conn.closing and time.monotonic() >= next_ping:
                 next_ping = time.monotonic() + self.ping_interval
                 opaque = secrets.token_hex(8)
-                message_id = self._message_id(int(time.time() * 1000))
+                message_id = self._message_id(int(self._clock() * 1000))
                 with self._lock:
                     self._pings[message_id] = opaque
                     if len(self._pings) > 1000:
@@ -492,7 +497,7 @@ class StreamHub:
         return f"{secrets.token_hex(4)}_{seq}_{now_ms:x}_{secrets.token_hex(2)}"
 
     def _system_frame(self, topic: str, data: dict[str, Any], message_id: str | None = None) -> str:
-        now_ms = int(time.time() * 1000)
+        now_ms = int(self._clock() * 1000)
         headers = {
             "topic": topic,
             "messageId": message_id or self._message_id(now_ms),

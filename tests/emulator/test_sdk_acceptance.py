@@ -382,3 +382,16 @@ def test_stream_sdk_chatbot_handler_receives_a_robot_message(emulator, org, stre
         "senderStaffId": org["adminUserId"],
     }
     assert emulator.state.hub.callback_delivered(message_id)
+
+
+def test_stream_sdk_receives_robot_messages_from_the_robot_family(emulator, stream_client):
+    reply = httpx.post(
+        emulator.base_url + "/_emulator/mutate", json={"op": "robot.message", "msgtype": "text"}
+    )
+    assert reply.status_code == 200, reply.text
+    sent = reply.json()
+    assert sent["delivered"] is True  # a connection subscribed to the robot topic was open
+    got = stream_client.next("robot")
+    assert got["msgId"] == sent["msgId"] and got["conversationId"] == sent["conversationId"]
+    ids = {m["id"] for m in truth(emulator, "robot_message")}
+    assert f"{sent['conversationId']}/{sent['msgId']}" in ids
