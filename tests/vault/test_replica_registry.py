@@ -66,6 +66,11 @@ def test_unknown_scheme_refused() -> None:
         Replica("r", "ftp://host/x")
 
 
+def test_relative_paths_refused() -> None:
+    with pytest.raises(ReplicaError, match="must be absolute"):
+        Replica("r", "backups/vault")
+
+
 def test_duplicates_refused_unless_replacing(tmp_path) -> None:
     reg = ReplicaRegistry.in_home(tmp_path)
     reg.add(Replica("a", "/x"))

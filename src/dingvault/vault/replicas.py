@@ -84,6 +84,9 @@ def check_replica_url(url: str) -> None:
     scheme = parts.scheme.lower()
     if scheme not in _SCHEMES and not (len(scheme) == 1 and url[1:2] == ":"):
         raise ReplicaError(f"unsupported replica URL scheme {scheme!r} in {redact_url(url)} (file, s3)")
+    if scheme == "" and not os.path.isabs(url):
+        # The service may run from another directory than the command that added the replica.
+        raise ReplicaError(f"replica path {url!r} must be absolute (or a file:// URL)")
     if "@" in parts.netloc or any(
         w in k.lower()
         for k in _query_keys(parts.query)
