@@ -38,6 +38,8 @@ def test_levels_are_canonical_and_checked() -> None:
         Replica("a", "/x", levels=("secret",))
     with pytest.raises(ReplicaError, match="unknown level"):
         Replica("a", "/x", levels=("meta",))
+    with pytest.raises(ReplicaError, match="at least one level"):
+        Replica("a", "/x", levels=())
 
 
 @pytest.mark.parametrize("name", ["", "Upper", "-dash", "a" * 64, "sp ace", "../x"])

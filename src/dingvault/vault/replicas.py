@@ -54,6 +54,8 @@ class Replica:
             )
         check_replica_url(self.url)
         levels = tuple(dict.fromkeys(str(x).strip().lower() for x in self.levels))
+        if not levels:
+            raise ReplicaError(f"replica {self.name}: give at least one level ({', '.join(LEVELS)})")
         unknown = [x for x in levels if x not in LEVELS]
         if unknown:
             raise ReplicaError(
