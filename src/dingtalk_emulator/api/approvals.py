@@ -410,7 +410,7 @@ def truth_approvals(state: EmulatorState) -> Iterator[dict[str, Any]]:
     book = state.org.approvals
     for i in range(book.n):
         yield truth_item(book, book.get(i))
-    for i in book.new_indices:
+    for i in list(book.new_indices):  # a copy: truth walks run in a worker thread
         yield truth_item(book, book.get(i))
 
 
@@ -423,7 +423,7 @@ def truth_sensitive(state: EmulatorState) -> Iterator[dict[str, Any]]:
     """Where sensitive values were planted in approvals (forms) — scanning only the first 2,000 instances
     plus the overlay keeps this cheap for big profiles; the planting rule is the same everywhere."""
     book = state.org.approvals
-    for i in [*range(min(book.n, 2000)), *book.new_indices]:
+    for i in [*range(min(book.n, 2000)), *list(book.new_indices)]:
         inst = book.get(i)
         for s in inst.sensitive:
             yield {"id": f"approval/{inst.id}/{s['type']}", "kind": "approval", "itemId": inst.id, **s}

@@ -142,7 +142,7 @@ class CalendarBook:
             out += [
                 (start, eid, None) for start, eid in self._starts(u) if eid not in changed
             ]  # rendered lazily
-        for eid, ch in changed.items():
+        for eid, ch in list(changed.items()):  # a copy: truth walks run in a worker thread
             ev = ch.event or ch.base
             out.append(
                 (
@@ -296,7 +296,7 @@ def truth_events(state: EmulatorState) -> Iterator[dict[str, Any]]:
                 item["deleted"] = True
             yield item
         seen.add(user.unionid)
-    for unionid in book.changes:
+    for unionid in list(book.changes):
         if unionid not in seen:
             for _, eid, ev in book.events_of(unionid):
                 e = book.render(unionid, eid, ev)

@@ -311,7 +311,8 @@ async def legacy_listdimission(call: Call) -> dict[str, Any]:
 
 
 def truth_departments(state: EmulatorState) -> Iterator[dict[str, Any]]:
-    for d in state.org.people.departments:
+    # Copies throughout: truth walks run in a worker thread while mutations may run.
+    for d in list(state.org.people.departments):
         item: dict[str, Any] = {"id": str(d.dept_id), "name": d.name, "parent_id": d.parent_id or None}
         if d.removed:
             item["deleted"] = True
@@ -320,10 +321,10 @@ def truth_departments(state: EmulatorState) -> Iterator[dict[str, Any]]:
 
 def truth_users(state: EmulatorState) -> Iterator[dict[str, Any]]:
     people = state.org.people
-    for u in people.users:
+    for u in list(people.users):
         yield {"id": u.userid, "unionid": u.unionid, "name": u.name, "dept_id_list": list(u.dept_id_list)}
     # Users who left while the emulator ran were visible before: a backup must mark them deleted.
-    for left in people.left_during_run:
+    for left in list(people.left_during_run):
         u = left.user
         yield {
             "id": u.userid,
@@ -335,7 +336,7 @@ def truth_users(state: EmulatorState) -> Iterator[dict[str, Any]]:
 
 
 def truth_resigned(state: EmulatorState) -> Iterator[dict[str, Any]]:
-    for r in state.org.people.resigned:
+    for r in list(state.org.people.resigned):
         yield {
             "id": r.user.userid,
             "name": r.user.name,

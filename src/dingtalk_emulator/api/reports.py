@@ -203,7 +203,7 @@ def truth_reports(state: EmulatorState) -> Iterator[dict[str, Any]]:
             "modified_time": book.modified(i),
             "creator_id": book.creator(i).userid,
         }
-    for rep in book.extra:
+    for rep in list(book.extra):  # a copy: truth walks run in a worker thread
         yield {
             "id": rep["report_id"],
             "template_name": rep["template_name"],

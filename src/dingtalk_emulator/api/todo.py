@@ -110,7 +110,7 @@ class TodoBook:
                 t = self.current(self.task_id(u, j))
                 if t is not None:
                     out.append(t)
-        out += [t for tid in self.new_ids.get(unionid, []) if (t := self.changed.get(tid)) is not None]
+        out += [t for tid in list(self.new_ids.get(unionid, [])) if (t := self.changed.get(tid)) is not None]
         return out
 
 
@@ -171,8 +171,8 @@ def truth_todos(state: EmulatorState) -> Iterator[dict[str, Any]]:
                     "isDone": t["isDone"],
                     "modifiedTime": t["modifiedTime"],
                 }
-    for ids in book.new_ids.values():
-        for tid in ids:
+    for ids in list(book.new_ids.values()):  # copies: truth walks run in a worker thread
+        for tid in list(ids):
             t = book.changed.get(tid)
             if t is None:
                 t = book.deleted[tid]
