@@ -102,3 +102,29 @@ def test_demo_walkthrough_exits_zero(capsys: pytest.CaptureFixture[str]) -> None
         "/topapi/v2/department/listsub",
     ):
         assert word in out
+
+
+def test_truth_walks_survive_concurrent_mutations() -> None:
+    import threading
+
+    with RunningEmulator(EmulatorConfig(limits="off", profile="small")) as emu:
+        results: dict[str, object] = {}
+
+        def walk(kind: str) -> None:
+            with httpx.Client(base_url=emu.base_url, timeout=60) as http:
+                r = http.get("/_emulator/truth", params={"kind": kind, "format": "jsonl"})
+                results[kind] = (r.status_code, len(r.text.splitlines()))
+
+        threads = [
+            threading.Thread(target=walk, args=(k,)) for k in ("calendar_event", "todo", "user", "report")
+        ]
+        for t in threads:
+            t.start()
+        with httpx.Client(base_url=emu.base_url, timeout=30) as http:
+            for seed in range(5):
+                r = http.post("/_emulator/mutate", json={"op": "random", "count": 10, "seed": seed})
+                assert r.status_code == 200, r.text
+        for t in threads:
+            t.join(timeout=60)
+        assert all(code == 200 and n > 0 for code, n in results.values()), results
+        assert len(results) == 4
