@@ -20,6 +20,9 @@ Mutation handlers:
 - must be deterministic given params, the seed and `state.now_ms()`: with `--state DIR` each applied
   mutation is journaled (op, params, time) and replayed on restart with the clock set to that time.
 - call `state.hub.publish_event(event_type, data)` with the §7.5 event.
+
+Truth providers run in a worker thread (big kinds take seconds) while mutations may run on the event
+loop: iterate copies of mutable containers (`list(...)`), never a dict or list a mutation may change.
 """
 
 from __future__ import annotations
