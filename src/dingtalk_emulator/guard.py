@@ -467,6 +467,9 @@ class Guard:
         return status, b"".join(chunks)
 
     async def _download(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] != "GET":  # HEAD and friends carry no body to cut short
+            await self._app(scope, receive, send)
+            return
         decision = self.plan.for_download()
         sent = 0
         cut_at: int | None = None

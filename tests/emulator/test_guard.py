@@ -64,7 +64,7 @@ def make_app(guard: Guard):
         Route("/v1.0/oauth2/accessToken", token, methods=["POST"]),
         Route("/v1.0/contact/empLeaveRecords", token),
         Route("/v1.0/calendar/denied", denied),
-        Route("/_blob/{key}", blob),
+        Route("/_blob/{key}", blob, methods=["GET", "HEAD"]),
         *guard.routes(),
     ]
     return guard.wrap(Starlette(routes=routes))
@@ -509,3 +509,10 @@ def test_stats_count_templates_methods_and_failures_then_reset():
         assert stats["total"] == 5 and stats["failed"] == 3 and stats["ok"] == 2
         reset = c.post("/_emulator/stats/reset").json()
         assert reset["total"] == 0 and reset["calls"] == {}
+
+
+def test_truncate_spares_head_requests():
+    with serve(Guard(faults="truncate=1")) as c:
+        head = c.head("/_blob/a")
+        assert head.status_code == 200 and int(head.headers["content-length"]) == len(BLOB)
+        assert c.get("/_emulator/stats").json()["faults"] == {}
