@@ -333,6 +333,10 @@ class Vault:
                     loc = self.index.locate(blob_id)
                     break
         if loc is None:
+            # Another client may have written it since this cache was last refreshed.
+            self.refresh_index()
+            loc = self.index.locate(blob_id)
+        if loc is None:
             raise BlobNotFound(f"blob {blob_id.hex()} is not in the vault's index")
         return loc
 
@@ -347,7 +351,7 @@ class Vault:
         try:
             stored = self.backend.get(key, loc.seg_offset, loc.seg_length)
         except ObjectNotFound:
-            raise IntegrityError(f"{what} is missing (it holds blob {loc.blob_id.hex()})") from None
+            raise _PackMissing(f"{what} is missing (it holds blob {loc.blob_id.hex()})") from None
         if len(stored) != loc.seg_length:
             raise IntegrityError(f"{what}: truncated (segment at {loc.seg_offset} short)")
         aead = pack_aead(self.class_key(loc.storage_class), loc.salt)
@@ -363,7 +367,16 @@ class Vault:
         """The plaintext of a blob, checked against its id (IntegrityError when damaged)."""
         with self._read_lock:
             loc = self._locate(blob_id)
-            seg = self._segment(loc)
+            try:
+                seg = self._segment(loc)
+            except _PackMissing:
+                # A prune elsewhere may have moved the blob: refresh once, then report.
+                self.refresh_index()
+                loc = self._locate(blob_id)
+                try:
+                    seg = self._segment(loc)
+                except _PackMissing as exc:
+                    raise IntegrityError(str(exc)) from None
             data = seg[loc.offset : loc.offset + loc.length]
             if len(data) != loc.length or blake3.blake3(data, key=self.id_keys[loc.storage_class]).digest() != blob_id:
                 self._segments.pop((loc.pack_id, loc.seg_offset), None)
@@ -536,6 +549,10 @@ class Vault:
 
 
 _plain_len_unknown = -1
+
+
+class _PackMissing(Exception):
+    pass
 
 
 def _read_into(stream: BinaryIO, b: Any) -> int:
