@@ -3,8 +3,8 @@
     .venv/bin/python bench/emulator.py                          # all profiles, wrk if installed
     .venv/bin/python bench/emulator.py --profiles demo,large --duration 10 --record
 
-For each profile the emulator runs in its own process (`--limits off`, so the figure is the server's
-capacity rather than DingTalk's 20 calls/s) and is measured from the outside:
+For each profile the emulator runs in its own process (`dingtalk-emulator serve --limits off`, so the
+figure is the server's capacity rather than DingTalk's 20 calls/s) and is measured from the outside:
 
 * start-up: from spawning the process until it answers HTTP;
 * memory: the process's peak resident set (VmHWM) after start-up and after the load run;
@@ -31,7 +31,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,20 +41,6 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "RESULTS.md"
 SECTION = "## Emulator"
-
-# The server process: the emulator's own app factory under uvicorn, access log off (as `serve` runs it).
-LAUNCHER = textwrap.dedent(
-    """
-    import sys, uvicorn
-    from dingtalk_emulator.server import create_app
-    from dingtalk_emulator.state import EmulatorConfig
-    profile, port = sys.argv[1], int(sys.argv[2])
-    config = EmulatorConfig(profile=profile, seed=1, limits="off", port=port)
-    app, state = create_app(config)
-    state.base_url = f"http://127.0.0.1:{port}"
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off")
-    """
-)
 
 
 def free_port() -> int:
@@ -90,7 +75,9 @@ def start_server(profile: str, timeout: float = 120.0) -> Server:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, profile, str(port)], env=env)
+    # The emulator exactly as users run it: `dingtalk-emulator serve` (one uvicorn worker).
+    cmd = [sys.executable, "-m", "dingtalk_emulator.cli", "serve", "--profile", profile, "--port", str(port)]
+    proc = subprocess.Popen([*cmd, "--limits", "off"], env=env, stdout=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     while True:
         if proc.poll() is not None:
