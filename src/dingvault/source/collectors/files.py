@@ -24,6 +24,7 @@ cursor.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
@@ -122,42 +123,58 @@ class FilesCollector(Collector):
             raise DingTalkError("no user with a unionId to read files as", endpoint=st.DRIVE_SPACES)
         admin_union = everyone[0][1]
         self._space_gaps = False
+        self._root_converts: bool | None = None
 
-        spaces: dict[str, Space] = {}
         workspaces: dict[str, Workspace] = {}
-        await self._org_spaces(admin_union, spaces)
-        await self._personal_spaces(people, spaces)
-        await self._group_spaces(directory, spaces)
-        await self._workspaces(people, workspaces)
+        found: tuple[dict[str, Space], dict[str, Space], dict[str, Space]] = ({}, {}, {})
+        # The discovery calls go to different APIs: run them side by side.
+        await asyncio.gather(
+            self._org_spaces(admin_union, found[0]),
+            self._personal_spaces(people, found[1]),
+            self._group_spaces(directory, found[2]),
+            self._workspaces(people, workspaces),
+        )
+        spaces: dict[str, Space] = {}
+        for source_spaces in found:  # fixed precedence of who reads a space: admin, owner, member
+            for sid, space in source_spaces.items():
+                spaces.setdefault(sid, space)
+        includes_space = getattr(scope, "includes_space", None)
+        if includes_space is not None:
+            spaces = {k: v for k, v in spaces.items() if includes_space(k)}
         yield Batch(
             items=[workspace_item(w) for w in workspaces.values()],
             complete=[CompleteListing("wiki_workspace", WORKSPACES_CONTAINER)]
             if mode == "full" and not self._space_gaps
             else None,
         )
-        # Knowledge-base trees first: walking them also finds each knowledge base's storage space.
-        for workspace in workspaces.values():
-            async for batch in self._workspace_nodes(workspace, mode, cursors):
-                yield batch
-            space = await self._wiki_space(workspace)
-            if space is not None:
-                spaces.setdefault(space.space_id, space)
-        includes_space = getattr(scope, "includes_space", None)
-        if includes_space is not None:
-            spaces = {k: v for k, v in spaces.items() if includes_space(k)}
-        yield Batch(
-            items=[space_item(s) for s in spaces.values()],
-            complete=[CompleteListing("drive_space", SPACES_CONTAINER)]
-            if mode == "full" and not self._space_gaps and includes_space is None
-            else None,
-        )
+        yield Batch(items=[space_item(s) for s in spaces.values()])
 
-        def source(space: Space) -> Callable[[], AsyncIterator[Batch]]:
+        def files_of(space: Space) -> Callable[[], AsyncIterator[Batch]]:
             return lambda: self._space_files(space, mode, cursors, scope)
 
-        # Spaces are independent: read several at once (the client paces each API).
-        async for batch in interleave((source(s) for s in spaces.values()), self.settings.concurrency):
+        def tree(workspace: Workspace) -> Callable[[], AsyncIterator[Batch]]:
+            # Walking a knowledge base's nodes also finds its storage space, whose files follow.
+            async def walk() -> AsyncIterator[Batch]:
+                async for batch in self._workspace_nodes(workspace, mode, cursors):
+                    yield batch
+                space = await self._wiki_space(workspace)
+                if space is None or space.space_id in spaces:
+                    return
+                if includes_space is not None and not includes_space(space.space_id):
+                    return
+                spaces[space.space_id] = space
+                yield Batch(items=[space_item(space)])
+                async for batch in self._space_files(space, mode, cursors, scope):
+                    yield batch
+
+            return walk
+
+        sources = [files_of(s) for s in list(spaces.values())] + [tree(w) for w in workspaces.values()]
+        # Spaces and knowledge bases are independent: read several at once (the client paces each API).
+        async for batch in interleave(sources, self.settings.concurrency):
             yield batch
+        if mode == "full" and not self._space_gaps and includes_space is None:
+            yield Batch(complete=[CompleteListing("drive_space", SPACES_CONTAINER)])
         self.finish()
 
     async def _wiki_space(self, workspace: Workspace) -> Space | None:
@@ -166,7 +183,9 @@ class FilesCollector(Collector):
         Whether the root node itself converts with `queryDentryId` is not documented (uncertain),
         so a node found under it is the fallback; an empty knowledge base may have no space to read.
         """
-        candidates = [workspace.raw.get("rootNodeId"), workspace.first_node]
+        root = workspace.raw.get("rootNodeId")
+        # Once a root node has failed to convert, stop asking for the others (saves a call each).
+        candidates = [root if self._root_converts is not False else None, workspace.first_node]
         last: DingTalkError | None = None
         for node_id in candidates:
             if not node_id:
@@ -175,10 +194,14 @@ class FilesCollector(Collector):
                 found = await st.uuid_to_dentry(self.client, str(node_id), workspace.operator)
             except NotFound as exc:
                 last = exc
+                if node_id == root and self._root_converts is None:
+                    self._root_converts = False
                 continue
             except DingTalkError as exc:
                 self._gap(f"storage space of knowledge base {workspace.workspace_id}", exc)
                 return None
+            if node_id == root:
+                self._root_converts = True
             sid = found.get("spaceId")
             if sid:
                 raw = {"workspaceId": workspace.workspace_id, "workspace": workspace.raw}
