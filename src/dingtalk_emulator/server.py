@@ -17,12 +17,15 @@ import time
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute
 
 from dingtalk_emulator import control
 from dingtalk_emulator.api import FAMILY_MODULES
 from dingtalk_emulator.company.org import Org, truth_sensitive
 from dingtalk_emulator.config import profile_for
+from dingtalk_emulator.envelope import api_error_response, legacy_error_response
 from dingtalk_emulator.guard import Guard
 from dingtalk_emulator.state import EmulatorConfig, EmulatorState
 from dingtalk_emulator.stream import StreamHub
@@ -41,6 +44,23 @@ def _family_modules() -> list[Any]:
                 raise  # a real import error inside an existing module must not be hidden
             log.debug("family module %s not present; skipped", name)
     return modules
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    """Unknown paths and methods answer in the caller's API generation, never as a bare text page.
+
+    Legacy: errcode 404 "请求的URI地址不存在"; new API: 404 `InvalidAction.NotFound` — both are what
+    the platform is seen to answer elsewhere; the reference does not document them (uncertain).
+    """
+    status = getattr(exc, "status_code", 404)
+    path = request.url.path
+    if path.startswith("/v1.0/") or path.startswith("/v2.0/"):
+        return api_error_response(
+            status, "InvalidAction.NotFound", "Specified api is not found, please check your url and method."
+        )
+    if path.startswith("/_"):
+        return PlainTextResponse("Not Found" if status == 404 else "Method Not Allowed", status_code=status)
+    return legacy_error_response(404, "请求的URI地址不存在")
 
 
 def create_app(config: EmulatorConfig, *, clock: Any = None) -> tuple[Any, EmulatorState]:
@@ -68,7 +88,7 @@ def create_app(config: EmulatorConfig, *, clock: Any = None) -> tuple[Any, Emula
     routes.extend(control.routes(state))
     routes.extend(state.hub.routes())
     routes.extend(state.guard.routes())
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, exception_handlers={404: _not_found, 405: _not_found})
     app.state.emulator = state
     control.check_state_dir(state)
     control.load_journal(state)  # --state DIR: replay the persisted mutation overlay

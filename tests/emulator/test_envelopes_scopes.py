@@ -82,3 +82,13 @@ def test_attachment_download_needs_the_write_scope() -> None:
     assert r.status_code == 403 and r.json()["accessdenieddetail"]["requiredScopes"] == [
         "Workflow.Instance.Write"
     ]
+
+
+def test_unknown_paths_answer_in_their_generation() -> None:
+    emu = make_emu()
+    r = emu.client.get("/v1.0/nothing/here", headers=emu.h())
+    assert r.status_code == 404 and r.json()["code"] == "InvalidAction.NotFound" and r.json()["requestid"]
+    r = emu.client.post("/topapi/nothing", params=emu.q())
+    assert r.json()["errcode"] == 404
+    r = emu.client.get("/v1.0/workflow/processes/instanceIds/query", headers=emu.h())  # wrong method
+    assert r.status_code == 405 and r.json()["code"] == "InvalidAction.NotFound"
