@@ -27,6 +27,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -41,6 +42,16 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "RESULTS.md"
 SECTION = "## Emulator"
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: the kernel sends SIGTERM to the server if this benchmark dies (no orphans)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass  # not Linux: Server.stop() in a finally block still cleans up
 
 
 def free_port() -> int:
@@ -77,7 +88,9 @@ def start_server(profile: str, timeout: float = 120.0) -> Server:
     t0 = time.perf_counter()
     # The emulator exactly as users run it: `dingtalk-emulator serve` (one uvicorn worker).
     cmd = [sys.executable, "-m", "dingtalk_emulator.cli", "serve", "--profile", profile, "--port", str(port)]
-    proc = subprocess.Popen([*cmd, "--limits", "off"], env=env, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*cmd, "--limits", "off"], env=env, stdout=subprocess.DEVNULL, preexec_fn=_die_with_parent
+    )
     base = f"http://127.0.0.1:{port}"
     while True:
         if proc.poll() is not None:

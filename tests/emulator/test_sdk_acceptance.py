@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import textwrap
@@ -290,6 +291,16 @@ STREAM_CLIENT = textwrap.dedent(
 )
 
 
+def _die_with_parent() -> None:
+    # The SDK reconnects forever; if pytest dies, the kernel stops the child too (Linux).
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 class StreamClientProcess:
     """The official stream SDK in a child process; its handlers print one JSON line per message."""
 
@@ -301,6 +312,7 @@ class StreamClientProcess:
             stderr=subprocess.DEVNULL,
             env=env,
             text=True,
+            preexec_fn=_die_with_parent,
         )
         self.lines: queue.Queue[dict[str, Any]] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
