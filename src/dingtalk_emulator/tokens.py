@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 TOKEN_TTL_S = 7200
 REFRESH_TTL_S = 30 * 86400  # user refresh tokens: 30 days
+PRUNE_AT = 10_000  # tokens kept before expired ones are pruned
 AUTH_CODE_TTL_S = 300  # (uncertain) the reference gives no lifetime for authCode; 5 minutes
 
 
@@ -36,9 +37,19 @@ class TokenStore:
         self._user_tokens: dict[str, Token] = {}  # unionid -> current token
 
     def _new(self, kind: str, unionid: str = "") -> Token:
+        if len(self._tokens) >= PRUNE_AT:
+            self._prune()
         tok = Token(secrets.token_hex(16), kind, self._clock() + TOKEN_TTL_S, unionid)
         self._tokens[tok.value] = tok
         return tok
+
+    def _prune(self) -> None:
+        """Forget tokens expired for a day (they would answer 40014 instead of 42001) and stale codes:
+        a long fault-injection run that expires tokens over and over must not grow without bound."""
+        now = self._clock()
+        self._tokens = {v: t for v, t in self._tokens.items() if t.expires_at > now - 86400}
+        self._codes = {c: e for c, e in self._codes.items() if e[1] > now}
+        self._refresh = {r: e for r, e in self._refresh.items() if e[1] > now}
 
     def app_token(self) -> Token:
         now = self._clock()

@@ -147,3 +147,23 @@ def test_authorize_rejects_unknown_client(emu: Emu) -> None:
     )
     assert r.status_code == 302
     assert parse_qs(urlparse(r.headers["location"]).query)["error"] == ["invalid_client"]
+
+
+def test_expired_tokens_are_pruned_but_recent_ones_still_say_expired(monkeypatch) -> None:
+    from emulator_support import FakeClock
+
+    import dingtalk_emulator.tokens as tokens_mod
+
+    monkeypatch.setattr(tokens_mod, "PRUNE_AT", 50)
+    clock = FakeClock()
+    store = tokens_mod.TokenStore(clock)
+    old = store.app_token().value
+    clock.advance(7200 + 2 * 86400)  # long expired
+    recent = store.app_token().value
+    store.expire_all()
+    for _ in range(60):  # every expiry forces a new token
+        store.app_token()
+        store.expire_all()
+    assert store.check(old) == (None, "invalid")  # pruned
+    assert store.check(recent) == (None, "expired")  # expired less than a day ago: still known
+    assert len(store._tokens) <= 61
