@@ -4,8 +4,9 @@ Only enterprise todos (created through the API with a `detailUrl`) are listed, c
 within 180 days; personal todos are not reachable. Each user in scope is asked twice (open and
 done, every role), `nextToken` pages; a todo shared by several users is yielded once (by taskId).
 
-Containers: open todos live in `open`; done ones in `done/<YYYY-MM>` of their modifiedTime, so a
-full run declares complete only the done months still inside the API's 180-day visibility.
+Containers: open todos live in `open`; done ones in `done/<YYYY-MM>` of their modifiedTime. The API
+has no delta form, so every run lists everything and declares complete `open` and the done months
+wholly inside the API's 180-day visibility (older done todos are kept, never taken for deleted).
 """
 
 from __future__ import annotations
