@@ -85,6 +85,21 @@ def test_create_only_and_overwrite(backend: Backend) -> None:
     assert backend.get("config") == b"four"
 
 
+def test_create_only_is_idempotent_for_identical_bytes(backend: Backend) -> None:
+    """A retried write whose first attempt landed must not fail; other bytes still conflict."""
+    data = os.urandom(5000)
+    backend.put("data/ab/same", data)
+    backend.put("data/ab/same", data)
+    backend.put_stream("data/ab/same", io.BytesIO(data), len(data))
+    backend.put_stream("data/ab/same", io.BytesIO(data))  # size unknown
+    with pytest.raises(ObjectExists):
+        backend.put("data/ab/same", data[:-1] + bytes([data[-1] ^ 1]))  # same size, other bytes
+    with pytest.raises(ObjectExists):
+        backend.put_stream("data/ab/same", io.BytesIO(data + b"x"), len(data) + 1)
+    assert backend.get("data/ab/same") == data
+    assert [i.key for i in backend.list("data/ab/")] == ["data/ab/same"]
+
+
 def test_concurrent_create_only_has_one_winner(backend: Backend) -> None:
     results: list[str] = []
     barrier = threading.Barrier(8)

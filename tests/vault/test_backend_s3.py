@@ -241,3 +241,39 @@ def test_a_download_cut_mid_body_is_retried(moto_s3: MotoS3) -> None:
     cuts["left"] = 10  # more cuts than retries: a clear error, not a hang
     with pytest.raises(BackendError, match="reading k from s3://"):
         b.get("k")
+
+
+def test_a_put_whose_acknowledgement_was_lost_succeeds_on_retry(moto_s3: MotoS3) -> None:
+    """The PUT lands, the connection drops before the answer, the retry meets If-None-Match:
+    the backend must see its own bytes there and succeed, not report a conflict."""
+    from botocore.exceptions import ConnectionClosedError
+
+    b = moto_s3.backend()
+    real = b._client.put_object
+    calls = {"n": 0}
+
+    def lossy_put(**kw):
+        calls["n"] += 1
+        real(**kw)
+        if calls["n"] == 1:
+            raise ConnectionClosedError(endpoint_url=moto_s3.endpoint_url)
+        return {}
+
+    b._client.put_object = lossy_put  # type: ignore[method-assign]
+    b.put("data/ab/pack", b"pack bytes")
+    assert calls["n"] == 2 and b.get("data/ab/pack") == b"pack bytes"
+    with pytest.raises(ObjectExists):
+        b.put("data/ab/pack", b"other bytes")
+
+
+def test_multipart_create_only_is_idempotent(moto_s3: MotoS3) -> None:
+    b = small_parts(moto_s3)
+    data = os.urandom(11 * MiB)
+    b.put_stream("data/ab/big", io.BytesIO(data), len(data))
+    b.put_stream("data/ab/big", io.BytesIO(data), len(data))  # same bytes: fine
+    other = bytearray(data)
+    other[7 * MiB] ^= 1
+    with pytest.raises(ObjectExists):
+        b.put_stream("data/ab/big", io.BytesIO(bytes(other)), len(other))
+    assert b.get("data/ab/big") == data
+    assert moto_s3.client().list_multipart_uploads(Bucket=b.bucket).get("Uploads", []) == []

@@ -126,7 +126,6 @@ class ReplicationResult:
     replica: str
     copied: int = 0
     copied_bytes: int = 0
-    already_present: int = 0
     corrupt: list[str] = field(default_factory=list)  # primary objects whose bytes do not match their name
     revoked_slots: list[str] = field(
         default_factory=list
@@ -225,7 +224,9 @@ def ship(
             result.corrupt.append(info.key)
             continue
         except ObjectExists:
-            result.already_present += 1  # a previous pass got it there before it could record it
+            # The replica holds *other* bytes under this name (identical bytes succeed): a damaged
+            # replica copy. Never overwritten from here; verify with the replica names it.
+            result.mismatched.append(info.key)
         except BackendError as exc:
             if isinstance(exc, ObjectNotFound) and not _exists(source, info.key):
                 continue  # pruned on the primary since we listed it: nothing to ship

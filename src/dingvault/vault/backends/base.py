@@ -59,8 +59,10 @@ class Backend(Protocol):
     def put(self, key: str, data: bytes, *, overwrite: bool = False, sync: bool = True) -> None:
         """Store ``data`` atomically: readers see the whole object or nothing.
 
-        With ``overwrite=False`` the write is create-only (raises ObjectExists if present), and
-        the check is race-free against concurrent writers of the same key.
+        With ``overwrite=False`` the write is create-only: ObjectExists if the key holds other
+        bytes, race-free against concurrent writers of the same key. If the key already holds
+        exactly these bytes the put succeeds (idempotent): a write retried after a lost
+        acknowledgement must not fail, and for content-addressed objects it is the same object.
         With ``sync=True`` durable when it returns; see the module docstring for ``sync=False``.
         """
 

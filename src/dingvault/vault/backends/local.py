@@ -133,6 +133,21 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+def _same_bytes(a: Path, b: Path) -> bool:
+    try:
+        if os.stat(a).st_size != os.stat(b).st_size:
+            return False
+        with open(a, "rb") as fa, open(b, "rb") as fb:
+            while True:
+                x = fa.read(CHUNK)
+                if x != fb.read(CHUNK):
+                    return False
+                if not x:
+                    return True
+    except (FileNotFoundError, IsADirectoryError):
+        return False
+
+
 class LocalBackend:
     """Objects as files under ``root`` (created if missing)."""
 
@@ -205,9 +220,16 @@ class LocalBackend:
 
     def _write(self, key: str, stream: BinaryIO, size: int | None, *, overwrite: bool, sync: bool) -> None:
         target = self.path_for(key)
-        if not overwrite and target.exists():
-            # Early exit only (saves copying a large stream); the os.link below is the real check.
-            raise ObjectExists(f"object {key} already exists in {self.url}")
+        if not overwrite and size is not None:
+            # Early exit only (saves copying a large stream into a key that holds other bytes);
+            # the os.link below is the real check.
+            try:
+                if os.stat(target).st_size != size:
+                    raise ObjectExists(f"object {key} already exists in {self.url}")
+            except (FileNotFoundError, NotADirectoryError):
+                pass
+            except OSError as exc:
+                raise _describe(exc, "inspecting", target) from exc
         tmp = target.parent / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(8)}"
         stage = "creating directory for"
         fd = -1
@@ -241,7 +263,7 @@ class LocalBackend:
                 try:
                     os.link(tmp, target)
                 except FileExistsError:
-                    raise ObjectExists(f"object {key} already exists in {self.url}") from None
+                    self._exists_unless_same(key, tmp, target, sync)
                 except OSError as exc:
                     if exc.errno not in _NO_LINKS:
                         raise
@@ -267,6 +289,19 @@ class LocalBackend:
             except OSError:
                 pass  # cleanup() will get it; the original error is the one worth reporting
 
+    def _exists_unless_same(self, key: str, tmp: Path, target: Path, sync: bool) -> None:
+        """The key is taken: succeed if it holds exactly our bytes (a retried write whose first
+        attempt landed; the same rule on every backend), else raise ObjectExists."""
+        if not _same_bytes(tmp, target):
+            raise ObjectExists(f"object {key} already exists in {self.url}")
+        if sync:  # the earlier copy may itself have been written with sync=False
+            fd = os.open(target, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            _fsync_dir(str(target.parent))
+
     def _publish_without_links(self, tmp: Path, target: Path, key: str, link_error: OSError) -> None:
         """Create-only publish on a filesystem without hard links (some FUSE / network mounts)."""
         if _rename_noreplace is None:
@@ -277,7 +312,7 @@ class LocalBackend:
         try:
             _rename_noreplace(str(tmp), str(target))
         except FileExistsError:
-            raise ObjectExists(f"object {key} already exists in {self.url}") from None
+            self._exists_unless_same(key, tmp, target, sync=True)
         except OSError as exc:
             if exc.errno in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
                 raise BackendError(

@@ -30,6 +30,7 @@ several S3-compatible stores reject); the vault authenticates every object itsel
 from __future__ import annotations
 
 import configparser
+import hashlib
 import io
 import logging
 import os
@@ -275,7 +276,8 @@ class S3Backend:
         if not overwrite:
             if not self._conditional_supported:
                 if self.exists(key):  # HEAD-then-PUT: racy, see module docstring
-                    raise ObjectExists(f"object {key} already exists in {self.url}")
+                    self._exists_unless_same(key, full, hashlib.md5(data, usedforsecurity=False).hexdigest())
+                    return
             else:
                 args["IfNoneMatch"] = "*"
         try:
@@ -283,11 +285,26 @@ class S3Backend:
         except ClientError as exc:
             code = _code(exc)
             if code in _EXISTS and not overwrite:
-                raise ObjectExists(f"object {key} already exists in {self.url}") from None
+                self._exists_unless_same(key, full, hashlib.md5(data, usedforsecurity=False).hexdigest())
+                return
             if code in _UNSUPPORTED and "IfNoneMatch" in args and self._fall_back():
                 self._put_small(key, full, data, overwrite)
                 return
             raise self._client_error(exc, "writing", key) from exc
+
+    def _exists_unless_same(self, key: str, full: str, expected_etag: str) -> None:
+        """A create-only write found the key taken: succeed if it already holds exactly our bytes
+        (typically our own earlier attempt, whose acknowledgement a connection reset lost before
+        the retry), else raise ObjectExists. The ETag is the MD5 of the bytes (of the part MD5s
+        for multipart) on S3 and its compatibles without KMS encryption; any other ETag simply
+        does not match, and the answer stays ObjectExists."""
+        try:
+            resp = self._call("head", self._client.head_object, Bucket=self.bucket, Key=full)
+            same = str(resp.get("ETag", "")).strip('"') == expected_etag
+        except ClientError:
+            same = False
+        if not same:
+            raise ObjectExists(f"object {key} already exists in {self.url}")
 
     def _fall_back(self) -> bool:
         if self._conditional != "auto":
@@ -303,8 +320,12 @@ class S3Backend:
         return True
 
     def _multipart(self, key: str, full: str, stream: BinaryIO, size: int | None, overwrite: bool) -> None:
-        if not overwrite and self.exists(key):
-            raise ObjectExists(f"object {key} already exists in {self.url}")  # early exit, saves the upload
+        if not overwrite and size is not None:
+            try:
+                if self.stat(key).size != size:  # taken by different bytes: no need to upload
+                    raise ObjectExists(f"object {key} already exists in {self.url}")
+            except ObjectNotFound:
+                pass
         try:
             upload_id = self._call(
                 "start upload", self._client.create_multipart_upload, Bucket=self.bucket, Key=full
@@ -313,6 +334,7 @@ class S3Backend:
             raise self._client_error(exc, "starting upload of", key) from exc
         try:
             parts = []
+            digests = []  # part MD5s: the multipart ETag is the MD5 of their concatenation
             total = 0
             number = 1
             while True:
@@ -332,6 +354,7 @@ class S3Backend:
                     Body=chunk,
                 )
                 parts.append({"PartNumber": number, "ETag": resp["ETag"]})
+                digests.append(hashlib.md5(chunk, usedforsecurity=False).digest())
                 number += 1
                 if len(chunk) < self.part_size:
                     break
@@ -343,31 +366,42 @@ class S3Backend:
                 "UploadId": upload_id,
                 "MultipartUpload": {"Parts": parts},
             }
+            whole = hashlib.md5(b"".join(digests), usedforsecurity=False).hexdigest()
+            etag = f"{whole}-{len(parts)}"
             if not overwrite:
                 if self._conditional_supported:
                     args["IfNoneMatch"] = "*"
                 elif self.exists(key):
-                    raise ObjectExists(f"object {key} already exists in {self.url}")
+                    self._exists_unless_same(key, full, etag)
+                    self._abort(key, full, upload_id)  # the same bytes are already there
+                    return
             try:
                 self._call("complete upload", self._client.complete_multipart_upload, **args)
             except ClientError as exc:
                 code = _code(exc)
                 if code in _EXISTS and not overwrite:
-                    raise ObjectExists(f"object {key} already exists in {self.url}") from None
+                    self._exists_unless_same(key, full, etag)
+                    self._abort(key, full, upload_id)
+                    return
                 if code in _UNSUPPORTED and "IfNoneMatch" in args and self._fall_back():
                     if self.exists(key):
-                        raise ObjectExists(f"object {key} already exists in {self.url}") from None
+                        self._exists_unless_same(key, full, etag)
+                        self._abort(key, full, upload_id)
+                        return
                     del args["IfNoneMatch"]
                     self._call("complete upload", self._client.complete_multipart_upload, **args)
                     return
                 raise self._client_error(exc, "completing upload of", key) from exc
         except BaseException:
             # Never leave a half-upload billing storage; if even the abort fails, cleanup() will.
-            try:
-                self._client.abort_multipart_upload(Bucket=self.bucket, Key=full, UploadId=upload_id)
-            except Exception as abort_exc:  # the original error is the one to report
-                log.warning("could not abort multipart upload of %s: %s", key, abort_exc)
+            self._abort(key, full, upload_id)
             raise
+
+    def _abort(self, key: str, full: str, upload_id: str) -> None:
+        try:
+            self._client.abort_multipart_upload(Bucket=self.bucket, Key=full, UploadId=upload_id)
+        except Exception as abort_exc:  # the caller's outcome is what matters; cleanup() retries
+            log.warning("could not abort multipart upload of %s: %s", key, abort_exc)
 
     def delete(self, key: str) -> None:
         try:
