@@ -122,6 +122,7 @@ class BackupEngine:
         tmp_dir: Path | None = None,
         progress: Progress | None = None,
         api_call_counts: Callable[[], Mapping[str, int]] | None = None,
+        api_error_counts: Callable[[], Mapping[str, int]] | None = None,
         level_for: Callable[[Item], str] | None = None,
         queue_size: int = 8,
         download_concurrency: int = 8,
@@ -135,6 +136,7 @@ class BackupEngine:
         self.tmp_dir = tmp_dir
         self.progress: Progress = progress or _NoProgress()
         self._api_call_counts = api_call_counts
+        self._api_error_counts = api_error_counts
         self._level_for = level_for or (lambda _item: "internal")
         self._queue_size = queue_size
         self._download_sem = asyncio.Semaphore(download_concurrency)
@@ -160,6 +162,7 @@ class BackupEngine:
             raise ValueError(f"mode must be full or incremental, not {mode!r}")
         stats = RunStats(mode=mode)
         calls_before = dict(self._api_call_counts()) if self._api_call_counts else {}
+        errors_before = dict(self._api_error_counts()) if self._api_error_counts else {}
         families = sorted({c.family for c in self.collectors})
         run_id = await self._call(self.store.start_run, mode, families)
         try:
@@ -181,6 +184,13 @@ class BackupEngine:
                 delta = n - calls_before.get(endpoint, 0)
                 if delta:
                     stats.api_calls[endpoint] += delta
+        if self._api_error_counts:
+            for key, n in self._api_error_counts().items():
+                delta = n - errors_before.get(key, 0)
+                if key == "(retries)":
+                    stats.api_retries = delta
+                elif delta:
+                    stats.api_errors[key] += delta
         # Every run yields an independent snapshot and a catalog export, even a partial one: what
         # was stored is stored, and the snapshot says exactly what it holds.
         stats.snapshot_id = await self._call(self.store.commit_snapshot, run_id)

@@ -169,6 +169,7 @@ class Session:
                     tmp_dir=self.home.tmp_dir,
                     progress=progress,
                     api_call_counts=lambda: client.calls,
+                    api_error_counts=lambda: {**client.errors, "(retries)": client.retries},
                     **(engine_options or {}),
                 )
                 return await engine.run(mode)

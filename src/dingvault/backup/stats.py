@@ -47,6 +47,10 @@ class RunStats:
     failed: Counter[str] = field(default_factory=Counter)
     skipped_content: Counter[str] = field(default_factory=Counter)  # attachments excluded by scope
     api_calls: Counter[str] = field(default_factory=Counter)
+    # Error answers the client met (and retried or reported), per "endpoint code", e.g. a
+    # malformed JSON body or an HTML page where JSON was expected.
+    api_errors: Counter[str] = field(default_factory=Counter)
+    api_retries: int = 0
     bytes_downloaded: int = 0
     bytes_stored: int = 0  # plaintext bytes handed to the vault (before dedupe/compression)
     attachments_downloaded: int = 0
@@ -111,6 +115,8 @@ class RunStats:
             },
             "api_calls": dict(sorted(self.api_calls.items())),
             "api_calls_total": sum(self.api_calls.values()),
+            "api_errors": dict(sorted(self.api_errors.items())),
+            "api_retries": self.api_retries,
             "bytes_downloaded": self.bytes_downloaded,
             "bytes_stored": self.bytes_stored,
             "attachments_downloaded": self.attachments_downloaded,

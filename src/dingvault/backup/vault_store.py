@@ -78,6 +78,8 @@ class VaultCatalogStore:
         numeric = {
             "items": data["totals"],
             "api_calls": data["api_calls"],
+            "api_errors": data["api_errors"],
+            "api_retries": stats.api_retries,
             "bytes": stats.bytes_stored,
             "bytes_downloaded": stats.bytes_downloaded,
             "attachments_downloaded": stats.attachments_downloaded,

@@ -37,8 +37,8 @@ def reachable_truth(base_url: str, kind: str, now_ms: float | None = None) -> se
     """The live ids of ``kind`` that the public API can reach (dingtalk-api.md's documented limits).
 
     The emulator's truth also holds records no API call returns: approval instances older than
-    365 days (§4.2), completed todos older than ~180 days (§6.3), and knowledge-base spaces with no
-    node to reach them through. A backup is complete when it holds every *reachable* record.
+    365 days (§4.2), completed todos older than ~180 days (§6.3), knowledge-base spaces with no
+    node to reach them through, and file spaces of groups without members. A backup is complete when it holds every *reachable* record.
     """
     now = now_ms if now_ms is not None else time.time() * 1000
     items = [i for i in truth_items(base_url, kind) if not i.get("deleted")]
@@ -46,11 +46,26 @@ def reachable_truth(base_url: str, kind: str, now_ms: float | None = None) -> se
         items = [i for i in items if i.get("createTime", now) >= now - 365 * DAY_MS + 2 * 3600_000]
     elif kind == "todo":
         items = [i for i in items if not i.get("isDone") or now - i.get("modifiedTime", now) < 179 * DAY_MS]
-    elif kind == "drive_space":
-        with_files = {
-            str(f["id"]).split("/")[0] for f in truth_items(base_url, "file") if not f.get("deleted")
+    elif kind in ("drive_space", "file"):
+        # Only a group's members may read its file space (calls are made "as" a member's unionId),
+        # so the space of a group without members, and its files, are out of reach.
+        memberless = {
+            str(g.get("spaceId"))
+            for g in truth_items(base_url, "group")
+            if not g.get("deleted") and not g.get("memberCount") and g.get("spaceId")
         }
-        items = [i for i in items if i.get("origin") != "wiki" or str(i["id"]) in with_files]
+        if kind == "file":
+            items = [i for i in items if str(i["id"]).split("/")[0] not in memberless]
+        else:
+            with_files = {
+                str(f["id"]).split("/")[0] for f in truth_items(base_url, "file") if not f.get("deleted")
+            }
+            items = [
+                i
+                for i in items
+                if (i.get("origin") != "wiki" or str(i["id"]) in with_files)
+                and not (i.get("origin") == "group" and str(i["id"]) in memberless)
+            ]
     return {str(i["id"]) for i in items}
 
 
