@@ -129,6 +129,11 @@ def dentry_json(w: FilesWorld, d: Dentry, version: int | None = None) -> dict[st
     return out
 
 
+def dentry_json_cached(w: FilesWorld, d: Dentry) -> dict[str, Any]:
+    """The current-version JSON of a dentry, memoised until the space next changes (listings are hot)."""
+    return w.storage.cached(w.storage.spaces[d.space_id], ("json", d.dentry_id), lambda: dentry_json(w, d))
+
+
 _ORDER = {
     "MODIFIED_TIME": lambda d: (d.current.modified_ms, d.dentry_id),
     "CREATE_TIME": lambda d: (d.create_ms, d.dentry_id),
@@ -210,7 +215,7 @@ async def list_dentries(call: Call) -> dict[str, Any]:
         raise ApiError(400, "invalidParameter", "orderBy/order is invalid")
     items = w.storage.sorted_children(space, parent, order_by, _ORDER[order_by], order == "DESC")
     chunk, nxt = page(items, decode_token(call.params.get("nextToken")), n)
-    out: dict[str, Any] = {"dentries": [dentry_json(w, d) for d in chunk]}
+    out: dict[str, Any] = {"dentries": [dentry_json_cached(w, d) for d in chunk]}
     if nxt:
         out["nextToken"] = nxt
     return out
@@ -231,7 +236,7 @@ async def list_all_dentries(call: Call) -> dict[str, Any]:
     items = w.storage.cached(space, ("all", order), lambda: sorted(
         (d for d in w.storage.all_dentries(space) if d.status == "NORMAL"), key=_ORDER["MODIFIED_TIME"], reverse=order == "DESC"))
     chunk, nxt = page(items, decode_token(option.get("nextToken")), n)
-    out: dict[str, Any] = {"dentries": [dentry_json(w, d) for d in chunk]}
+    out: dict[str, Any] = {"dentries": [dentry_json_cached(w, d) for d in chunk]}
     if nxt:
         out["nextToken"] = nxt
     return out
@@ -262,7 +267,7 @@ async def get_dentry(call: Call) -> dict[str, Any]:
     w = world(call.state)
     space = space_for(call, w, call.path_params["spaceId"], unionid)
     d = dentry_for(w, space, call.path_params["dentryId"])
-    return {"dentry": dentry_json(w, d)}
+    return {"dentry": dentry_json_cached(w, d)}
 
 
 @api_endpoint(DOWNLOAD_SCOPE)

@@ -34,7 +34,8 @@ _UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
 
 
 def iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    t = datetime.fromtimestamp(ms // 1000, UTC)
+    return f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}Z"
 
 
 def b62id(length: int, *parts: object) -> str:
@@ -272,10 +273,10 @@ class StorageModel:
         space.cache.clear()
 
     def cached(self, space: Space, key: Any, compute: Callable[[], Any]) -> Any:
-        """Per-space memo of listings and sums; cleared by `touch` (bounded: a few keys per folder)."""
+        """Per-space memo of listings, dentry JSON and sums; cleared by `touch` (bounded per space)."""
         hit = space.cache.get(key)
         if hit is None:
-            if len(space.cache) > 4096:
+            if len(space.cache) > 50_000:
                 space.cache.clear()
             hit = space.cache[key] = compute()
         return hit
