@@ -210,7 +210,8 @@ def render_markdown() -> str:
     lines = [
         "# What dingvault captures from DingTalk",
         "",
-        "<!-- Generated from src/dingvault/source/coverage.py by render_markdown(); edit that file. -->",
+        "<!-- Generated from src/dingvault/source/coverage.py: edit that file, then run",
+        "     .venv/bin/python -m dingvault.source.coverage > docs/coverage.md -->",
         "",
         "dingvault reads everything the DingTalk Open Platform exposes to an admin-authorised internal app.",
         "Some things no public API gives; they are listed first, then each data family: what is captured,",
@@ -241,3 +242,7 @@ def render_markdown() -> str:
             lines += [f"- {t}" for t in c.uncertain]
         lines += ["", "API endpoints: " + ", ".join(f"`{a}`" for a in c.apis)]
     return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(render_markdown(), end="")
