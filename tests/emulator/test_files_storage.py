@@ -347,3 +347,27 @@ def test_scope_refusal(emu: Emu) -> None:
     e = make_emu(scopes={"Drive.Space.Read"})
     r = e.post("/v1.0/storage/spaces/1/dentries/2/downloadInfos/query", {}, unionId=admin(e))
     assert r.status_code == 403 and r.json()["accessdenieddetail"]["requiredScopes"] == ["Storage.DownloadInfo.Read"]
+
+
+def test_hostile_names_are_listed_and_downloadable(emu: Emu) -> None:
+    from dingtalk_emulator.files.storage_model import HOSTILE_NAMES
+
+    company = next(t for t in emu.truth("drive_space") if t["spaceName"] == "全公司共享文件")
+    listed = {d["name"]: d for d in walk(emu, company["id"], admin(emu))}
+    assert set(HOSTILE_NAMES) <= set(listed)
+    d = listed["tab\tand\nnewline.csv"]
+    info = download_info(emu, company["id"], d["id"])
+    body = emu.client.get(local(info["resourceUrls"][0]), headers=info["headers"]).content
+    assert len(body) == d["size"] and body.decode("utf-8")
+
+
+def test_personal_space_type(emu: Emu) -> None:
+    user = plain_user(emu)
+    r = emu.get("/v1.0/drive/spaces", unionId=user.unionid, spaceType="personal")
+    assert r.status_code == 200
+    spaces = r.json()["spaces"]
+    assert len(spaces) == 1 and spaces[0]["spaceType"] == "personal" and r.json()["nextToken"] == ""
+    mine = emu.get("/v2.0/wiki/mineWorkspaces", operatorId=user.unionid).json()["workspace"]
+    truth = {t["id"]: t for t in emu.truth("wiki_workspace")}[mine["workspaceId"]]
+    assert truth["spaceId"] == spaces[0]["spaceId"]
+    assert emu.get("/v1.0/drive/spaces", unionId=user.unionid, spaceType="team").status_code == 400

@@ -158,7 +158,12 @@ async def list_spaces(call: Call) -> dict[str, Any]:
         raise ApiError(400, "invalidParameter", "spaceType must be org or personal")
     n = max_results(call, call.params, 50, 50, code="param.error.maxresults")
     w = world(call.state)
-    spaces = [s for s in w.storage.drive_spaces() if s.space_type == space_type and w.storage.can_read(s, unionid)]
+    if space_type == "personal":
+        # (uncertain) a person's own space: the emulator backs it with their "my docs" space.
+        mine = w.ensure_mine(unionid)
+        spaces = [w.storage.spaces[mine.space_id]] if mine else []
+    else:
+        spaces = [s for s in w.storage.drive_spaces() if w.storage.can_read(s, unionid)]
     chunk, nxt = page(spaces, decode_token(call.params.get("nextToken")), n)
     return {"spaces": [space_json(w, s) for s in chunk], "nextToken": nxt or ""}
 

@@ -30,6 +30,19 @@ EXT_WEIGHTS = (("docx", 30), ("xlsx", 20), ("pdf", 20), ("csv", 10), ("txt", 10)
 CATEGORY = {"docx": "DOCUMENT", "xlsx": "DOCUMENT", "pdf": "DOCUMENT", "csv": "DOCUMENT", "txt": "DOCUMENT", "png": "IMAGE", "adoc": "ALIDOC"}
 DAY_MS = 86_400_000
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+HOSTILE_NAMES = (
+    "..",
+    "..\\..\\windows\\system32.txt",
+    "CON.txt",
+    " 前後有空格 .docx",
+    "報告\u202egpj.exe.txt",  # right-to-left override hides the real extension
+    "tab\tand\nnewline.csv",
+    "emoji 📄 合約.pdf",
+    "very long name " + "長" * 200 + ".txt",
+    "NFD cafe\u0301 vs NFC café.txt",
+    "same name.TXT",
+    "same name.txt",
+)
 _UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
 
 
@@ -107,6 +120,7 @@ class Space:
     owner: str = ""
     admin_managed: bool = True
     quota: int = 1 << 40
+    hostile_names: bool = False  # add the HOSTILE_NAMES files (the company-wide space)
     # Filled lazily:
     dentries: dict[str, Dentry] | None = None
     children: dict[str, list[str]] | None = None
@@ -240,7 +254,24 @@ class StorageModel:
             dentries[did] = d
             children.setdefault(parent, []).append(did)
             children.setdefault(did, []) if is_folder else None
+        if space.hostile_names:
+            self._add_hostile(space, dentries, children, base + 7 * (n_folders + n) + 1, authors)
         space.dentries, space.children = dentries, children
+
+    def _add_hostile(self, space: Space, dentries: dict[str, Dentry], children: dict[str, list[str]], first_id: int, authors: list[str]) -> None:
+        """Files whose names a careless exporter or restorer would mishandle (no "/": DingTalk names
+        cannot contain it), so the vault's export and restore paths meet them in every profile."""
+        for k, name in enumerate(HOSTILE_NAMES):
+            r = rng(self.seed, "hostile", space.space_id, k)
+            did = str(first_id + 7 * k)
+            ext = name.rsplit(".", 1)[-1] if "." in name and name.rsplit(".", 1)[-1] in MIN_SIZE else "txt"
+            created = space.create_ms + DAY_MS * (1 + k)
+            d = Dentry(space_id=space.space_id, dentry_id=did, parent_id="0", type="FILE", name=name, ext=ext,
+                       kind=corpus.pick_kind(self.seed, "hostile", k), lang="zh-Hant", creator=authors[0], create_ms=created,
+                       uuid=b62id(32, self.seed, "uuid", space.space_id, did), content_key=f"{self.seed}/{space.space_id}/{did}")
+            d.versions = [Version(1, max(MIN_SIZE[ext], 20_000 + r.randrange(10_000)), created, authors[0])]
+            dentries[did] = d
+            children["0"].append(did)
 
     def _pick_ext(self, r: Any, space: Space) -> str:
         if space.origin == "wiki" and r.random() < 0.45:

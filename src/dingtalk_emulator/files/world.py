@@ -62,7 +62,7 @@ class FilesWorld:
         return self.storage.add_space(Space(sid, name, "org", origin, created, n_files, **kw))
 
     def _build_drive_spaces(self) -> None:
-        self._space("drive", "company", "全公司共享文件", self.prof.files_per_drive_space)
+        self._space("drive", "company", "全公司共享文件", self.prof.files_per_drive_space, hostile_names=True)
         for dept in self.people.children(1):
             self._space("drive", dept.dept_id, f"{dept.name}文件庫", self.prof.files_per_drive_space, acl_depts=(dept.dept_id,))
 
