@@ -154,3 +154,18 @@ def test_blocks_of_a_plain_file_are_refused(emu: Emu) -> None:
     plain = next(n for w in ws for n in nodes(emu, admin(emu), w["rootNodeId"]) if n["type"] == "FILE" and n["category"] != "ALIDOC")
     r = emu.get(f"/v1.0/doc/suites/documents/{plain['nodeId']}/blocks", operatorId=admin(emu))
     assert r.status_code == 400 and r.json()["code"] == "operationNotSupported"
+
+
+def test_root_node_resolves_to_the_workspace_space(emu: Emu) -> None:
+    ws = workspaces(emu, admin(emu))[0]
+    r = emu.get(f"/v2.0/doc/dentries/{ws['rootNodeId']}/queryDentryId", operatorId=admin(emu))
+    assert r.status_code == 200
+    ids = r.json()
+    truth = {t["id"]: t for t in emu.truth("wiki_workspace")}[ws["workspaceId"]]
+    assert ids == {"dentryUuid": ws["rootNodeId"], "dentryId": "0", "spaceId": truth["spaceId"]}
+    listed = emu.get(f"/v1.0/storage/spaces/{ids['spaceId']}/dentries", unionId=admin(emu), parentId="0").json()["dentries"]
+    top = emu.get("/v2.0/wiki/nodes", operatorId=admin(emu), parentNodeId=ws["rootNodeId"]).json()["nodes"]
+    assert {d["uuid"] for d in listed} == {n["nodeId"] for n in top}
+    user = plain_user(emu)
+    hidden = next(w for w in workspaces(emu, admin(emu)) if w["workspaceId"] not in {x["workspaceId"] for x in workspaces(emu, user.unionid)})
+    assert emu.get(f"/v2.0/doc/dentries/{hidden['rootNodeId']}/queryDentryId", operatorId=user.unionid).status_code == 403

@@ -161,6 +161,13 @@ async def query_dentry_id(call: Call) -> dict[str, Any]:
     unionid = operator(call, "operatorId")
     w = world(call.state)
     uuid = call.path_params["dentryUuid"]
+    if uuid in w.root_nodes:
+        # A workspace's root node names the space itself; its dentryId is the listing root "0"
+        # (uncertain: what the real service answers for a root node is not documented).
+        ws = w.workspaces[w.root_nodes[uuid]]
+        if not w.storage.can_read(w.storage.spaces[ws.space_id], unionid):
+            raise ApiError(403, "permissionDenied", "no permission to access this node")
+        return {"dentryUuid": uuid, "dentryId": "0", "spaceId": ws.space_id}
     hit = w.find_uuid(uuid)
     if hit is None or hit[1] is None:
         raise ApiError(404, "dentryNotExist", f"dentry {uuid} does not exist")
