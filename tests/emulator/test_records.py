@@ -228,3 +228,28 @@ def test_reports_window_and_cursor(emu: Emu) -> None:
         json={"start_time": now - 180 * DAY, "end_time": now, "cursor": 0, "size": 20, "userid": who},
     ).json()["result"]
     assert mine["data_list"] and all(g["creator_id"] == who for g in mine["data_list"])
+
+
+def test_no_attendance_on_weekends_or_macau_holidays() -> None:
+    from datetime import datetime
+
+    from emulator_support import make_emu
+
+    from dingtalk_emulator.company.seeding import MACAU_TZ
+
+    small = make_emu(profile="small")  # 60 days back from 2026-03-02 reach New Year's Day
+    days = {datetime.fromtimestamp(t["workDate"] / 1000, MACAU_TZ).date() for t in small.truth("attendance")}
+    assert datetime(2026, 1, 2).date() in days  # a Friday
+    assert datetime(2026, 1, 1).date() not in days  # New Year's Day, a Thursday
+    assert all(d.weekday() < 5 for d in days)
+    detail = small.client.get(
+        "/v1.0/workflow/processInstances",
+        params={"processInstanceId": small.state.org.approvals.instance_id(5)},
+        headers=small.h(),
+    ).json()["result"]
+    assert {r["type"] for r in detail["operationRecords"]} <= {
+        "START_PROCESS_INSTANCE",
+        "ADD_REMARK",
+        "EXECUTE_TASK_NORMAL",
+        "TERMINATE_PROCESS_INSTANCE",
+    }

@@ -28,6 +28,9 @@ MAX_SPAN_DAYS = 7
 RECORD_BASE = 100_000_000_000
 CHECKS = ("OnDuty", "OffDuty")
 HOUR = 3_600_000
+# Macau public holidays on fixed dates (the lunar ones move each year and are not modelled):
+# New Year, Labour Day, National Day (2 days), All Souls', Immaculate Conception, MSAR Day, Christmas.
+MACAU_FIXED_HOLIDAYS = {(1, 1), (5, 1), (10, 1), (10, 2), (11, 2), (12, 8), (12, 20), (12, 24), (12, 25)}
 
 
 class AttendanceBook:
@@ -48,7 +51,8 @@ class AttendanceBook:
         return self._workday(d)
 
     def _is_workday(self, d: int) -> bool:
-        return datetime.fromtimestamp(self.day_ms(d) / 1000, MACAU_TZ).weekday() < 5
+        day = datetime.fromtimestamp(self.day_ms(d) / 1000, MACAU_TZ)
+        return day.weekday() < 5 and (day.month, day.day) not in MACAU_FIXED_HOLIDAYS
 
     def days_between(self, from_ms: int, to_ms: int) -> list[int]:
         """Generated workday indices whose workDate lies in [from, to], oldest first."""

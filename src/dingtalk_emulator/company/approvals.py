@@ -251,6 +251,21 @@ class ApprovalBook:
                 "remark": "",
             }
         ]
+        if h64(self.seed, "approval-remark", i) % 5 == 0:  # a comment (評論) soon after submitting
+            records.append(
+                {
+                    "user": originator,
+                    "date": create + 60_000 * (1 + h64(self.seed, "approval-remark-t", i) % 30),
+                    "type": "ADD_REMARK",
+                    "result": "NONE",
+                    "remark": (
+                        "補充說明：發票稍後補交",
+                        "Segue em anexo o orçamento revisto.",
+                        "请尽快审批，谢谢",
+                        "Urgent — client deadline Friday",
+                    )[h64(self.seed, "approval-remark-x", i) % 4],
+                }
+            )
         status, result, finish = "RUNNING", "", None
         if not running:
             t_ms = create
