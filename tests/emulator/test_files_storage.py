@@ -301,7 +301,7 @@ def test_mutations_change_listing_and_truth(emu: Emu) -> None:
     assert folder["dentryId"] not in {d["id"] for d in walk(emu, sid, admin(emu))}
     t3 = {t["id"]: t for t in emu.truth("file")}
     assert t3[f"{sid}/{folder['dentryId']}"]["deleted"] is True
-    r = emu.get("/v1.0/storage/recycleBins", unionId=admin(emu), scope="SPACE", scopeId=sid)
+    r = emu.get("/v1.0/storage/recycleBins", unionId=admin(emu), recycleBinScope="SPACE", scopeId=sid)
     bin_id = r.json()["recycleBin"]["id"]
     items = emu.get(f"/v1.0/storage/recycleBins/{bin_id}/recycleItems", unionId=admin(emu)).json()["recycleItems"]
     assert folder["dentryId"] in {i["dentryId"] for i in items}

@@ -335,12 +335,14 @@ async def subscribe_events(call: Call) -> dict[str, Any]:
 
 @api_endpoint(FILE_SCOPE)
 async def get_recycle_bin(call: Call) -> dict[str, Any]:
-    # Shape from the SDK model GetRecycleBin (uncertain): one bin per space, id "rb<spaceId>".
+    # Query (recycleBinScope, scopeId, unionId) and shape from the SDK model GetRecycleBin (uncertain):
+    # one bin per space, id "rb<spaceId>".
     unionid = operator(call)
     w = world(call.state)
     scope_id = str(call.params.get("scopeId") or "")
     space = space_for(call, w, scope_id, unionid)
-    return {"recycleBin": {"id": f"rb{space.space_id}", "scope": call.params.get("scope", "SPACE"), "scopeId": space.space_id}}
+    scope = call.params.get("recycleBinScope") or call.params.get("scope") or "SPACE"
+    return {"recycleBin": {"id": f"rb{space.space_id}", "scope": scope, "scopeId": space.space_id}}
 
 
 @api_endpoint(FILE_SCOPE)
