@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from dingvault.config.cli_common import fail, out
 
@@ -21,7 +20,9 @@ def _as_dict(entry: Any) -> dict[str, Any]:
         return dataclasses.asdict(entry)
     if isinstance(entry, dict):
         return dict(entry)
-    return {k: getattr(entry, k) for k in dir(entry) if not k.startswith("_") and not callable(getattr(entry, k))}
+    return {
+        k: getattr(entry, k) for k in dir(entry) if not k.startswith("_") and not callable(getattr(entry, k))
+    }
 
 
 def load_coverage() -> dict[str, Any]:
@@ -40,12 +41,6 @@ def load_coverage() -> dict[str, Any]:
     }
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, list | tuple):
-        return ", ".join(str(v) for v in value)
-    return "" if value is None else str(value)
-
-
 def coverage(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """Show what dingvault captures per data family and what no public DingTalk API exposes.
 
@@ -56,20 +51,18 @@ def coverage(as_json: bool = typer.Option(False, "--json", help="Machine-readabl
     if as_json:
         out.print_json(json.dumps(data, default=str))
         return
-    families = data["families"]
-    if families:
-        columns = [k for k in families[0] if k not in ("notes",)]
-        table = Table(title="Captured, per family", show_lines=True)
-        for col in columns:
-            table.add_column(col.replace("_", " "))
-        for f in families:
-            table.add_row(*(_text(f.get(c)) for c in columns))
-        out.print(table)
+    for f in data["families"]:
+        kinds = ", ".join(f.get("kinds") or ())
+        out.print(f"\n[bold]{f.get('family')}[/] — {f.get('title', '')}  [dim]({kinds})[/]", highlight=False)
+        for line in f.get("captured") or ():
+            out.print(f"  [green]✓[/] {line}", highlight=False)
+        for line in f.get("not_available") or ():
+            out.print(f"  [red]✗[/] {line}", highlight=False)
+        if f.get("incremental"):
+            out.print(f"  [cyan]incremental:[/] {f['incremental']}", highlight=False)
+        for line in f.get("uncertain") or ():
+            out.print(f"  [yellow]?[/] {line}", highlight=False)
     if data["not_captured"]:
-        table = Table(title="Not available through the public DingTalk API", show_lines=True)
-        columns = list(data["not_captured"][0])
-        for col in columns:
-            table.add_column(col.replace("_", " "))
+        out.print("\n[bold red]Not available through any public DingTalk API[/]")
         for c in data["not_captured"]:
-            table.add_row(*(_text(c.get(k)) for k in columns))
-        out.print(table)
+            out.print(f"  [red]✗[/] {c.get('what', c)}", highlight=False)
