@@ -253,3 +253,20 @@ def test_no_attendance_on_weekends_or_macau_holidays() -> None:
         "EXECUTE_TASK_NORMAL",
         "TERMINATE_PROCESS_INSTANCE",
     }
+
+
+def test_weekly_series_lists_past_instances_and_the_master(emu: Emu) -> None:
+    book = emu.state.org.calendar
+    u = min(book.series_users)
+    user = book.staff[u]
+    events, _ = _events(emu, user.unionid)
+    masters = [e for e in events if "recurrence" in e]
+    instances = [e for e in events if e.get("seriesMasterId")]
+    assert len(masters) == 1 and masters[0]["recurrence"]["pattern"]["type"] == "weekly"
+    assert instances and all(e["seriesMasterId"] == masters[0]["id"] for e in instances)
+    now = emu.now_ms()
+    from dingtalk_emulator.company.seeding import parse_iso
+
+    assert all(parse_iso(e["start"]["dateTime"]) <= now for e in instances)  # no future instances
+    assert len(instances) == book.series_past
+    assert emu.org["counts"]["calendar_event"] == len(emu.truth("calendar_event"))

@@ -4,8 +4,8 @@
 Generated events are per (user, j) with start times growing in j. Changes (create/update/delete)
 go to an overlay stamped with a global change sequence; a `syncToken` is that sequence, so a
 sync returns only events changed after it (deleted ones with status `cancelled`).
-Simplifications: an event lives in its organizer's calendar only (attendees are listed but their
-calendars do not repeat it); no recurring series are generated.
+Simplification: an event lives in its organizer's calendar only (attendees are listed but their
+calendars do not repeat it). A third of the staff run a weekly series (past instances + master).
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ import base64
 import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from starlette.routing import Route
 
-from dingtalk_emulator.company.seeding import DAY_MS, h64, iso_seconds, parse_iso, rng
+from dingtalk_emulator.company.seeding import DAY_MS, MACAU_TZ, h64, iso_seconds, parse_iso, rng
 from dingtalk_emulator.config import profile_for
 from dingtalk_emulator.envelope import ApiError, Call, api_bool, api_endpoint, api_int
 from dingtalk_emulator.state import EmulatorState, MutationError
@@ -65,9 +66,29 @@ class CalendarBook:
         # Rendering an event is the costly part of a page: keep recent ones (bounded memory).
         self._generated_cached = functools.lru_cache(maxsize=10_000)(self._generated)
         self._starts = functools.lru_cache(maxsize=4096)(self._user_starts)
+        # A third of the staff run a weekly series (部門週會, Mondays 10:00). As documented, a listing
+        # returns the series' past instances, not future ones; the master (with `recurrence`) is
+        # returned too (uncertain: the reference does not say). Series events use negative j:
+        # -1 = the master, -(k+2) = instance k.
+        first = datetime.fromtimestamp((self.anchor_ms - PAST_DAYS * DAY_MS) / 1000, MACAU_TZ)
+        first += timedelta(days=(7 - first.weekday()) % 7, hours=10)
+        self.series_first = int(first.timestamp() * 1000)
+        self.series_past = max(0, (self.anchor_ms - self.series_first) // (7 * DAY_MS) + 1)
+        self.series_users = {u for u in range(len(self.staff)) if h64(seed, "cal-series", u) % 3 == 0}
+
+    def generated_count(self) -> int:
+        return self.per_user * len(self.staff) + len(self.series_users) * (1 + self.series_past)
+
+    def valid_j(self, u: int, j: int) -> bool:
+        if j >= 0:
+            return j < self.per_user
+        return u in self.series_users and -j - 2 < self.series_past
 
     def _user_starts(self, u: int) -> tuple[tuple[int, str], ...]:
-        return tuple((self.start_of(u, j), self.event_id(u, j)) for j in range(self.per_user))
+        js = list(range(self.per_user))
+        if u in self.series_users:
+            js += [-1, *(-(k + 2) for k in range(self.series_past))]
+        return tuple((self.start_of(u, j), self.event_id(u, j)) for j in js)
 
     def generated(self, u: int, j: int) -> dict[str, Any]:
         """Event j of user u (shared from a cache: copy before changing it)."""
@@ -78,12 +99,51 @@ class CalendarBook:
         return base64.b64encode(raw).decode()
 
     def start_of(self, u: int, j: int) -> int:
+        if j < 0:
+            return self.series_first + (0 if j == -1 else (-j - 2) * 7 * DAY_MS)
         step = self.span // max(1, self.per_user)
         base = self.anchor_ms - PAST_DAYS * DAY_MS + j * step
         slot = h64(self.seed, "cal-t", u, j) % max(1, step // 1_800_000 - 8)
         return base - base % 1_800_000 + slot * 1_800_000  # on the half hour
 
+    def _series_event(self, u: int, j: int) -> dict[str, Any]:
+        owner = self.staff[u]
+        start = self.start_of(u, j)
+        created = self.series_first - 7 * DAY_MS
+        who = {"id": owner.unionid, "displayName": owner.name, "responseStatus": "accepted", "self": True}
+        ev: dict[str, Any] = {
+            "id": self.event_id(u, j),
+            "summary": "部門週會（每週）",
+            "description": "每週一 10:00 部門例會 / Reunião semanal do departamento",
+            "start": {"dateTime": _local_iso(start), "timeZone": TZ},
+            "end": {"dateTime": _local_iso(start + 3_600_000), "timeZone": TZ},
+            "isAllDay": False,
+            "attendees": [{**who, "isOptional": False}],
+            "organizer": who,
+            "location": {"displayName": LOCATIONS[0]},
+            "reminders": [{"method": "dingtalk", "minutes": 15}],
+            "createTime": iso_seconds(created),
+            "updateTime": iso_seconds(created),
+            "status": "confirmed",
+        }
+        if j == -1:
+            ev["recurrence"] = {
+                "pattern": {
+                    "type": "weekly",
+                    "daysOfWeek": "monday",
+                    "interval": 1,
+                    "firstDayOfWeek": "sunday",
+                },
+                "range": {"type": "noEnd"},
+            }
+        else:
+            ev["seriesMasterId"] = self.event_id(u, -1)
+            ev["originStart"] = {"dateTime": _local_iso(start), "timeZone": TZ}
+        return ev
+
     def _generated(self, u: int, j: int) -> dict[str, Any]:
+        if j < 0:
+            return self._series_event(u, j)
         r = rng(self.seed, "cal", u, j)
         owner = self.staff[u]
         start = self.start_of(u, j)
@@ -134,7 +194,8 @@ class CalendarBook:
         }
 
     def events_of(self, unionid: str) -> list[tuple[int, str, dict[str, Any] | None]]:
-        """(start ms, eventId, event | None if deleted) for a user's calendar, sorted by start."""
+        """(start ms, eventId, event) for a user's calendar, sorted by start; event is None for a
+        generated, unchanged event (rendered lazily), and has status "cancelled" when deleted."""
         out: list[tuple[int, str, dict[str, Any] | None]] = []
         changed = self.changes.get(unionid, {})
         u = self.index_of_union.get(unionid)
@@ -171,7 +232,7 @@ class CalendarBook:
             u_s, j_s, _ = base64.b64decode(eid).decode().split(":")
         except (ValueError, UnicodeDecodeError):
             return None
-        if int(u_s) != u or not 0 <= int(j_s) < self.per_user or self.event_id(u, int(j_s)) != eid:
+        if int(u_s) != u or not self.valid_j(u, int(j_s)) or self.event_id(u, int(j_s)) != eid:
             return None
         return self.generated(u, int(j_s))
 
@@ -182,10 +243,6 @@ class CalendarBook:
 
 
 def _local_iso(ms: int) -> str:
-    from datetime import datetime
-
-    from dingtalk_emulator.company.seeding import MACAU_TZ
-
     return datetime.fromtimestamp(ms / 1000, MACAU_TZ).isoformat()
 
 
@@ -425,7 +482,7 @@ def register(state: EmulatorState) -> None:
     book = CalendarBook(state.config.seed, profile_for(state.config).events_per_user, state.org.people)
     state.org.calendar = book
     state.truth["calendar_event"] = truth_events
-    state.counts["calendar_event"] = lambda s: book.per_user * len(book.staff) + book.counter
+    state.counts["calendar_event"] = lambda s: book.generated_count() + book.counter
     state.mutations.update(
         {"calendar.create": m_create, "calendar.update": m_update, "calendar.delete": m_delete}
     )
