@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
@@ -109,10 +110,47 @@ def m_robot_message(state: EmulatorState, params: dict[str, Any]) -> dict[str, A
         raise MutationError(str(e)) from None
     index = model.next_index
     model.next_index += 1
-    message_id = state.hub.publish_callback(ROBOT_MESSAGE_TOPIC, msg)
-    delivered = bool(getattr(state.hub, "callback_delivered", lambda _m: False)(message_id))
+    persisted = _delivered_before_restart(state)
+    if msg["msgId"] in persisted:
+        # Replaying the --state journal: this message reached a client before the restart; it is
+        # not pushed again (robot messages are never re-pushed) but stays in the truth.
+        message_id, delivered = "", True
+    else:
+        message_id = state.hub.publish_callback(ROBOT_MESSAGE_TOPIC, msg)
+        delivered = bool(getattr(state.hub, "callback_delivered", lambda _m: False)(message_id))
+        if delivered:
+            _remember_delivered(state, msg["msgId"])
     model.sent.append(SentMessage(index, msg, message_id, delivered))
     return {"conversationId": conv.conversation_id, "msgId": msg["msgId"], "msgtype": msg["msgtype"], "delivered": delivered}
+
+
+_DELIVERED_FILE = "robot_delivered.txt"
+
+
+def _delivered_before_restart(state: EmulatorState) -> set[str]:
+    """msgIds delivered in earlier runs of a `--state DIR` emulator (the journal records the
+    mutation, not whether a Stream client was there to receive it)."""
+    w = world(state)
+    cached = getattr(w, "robot_delivered", None)
+    if cached is None:
+        cached = set()
+        if state.config.state_dir:
+            path = Path(state.config.state_dir) / _DELIVERED_FILE
+            if path.exists():
+                cached = {line.strip() for line in path.read_text().splitlines() if line.strip()}
+        w.robot_delivered = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def _remember_delivered(state: EmulatorState, msg_id: str) -> None:
+    if not state.config.state_dir:
+        return
+    path = Path(state.config.state_dir) / _DELIVERED_FILE
+    try:
+        with open(path, "a") as f:
+            f.write(msg_id + "\n")
+    except OSError as e:  # the message was delivered; only its survival across a restart is lost
+        raise MutationError(f"robot message delivered but its delivery could not be persisted: {e}") from e
 
 
 def truth_messages(state: EmulatorState) -> Iterator[dict[str, Any]]:
