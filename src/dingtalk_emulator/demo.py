@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from typing import Any
 
@@ -22,7 +23,13 @@ def _show(title: str, method: str, path: str, payload: Any, max_chars: int = 600
 
 def show_demo(port: int = 0, seed: int = 1, serve: bool = False) -> int:
     started = time.monotonic()
-    emu = RunningEmulator(EmulatorConfig(port=port, profile="demo", seed=seed, limits="realistic")).start()
+    try:
+        emu = RunningEmulator(
+            EmulatorConfig(port=port, profile="demo", seed=seed, limits="realistic")
+        ).start()
+    except (RuntimeError, OSError) as e:  # e.g. the port is taken
+        print(f"dingtalk-emulator demo: could not start on port {port or 'auto'}: {e}", file=sys.stderr)
+        return 1
     try:
         base = emu.base_url
         with httpx.Client(base_url=base, timeout=10) as http:

@@ -128,3 +128,15 @@ def test_truth_walks_survive_concurrent_mutations() -> None:
             t.join(timeout=60)
         assert all(code == 200 and n > 0 for code, n in results.values()), results
         assert len(results) == 4
+
+
+def test_demo_on_a_taken_port_fails_cleanly(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    from dingtalk_emulator.demo import show_demo
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        assert show_demo(port=s.getsockname()[1]) == 1
+    assert "could not start" in capsys.readouterr().err
