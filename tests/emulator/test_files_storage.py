@@ -371,3 +371,17 @@ def test_personal_space_type(emu: Emu) -> None:
     truth = {t["id"]: t for t in emu.truth("wiki_workspace")}[mine["workspaceId"]]
     assert truth["spaceId"] == spaces[0]["spaceId"]
     assert emu.get("/v1.0/drive/spaces", unionId=user.unionid, spaceType="team").status_code == 400
+
+
+def test_mutations_replay_from_the_state_journal(tmp_path: Any) -> None:
+    first = make_emu(seed=77, state_dir=str(tmp_path))
+    sid = all_spaces(first, admin(first))[0]["spaceId"]
+    up = first.mutate("file.upload", spaceId=sid, name="journal.docx", extension="docx").json()
+    first.mutate("file.update", spaceId=sid, dentryId=up["dentryId"])
+    first.mutate("file.rename", spaceId=sid, dentryId=up["dentryId"], name="journal-2.docx")
+    assert first.client.post("/_emulator/mutate", json={"op": "random", "count": 15, "seed": 4}).status_code == 200
+    kinds = ("file", "group", "doc", "wiki_node")
+    before = {k: first.truth(k) for k in kinds}
+    second = make_emu(seed=77, state_dir=str(tmp_path))
+    for k in kinds:
+        assert second.truth(k) == before[k], k
