@@ -151,3 +151,21 @@ async def test_cyclic_department_tree_terminates(client: DingTalkClient, mock: r
     mock.post(f"{OAPI}/topapi/v2/user/list").respond(json={"errcode": 0, "result": {"has_more": False, "list": []}})
     directory = await asyncio.wait_for(Directory.load(client), timeout=5)
     assert sorted(directory.departments) == [1, 2, 3]
+
+
+async def test_run_together_cancels_the_others_and_keeps_the_error_type() -> None:
+    from dingvault.source.collectors.base import run_together
+
+    finished: list[str] = []
+
+    async def slow() -> None:
+        await asyncio.sleep(5)
+        finished.append("slow")
+
+    async def fails() -> None:
+        await asyncio.sleep(0.01)
+        raise QuotaExhausted("quota", endpoint="x")
+
+    with pytest.raises(QuotaExhausted):
+        await asyncio.wait_for(run_together(slow(), fails()), timeout=2)
+    assert finished == []

@@ -365,3 +365,19 @@ async def interleave(
     finally:
         for task in running.values():
             task.cancel()
+
+
+async def run_together(*coroutines: Awaitable[Any]) -> None:
+    """Run coroutines concurrently; on the first failure cancel the rest and re-raise it as is.
+
+    (`asyncio.gather` leaves the others running; `TaskGroup` wraps the error in an ExceptionGroup,
+    which would hide a `QuotaExhausted` from the engine.)
+    """
+    tasks = [asyncio.ensure_future(c) for c in coroutines]
+    try:
+        for task in asyncio.as_completed(tasks):
+            await task
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

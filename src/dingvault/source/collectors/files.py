@@ -24,7 +24,6 @@ cursor.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ from dingvault.source.collectors.base import (
     ms_from_iso,
     normalise_iso,
     ref_dict,
+    run_together,
 )
 from dingvault.source.errors import DingTalkError, NotFound, PermissionDenied
 from dingvault.source.items import (
@@ -128,7 +128,7 @@ class FilesCollector(Collector):
         workspaces: dict[str, Workspace] = {}
         found: tuple[dict[str, Space], dict[str, Space], dict[str, Space]] = ({}, {}, {})
         # The discovery calls go to different APIs: run them side by side.
-        await asyncio.gather(
+        await run_together(
             self._org_spaces(admin_union, found[0]),
             self._personal_spaces(people, found[1]),
             self._group_spaces(directory, found[2]),
