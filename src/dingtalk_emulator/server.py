@@ -114,7 +114,14 @@ class RunningEmulator:
         self.server = uvicorn.Server(
             uvicorn.Config(self.app, host=config.host, port=config.port, log_level="warning", lifespan="off")
         )
-        self.thread = threading.Thread(target=self.server.run, name="dingtalk-emulator", daemon=True)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="dingtalk-emulator", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.server.run()
+        except BaseException as e:  # uvicorn exits (SystemExit) when it cannot bind: report it in start()
+            self.error = e
 
     @property
     def base_url(self) -> str:
@@ -125,7 +132,8 @@ class RunningEmulator:
         deadline = time.monotonic() + timeout
         while not self.server.started:
             if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"emulator did not start on {self.base_url}")
+                why = f" ({type(self.error).__name__}: {self.error})" if self.error else ""
+                raise RuntimeError(f"emulator did not start on {self.base_url}{why}; is the port in use?")
             time.sleep(0.02)
         return self
 
