@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from dingtalk_emulator.envelope import ApiError, Call, api_bool, api_endpoint, api_int
+from dingtalk_emulator.envelope import ApiError, Call, api_endpoint, api_int
 from dingtalk_emulator.files import signing
 from dingtalk_emulator.files.render import MIME, MIN_SIZE
 from dingtalk_emulator.files.storage_model import Dentry, Space, iso
@@ -537,8 +537,8 @@ def m_rename(state: EmulatorState, params: dict[str, Any]) -> dict[str, Any]:
     d = _pick_file(state, w, params, folder=None)
     space = w.storage.spaces[d.space_id]
     new = str(params.get("name") or f"{d.name.rsplit('.', 1)[0]}（已更新 {int(params.get('rand', 0)) % 1000}）" + (f".{d.ext}" if d.ext else ""))
-    assert space.children is not None
-    if any(w.storage.get(space, c).name == new for c in space.children.get(d.parent_id, []) if c != d.dentry_id and w.storage.get(space, c).status == "NORMAL"):  # type: ignore[union-attr]
+    siblings = [s for s in w.storage.listing(space, d.parent_id) if s.dentry_id != d.dentry_id]
+    if any(s.name == new for s in siblings):
         raise MutationError(f"name {new!r} already exists")
     d.name = new
     now = state.now_ms()
@@ -659,4 +659,4 @@ def routes(state: EmulatorState) -> list[Route]:
     ]
 
 
-__all__ = ["api_bool", "dentry_json", "operator", "range_response", "register", "routes", "space_for", "storage_download_info"]
+__all__ = ["dentry_json", "operator", "range_response", "register", "routes", "space_for", "storage_download_info"]

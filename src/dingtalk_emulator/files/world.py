@@ -51,6 +51,7 @@ class FilesWorld:
         self.mine: dict[str, str] = {}  # unionId -> workspaceId
         self.uuid_index: dict[str, tuple[str, str]] = {}  # dentryUuid -> (spaceId, dentryId)
         self.root_nodes: dict[str, str] = {}  # rootNodeId -> workspaceId
+        self._indexed: set[str] = set()  # spaces whose dentry uuids are in uuid_index
         self._dept_signature = (len(self.people.departments), sum(1 for d in self.people.departments if d.removed))
         self._build_drive_spaces()
         self._build_group_spaces()
@@ -138,8 +139,6 @@ class FilesWorld:
         space = self.storage.spaces[hit[0]]
         return space, self.storage.tree(space).get(hit[1])
 
-    _indexed: set[str]
-
     def workspace_of_space(self, space_id: str) -> Workspace | None:
         for ws in self.workspaces.values():
             if ws.space_id == space_id:
@@ -154,7 +153,6 @@ def world(state: Any) -> FilesWorld:
             existing = getattr(state.org, "files_world", None)
             if existing is None:
                 existing = FilesWorld(state)
-                existing._indexed = set()
                 state.org.files_world = existing
     existing.sync()  # cheap unless the org chart or the staff changed
     return existing
