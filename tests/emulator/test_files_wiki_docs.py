@@ -169,3 +169,19 @@ def test_root_node_resolves_to_the_workspace_space(emu: Emu) -> None:
     user = plain_user(emu)
     hidden = next(w for w in workspaces(emu, admin(emu)) if w["workspaceId"] not in {x["workspaceId"] for x in workspaces(emu, user.unionid)})
     assert emu.get(f"/v2.0/doc/dentries/{hidden['rootNodeId']}/queryDentryId", operatorId=user.unionid).status_code == 403
+
+
+def test_sensitive_truth_points_at_real_text(emu: Emu) -> None:
+    entries = [e for e in emu.truth("sensitive") if e["kind"] in ("file", "doc")]
+    assert {e["type"] for e in entries} >= {"macau_id", "hkid_id", "mainland_id", "bank_card", "phone"}
+    assert len({e["id"] for e in entries}) == len(entries)
+    doc = next(e for e in entries if e["kind"] == "doc")
+    blocks = emu.get(f"/v1.0/doc/suites/documents/{doc['itemId']}/blocks", operatorId=admin(emu)).json()["result"]["data"]
+    index = int(doc["where"].removeprefix("blocks[").removesuffix("]"))
+    assert doc["value"] in blocks[index]["paragraph"]["text"]
+    docx = {t["id"] for t in emu.truth("file") if t.get("extension") == "docx"}
+    file_entry = next(e for e in entries if e["kind"] == "file" and e["itemId"] in docx)
+    sid, did = file_entry["itemId"].split("/")
+    info = emu.post(f"/v1.0/storage/spaces/{sid}/dentries/{did}/downloadInfos/query", {}, unionId=admin(emu)).json()["headerSignatureInfo"]
+    body = emu.client.get(info["resourceUrls"][0].removeprefix("http://testserver"), headers=info["headers"]).content
+    assert file_entry["value"].encode() in body  # docx parts are stored uncompressed

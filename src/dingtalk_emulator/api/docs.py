@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from dingtalk_emulator.api.storage import operator, publish_storage_event
 from dingtalk_emulator.envelope import ApiError, Call, api_endpoint, api_int
+from dingtalk_emulator.files import corpus, sensitive
 from dingtalk_emulator.files.blocks import blocks_of, canonical_sha256
 from dingtalk_emulator.files.storage_model import Dentry
 from dingtalk_emulator.files.world import FilesWorld, world
@@ -92,9 +93,19 @@ def truth_docs(state: EmulatorState) -> Iterator[dict[str, Any]]:
         yield item
 
 
+def sensitive_docs(state: EmulatorState) -> Iterator[dict[str, Any]]:
+    """Planted values in online documents; paragraph i is block i + 1 (block 0 is the title)."""
+    w = world(state)
+    for d in _docs(w):
+        if d.status == "NORMAL":
+            planted = corpus.compose(d.content_key, d.kind, d.lang, d.doc_version).planted
+            yield from sensitive.truth_entries("doc", d.uuid, planted, lambda loc: f"blocks[{int(loc[1:]) + 1}]")
+
+
 def register(state: EmulatorState) -> None:
     state.mutations["doc.edit"] = m_doc_edit
     state.truth["doc"] = truth_docs
+    state.org.sensitive_sources.append(sensitive_docs)
 
 
 def routes(state: EmulatorState) -> list[Route]:

@@ -20,7 +20,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from dingtalk_emulator.envelope import ApiError, Call, api_endpoint, api_int
-from dingtalk_emulator.files import signing
+from dingtalk_emulator.files import sensitive, signing
 from dingtalk_emulator.files.render import MIME, MIN_SIZE
 from dingtalk_emulator.files.storage_model import Dentry, Space, iso
 from dingtalk_emulator.files.world import FilesWorld, world
@@ -623,6 +623,16 @@ def _planted(d: Dentry) -> list[tuple[str, str, str]]:
     return text_of(d.spec()).planted
 
 
+def sensitive_files(state: EmulatorState) -> Iterator[dict[str, Any]]:
+    """Planted values of every live file's current version; `where` = "paragraph <i>" of its text."""
+    w = world(state)
+    for s in list(w.storage.spaces.values()):
+        for d in w.storage.all_dentries(s):
+            if d.type == "FILE" and d.driver != "ALIDOC" and d.status == "NORMAL":
+                yield from sensitive.truth_entries("file", f"{s.space_id}/{d.dentry_id}", _planted(d),
+                                                   lambda loc: f"paragraph {loc[1:]}")
+
+
 def count_files(state: EmulatorState) -> int:
     w = world(state)
     return sum(len(w.storage.tree(s)) for s in w.storage.spaces.values())
@@ -637,6 +647,7 @@ def register(state: EmulatorState) -> None:
     state.mutations["file.delete"] = m_delete
     state.truth["drive_space"] = truth_spaces
     state.truth["file"] = truth_files
+    state.org.sensitive_sources.append(sensitive_files)
     state.counts["drive_space"] = lambda st: len(world(st).storage.spaces)
     state.counts["file"] = count_files
 

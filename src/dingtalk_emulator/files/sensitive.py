@@ -28,3 +28,28 @@ GENERATORS: dict[str, Callable[[random.Random], str]] = {
     "hk_phone": lambda r: core.phone(r, "852"),
     "cn_phone": lambda r: core.phone(r, "86"),
 }
+
+# The names the `sensitive` truth kind uses for these types (shared with the records families).
+TRUTH_TYPE = {
+    "mo_id": "macau_id",
+    "hk_id": "hkid_id",
+    "cn_id": "mainland_id",
+    "bank_card": "bank_card",
+    "mo_phone": "phone",
+    "hk_phone": "phone",
+    "cn_phone": "phone",
+}
+
+
+def truth_entries(kind: str, item_id: str, planted: list[tuple[str, str, str]], where: Callable[[str], str]) -> list[dict[str, str]]:
+    """`sensitive` truth entries (`{"id","kind","itemId","type","value","where"}`) for one item;
+    a second value of the same type in the item gets an id suffixed `-2`, `-3`, ..."""
+    out = []
+    seen: dict[str, int] = {}
+    for typ, value, loc in planted:
+        name = TRUTH_TYPE[typ]
+        seen[name] = seen.get(name, 0) + 1
+        suffix = "" if seen[name] == 1 else f"-{seen[name]}"
+        out.append({"id": f"{kind}/{item_id}/{name}{suffix}", "kind": kind, "itemId": item_id, "type": name,
+                    "value": value, "where": where(loc)})
+    return out
