@@ -383,3 +383,28 @@ def test_replicator_thread_survives_unexpected_errors(tmp_path) -> None:
         assert r.wait_in_sync(10), r.status()
     assert calls["n"] >= 2
     assert dest.exists(keys["index"][0])
+
+
+def test_stop_interrupts_a_long_pass_between_objects(tmp_path) -> None:
+    primary = LocalBackend(tmp_path / "p")
+    for i in range(400):
+        put_named(primary, "data/public/", f"pack {i}".encode())
+    shipped = []
+
+    class SlowReplica(MemoryBackend):
+        def put_stream(self, key, stream, size=None, *, overwrite=False, sync=True):  # type: ignore[override]
+            time.sleep(0.01)
+            super().put_stream(key, stream, size, overwrite=overwrite, sync=sync)
+            shipped.append(key)
+
+    dest = SlowReplica()
+    r = Replicator(
+        primary, [Replica("slow", "memory://slow")], interval=0.05, open_backend=lambda _: dest
+    ).start()
+    while len(shipped) < 5:
+        time.sleep(0.01)
+    t0 = time.monotonic()
+    r.stop()
+    assert time.monotonic() - t0 < 2.0  # not the 4 s or more the remaining ~395 objects would take
+    assert 5 <= len(shipped) < 400
+    assert all(dest.exists(k) for k in shipped)  # what was shipped stayed shipped

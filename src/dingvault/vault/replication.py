@@ -205,13 +205,20 @@ def ship(
     present: dict[str, int],
     result: ReplicationResult,
     on_shipped: Callable[[ObjectInfo], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> None:
     """Copy ``objs`` (already in shipping order) that ``dest`` lacks; stop at the first replica
-    failure so later phases never overtake earlier ones. ``present`` (key -> size on the
-    replica) is updated as objects land."""
+    failure (or when ``stop`` is set) so later phases never overtake earlier ones. ``present``
+    (key -> size on the replica) is updated as objects land."""
     todo = [i for i in objs if _needs_copy(i, present)]
     current_phase = None
     for n, info in enumerate(todo):
+        if stop is not None and stop.is_set():
+            dest.sync()  # what was shipped stays shipped; the rest waits for the next start
+            rest = todo[n:]
+            result.error = "stopped"
+            result.pending, result.pending_bytes = len(rest), sum(i.size for i in rest)
+            return
         phase = phase_of(info.key)
         if current_phase is not None and phase != current_phase:
             dest.sync()  # everything of the previous phase is durable before the next one starts
@@ -441,7 +448,7 @@ class _ReplicaWorker:
                 self.pending.pop(info.key, None)
 
         try:
-            ship(src, self.dest, objs, self.present, result, on_shipped=shipped)
+            ship(src, self.dest, objs, self.present, result, on_shipped=shipped, stop=self.owner._stopping)
         except BackendError as exc:  # a sync() failure, or a primary read failure
             result.error = str(exc)
         self._after(objs, result)
