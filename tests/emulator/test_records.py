@@ -270,3 +270,13 @@ def test_weekly_series_lists_past_instances_and_the_master(emu: Emu) -> None:
     assert all(parse_iso(e["start"]["dateTime"]) <= now for e in instances)  # no future instances
     assert len(instances) == book.series_past
     assert emu.org["counts"]["calendar_event"] == len(emu.truth("calendar_event"))
+
+
+def test_series_master_filter(emu: Emu) -> None:
+    book = emu.state.org.calendar
+    user = book.staff[min(book.series_users)]
+    events, _ = _events(emu, user.unionid)
+    master = next(e for e in events if "recurrence" in e)
+    only, _ = _events(emu, user.unionid, seriesMasterId=master["id"])
+    assert only and {e["seriesMasterId"] for e in only} == {master["id"]}
+    assert len(only) == book.series_past

@@ -325,6 +325,9 @@ async def list_events(call: Call) -> dict[str, Any]:
             and (tmax is None or e[0] < tmax)
             and (show_deleted or e[2] is None or e[2].get("status") != "cancelled")
         ]
+    master = q.get("seriesMasterId")
+    if master:  # only the instances of one series
+        entries = [e for e in entries if book.render(unionid, e[1], e[2]).get("seriesMasterId") == master]
     page = entries[offset : offset + max_results]
     body: dict[str, Any] = {"events": [book.render(unionid, eid, ev) for _, eid, ev in page]}
     if offset + max_results < len(entries):
