@@ -459,6 +459,8 @@ class _ReplicaWorker:
             self.corrupt.update(result.corrupt)
             present = self.present or {}
             self.pending = {i.key: i for i in objs if _needs_copy(i, present)}
+            if result.error == "stopped":
+                return  # an interrupted pass says nothing about the replica's health
             if result.error is None:
                 self.reachable = True
                 self.last_error = None
