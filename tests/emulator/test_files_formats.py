@@ -224,3 +224,16 @@ def test_too_small_target_is_a_clear_error() -> None:
         read_all(render(spec("docx", 2_000)))
     with pytest.raises(ValueError):
         render(spec("exe", 20_000))
+
+
+@pytest.mark.parametrize("lang", corpus.LANGS)
+def test_pdf_keeps_planted_values_on_one_line(lang: str) -> None:
+    s = spec("pdf", 30_000, kind="hr_form", lang=lang)
+    data = read_all(render(s))
+    planted = text_of(s).planted
+    assert planted
+    for _, value, _ in planted:
+        # Latin text is a PDF literal string, where parentheses are escaped.
+        encoded = (value.encode("cp1252").replace(b"(", b"\\(").replace(b")", b"\\)") if lang in ("pt", "en")
+                   else value.encode("utf-16-be").hex().upper().encode())
+        assert encoded in data, value

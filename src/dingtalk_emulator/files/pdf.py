@@ -9,6 +9,7 @@ be streamed lazily. A comment after the header pads the file to the exact size w
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 
 from .blob import Lazy, Part, Raw, Seq
@@ -26,8 +27,22 @@ _TO_UNICODE = (
 )
 
 
+_TOKEN = re.compile(r"\+\d{2,3}(?: \d{3,4}){2,3}|[\x21-\x7e\u00a0-\u024f]+|.", re.S)  # phones keep their spaces
+
+
 def _wrap(text: str, width: int) -> list[str]:
-    return [text[i : i + width] for i in range(0, len(text), width)] or [""]
+    """Greedy wrap that never splits a run of Latin letters/digits/punctuation (ID numbers, phones,
+    card numbers, words), so text extraction finds planted values on one line."""
+    lines: list[str] = []
+    current = ""
+    for token in _TOKEN.findall(text):
+        if current and len(current) + len(token) > width:
+            lines.append(current)
+            current = token.lstrip(" ")
+        else:
+            current += token
+    lines.append(current)
+    return lines
 
 
 def _latin(text: str) -> bytes:
