@@ -262,6 +262,15 @@ def test_single_dentry_query(emu: Emu) -> None:
     assert r.status_code == 200 and r.json()["dentry"] == d
     r = emu.post(f"/v1.0/storage/spaces/{sid}/dentries/1/query", {}, unionId=admin(emu))
     assert r.status_code == 404 and r.json()["code"] == "dentryNotExist"
+    r = emu.post(f"/v1.0/storage/spaces/{sid}/dentries/query", {"dentryIds": [d["id"], "1"]}, unionId=admin(emu))
+    assert r.status_code == 200
+    ok, missing = r.json()["resultItems"]
+    assert ok["success"] is True and ok["dentry"] == d
+    assert missing == {"spaceId": sid, "dentryId": "1", "success": False, "errorCode": "dentryNotExist"}
+    assert emu.post(f"/v1.0/storage/spaces/{sid}/dentries/query", {"dentryIds": []}, unionId=admin(emu)).status_code == 400
+    org = emu.get(f"/v1.0/storage/orgs/{emu.state.org.corp_id}", unionId=admin(emu)).json()["org"]
+    assert org["corpId"] == emu.state.org.corp_id and org["partitions"][0]["quota"]["used"] > 0
+    assert emu.get("/v1.0/storage/orgs/dingother", unionId=admin(emu)).status_code == 403
 
 
 def test_events_only_after_subscription(emu: Emu, events: list) -> None:

@@ -275,6 +275,39 @@ async def get_dentry(call: Call) -> dict[str, Any]:
     return {"dentry": dentry_json_cached(w, d)}
 
 
+@api_endpoint(FILE_SCOPE)
+async def get_dentries(call: Call) -> dict[str, Any]:
+    # Batch query; request and response shape from the SDK models GetDentriesRequest /
+    # GetDentriesResponseBody (the reference lists the path only). At most 30 ids (uncertain).
+    unionid = operator(call)
+    w = world(call.state)
+    space = space_for(call, w, call.path_params["spaceId"], unionid)
+    ids = call.body.get("dentryIds")
+    if not isinstance(ids, list) or not ids or len(ids) > 30:
+        raise ApiError(400, "invalidParameter", "dentryIds must be a list of 1..30 ids")
+    items = []
+    for did in ids:
+        d = w.storage.get(space, str(did))
+        if d is None:
+            items.append({"spaceId": space.space_id, "dentryId": str(did), "success": False, "errorCode": "dentryNotExist"})
+        else:
+            items.append({"spaceId": space.space_id, "dentryId": d.dentry_id, "success": True, "dentry": dentry_json_cached(w, d)})
+    return {"resultItems": items}
+
+
+@api_endpoint(SPACE_SCOPE)
+async def get_org(call: Call) -> dict[str, Any]:
+    # Shape from the SDK model GetOrgResponseBody (the reference lists the path only; uncertain).
+    operator(call)
+    w = world(call.state)
+    if call.path_params["corpId"] != w.corp_id:
+        raise ApiError(403, "acrossOrgAccessForbidden", "corpId is not this organisation")
+    used = sum(max(0, w.storage.used_quota(s)) for s in w.storage.spaces.values())
+    return {"org": {"corpId": w.corp_id, "partitions": [
+        {"partitionType": "PUBLIC_OSS_PARTITION", "quota": {"max": 1 << 44, "reserved": 0, "type": "ORG", "used": used}},
+    ]}}
+
+
 @api_endpoint(DOWNLOAD_SCOPE)
 async def download_infos(call: Call) -> dict[str, Any]:
     unionid = operator(call)
@@ -661,7 +694,9 @@ def routes(state: EmulatorState) -> list[Route]:
         Route(p + "/dentries", list_dentries, methods=["GET"]),
         Route(p + "/dentries/listAll", list_all_dentries, methods=["POST"]),
         Route(p + "/dentries/{dentryId}/versions", list_versions, methods=["GET"]),
+        Route(p + "/dentries/query", get_dentries, methods=["POST"]),
         Route(p + "/dentries/{dentryId}/query", get_dentry, methods=["POST"]),
+        Route("/v1.0/storage/orgs/{corpId}", get_org, methods=["GET"]),
         Route(p + "/dentries/{dentryId}/downloadInfos/query", download_infos, methods=["POST"]),
         Route("/v1.0/storage/events/subscribe", subscribe_events, methods=["POST"]),
         Route("/v1.0/storage/recycleBins", get_recycle_bin, methods=["GET"]),
