@@ -407,3 +407,25 @@ def test_stream_sdk_receives_robot_messages_from_the_robot_family(emulator, stre
     assert got["msgId"] == sent["msgId"] and got["conversationId"] == sent["conversationId"]
     ids = {m["id"] for m in truth(emulator, "robot_message")}
     assert f"{sent['conversationId']}/{sent['msgId']}" in ids
+
+
+def test_stream_sdk_reconnects_after_disconnect_and_gets_queued_events(emulator, stream_client):
+    base = emulator.base_url
+
+    def stats() -> dict[str, Any]:
+        return httpx.get(base + "/_emulator/stream/stats").json()
+
+    opened = stats()["connections_opened"]
+    # The dropped connection gets nothing more, so this event can only arrive on the SDK's new one.
+    assert httpx.post(base + "/_emulator/stream/drop", json={"reason": "server restart"}).status_code == 200
+    reply = httpx.post(base + "/_emulator/mutate", json={"op": "dept.create", "name": "重連測試組"})
+    assert reply.status_code == 200, reply.text
+    dept_id = reply.json()["dept_id"]
+    event = stream_client.next("event")
+    while event["eventType"] != "org_dept_create":  # skip anything left from earlier tests
+        event = stream_client.next("event")
+    assert event["data"]["deptId"] == [dept_id]
+    deadline = time.monotonic() + 10
+    while not (stats()["connections_opened"] > opened and stats()["connections"] >= 1):
+        assert time.monotonic() < deadline, stats()
+        time.sleep(0.05)
