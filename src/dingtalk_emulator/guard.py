@@ -313,6 +313,8 @@ class Guard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         app = self._app
+        if app is None:
+            raise RuntimeError("Guard is not wrapping an app: call guard.wrap(app) and serve what it returns")
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
