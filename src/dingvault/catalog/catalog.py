@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Engine
 
-from dingvault.catalog import bulk_sqlite
 from dingvault.catalog import validate as v
+from dingvault.catalog.bulk_write import BulkWriter
 from dingvault.catalog.engine import WRITE_OPTION, create_catalog_engine, safe_url
 from dingvault.catalog.errors import CatalogBusyError, CatalogError, CatalogInputError, CatalogStateError
 from dingvault.catalog.migrate import upgrade
@@ -113,6 +113,7 @@ class Catalog:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._dialect = engine.dialect.name
+        self._bulk = BulkWriter(self._dialect)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -356,7 +357,7 @@ class Catalog:
                     states[key] = [item_id, None, 0]
             else:
                 # ON CONFLICT DO NOTHING: another writer may have created the item since we looked.
-                conn.execute(self._insert(items).on_conflict_do_nothing(), list(first.values()))
+                self._bulk.insert_items(conn, list(first.values()))
                 states.update(self._load_item_states(conn, missing))
 
         outcomes: list[Outcome] = []
@@ -395,15 +396,9 @@ class Catalog:
                 if "version" in touch:
                     row["latest_version_id"] = touch["version"]["id"]
                     row["version_count"] = touch["version"]["seq"]
-            if self._dialect == "sqlite":
-                bulk_sqlite.insert_items(conn, list(fresh.values()))
-            else:
-                conn.execute(sa.insert(items), list(fresh.values()))
+            self._bulk.insert_items(conn, list(fresh.values()))
         if new_rows:
-            if self._dialect == "sqlite":
-                bulk_sqlite.insert_versions(conn, new_rows)
-            else:
-                conn.execute(sa.insert(versions), new_rows)
+            self._bulk.insert_versions(conn, new_rows)
 
         changed_params = []
         seen_params = []
@@ -414,35 +409,7 @@ class Catalog:
                 changed_params.append(touch)
             else:
                 seen_params.append(touch)
-        if self._dialect == "sqlite":
-            bulk_sqlite.update_items(conn, changed_params, seen_params)
-            return outcomes
-        bid = sa.bindparam("b_id")
-        seen_values = {
-            "last_seen_at": sa.bindparam("b_seen"),
-            "last_seen_run_id": sa.func.coalesce(
-                sa.bindparam("b_run", type_=items.c.id.type), items.c.last_seen_run_id
-            ),
-            "container": sa.func.coalesce(
-                sa.bindparam("b_container", type_=items.c.container.type), items.c.container
-            ),
-            "deleted_at_source": False,
-            "deleted_at": None,
-            "deleted_run_id": None,
-        }
-        if changed_params:
-            conn.execute(
-                items.update()
-                .where(items.c.id == bid)
-                .values(
-                    latest_version_id=sa.bindparam("b_latest"),
-                    version_count=sa.bindparam("b_count"),
-                    **seen_values,
-                ),
-                changed_params,
-            )
-        if seen_params:
-            conn.execute(items.update().where(items.c.id == bid).values(**seen_values), seen_params)
+        self._bulk.update_items(conn, changed_params, seen_params)
         return outcomes
 
     def latest_version_keys(self, kind: str, source_ids: Iterable[str]) -> dict[str, str | None]:
