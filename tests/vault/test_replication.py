@@ -408,3 +408,33 @@ def test_stop_interrupts_a_long_pass_between_objects(tmp_path) -> None:
     assert time.monotonic() - t0 < 2.0  # not the 4 s or more the remaining ~395 objects would take
     assert 5 <= len(shipped) < 400
     assert all(dest.exists(k) for k in shipped)  # what was shipped stayed shipped
+
+
+def test_replica_copy_with_other_bytes_is_reported_not_overwritten(tmp_path) -> None:
+    """If the replica already holds other bytes under a name (a damaged replica copy that the
+    listing did not reveal), the pass reports it and leaves it for verify / repair of the replica."""
+    from dingvault.vault.replication import ReplicationResult, ship
+
+    primary = LocalBackend(tmp_path / "p")
+    key = put_named(primary, "data/public/", b"the real pack")
+    dest = MemoryBackend()
+    dest.put(key, b"rotten copy on the replica")
+    result = ReplicationResult(replica="r")
+    ship(primary, dest, list_primary(primary, None), {}, result)  # {}: a stale view of the replica
+    assert result.ok and result.mismatched == [key] and result.copied == 0
+    assert dest.get(key) == b"rotten copy on the replica"
+
+
+def test_corrupt_report_clears_once_the_primary_is_repaired(tmp_path) -> None:
+    primary = LocalBackend(tmp_path / "p")
+    data = b"a pack that will rot"
+    key = put_named(primary, "data/public/", data)
+    path = primary.path_for(key)
+    path.write_bytes(b"rotten")
+    r = Replicator(primary, [Replica("r", "memory://r")], open_backend=lambda _: MemoryBackend())
+    r.run_once()
+    assert r.status()["r"].corrupt_on_primary == (key,)
+    path.write_bytes(data)  # repair put the good bytes back
+    r.run_once()
+    assert r.status()["r"].corrupt_on_primary == ()
+    assert r.status()["r"].pending_objects == 0

@@ -126,10 +126,12 @@ class ReplicationResult:
     replica: str
     copied: int = 0
     copied_bytes: int = 0
-    corrupt: list[str] = field(default_factory=list)  # primary objects whose bytes do not match their name
-    revoked_slots: list[str] = field(
-        default_factory=list
-    )  # key slots removed on the primary, now on the replica too
+    # Primary objects whose bytes do not match their name (not shipped):
+    corrupt: list[str] = field(default_factory=list)
+    # Replica objects holding other bytes than the primary's under the same name (left alone):
+    mismatched: list[str] = field(default_factory=list)
+    # Key slots removed on the primary, now removed from the replica too:
+    revoked_slots: list[str] = field(default_factory=list)
     error: str | None = None  # set when the pass stopped early (replica unreachable, ...)
     pending: int = 0  # objects still to ship when the pass ended
     pending_bytes: int = 0
@@ -161,13 +163,17 @@ class ReplicaStatus:
 
 
 class _HashingReader(io.RawIOBase):
-    """Streams an object while hashing it; at EOF raises if the bytes do not match the name,
+    """Streams an object while hashing it. When the last byte is read (the listed size reached,
+    or EOF) it raises if the bytes do not match the name, before handing that last piece over,
     which makes the replica backend abandon the upload before anything is published."""
 
-    def __init__(self, raw: BinaryIO, key: str, expected: str | None) -> None:
+    def __init__(self, raw: BinaryIO, key: str, expected: str | None, size: int) -> None:
         self._raw = raw
         self._key = key
         self._expected = expected
+        self._size = size
+        self._n = 0
+        self._checked = False
         self._h = hashlib.sha256() if expected else None
 
     def readable(self) -> bool:
@@ -175,11 +181,15 @@ class _HashingReader(io.RawIOBase):
 
     def read(self, n: int = -1) -> bytes:  # type: ignore[override]
         data = self._raw.read(n)
-        if self._h is not None:
-            if data:
-                self._h.update(data)
-            elif self._h.hexdigest() != self._expected:
-                raise CorruptSource(f"{self._key} on the primary does not match its name (sha256 differs)")
+        self._n += len(data)
+        if self._h is not None and not self._checked:
+            self._h.update(data)
+            if not data or self._n >= self._size:
+                self._checked = True
+                if self._h.hexdigest() != self._expected:
+                    raise CorruptSource(
+                        f"{self._key} on the primary does not match its name (sha256 differs)"
+                    )
         return data
 
     def readinto(self, b: Any) -> int:
@@ -194,7 +204,7 @@ class CorruptSource(BackendError):
 
 def _copy(source: Backend, dest: Backend, info: ObjectInfo, *, overwrite: bool) -> None:
     with source.open(info.key) as raw:
-        reader = _HashingReader(raw, info.key, expected_sha256(info.key))
+        reader = _HashingReader(raw, info.key, expected_sha256(info.key), info.size)
         dest.put_stream(info.key, reader, info.size, overwrite=overwrite, sync=False)
 
 
@@ -446,6 +456,7 @@ class _ReplicaWorker:
                 self.shipped[0] += 1
                 self.shipped[1] += info.size
                 self.pending.pop(info.key, None)
+                self.corrupt.discard(info.key)  # repaired on the primary since: no longer news
 
         try:
             ship(src, self.dest, objs, self.present, result, on_shipped=shipped, stop=self.owner._stopping)
