@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/emulator_records.py                 # demo, small, medium, large
     .venv/bin/python bench/emulator_records.py --profiles large --requests 500
+    .venv/bin/python bench/emulator_records.py --truth-walk large  # walk time and peak memory
 
 Each profile runs in a fresh subprocess (so peak RSS is the profile's own). The page rates call the
 ASGI app directly (no socket, no HTTP parser): they are the handler's cost — contacts, approvals,
@@ -180,14 +181,38 @@ def one(profile: str, requests: int) -> dict[str, Any]:
     }
 
 
+def truth_walk(profile: str) -> dict[str, Any]:
+    """Walk the ground truth of the lazily generated kinds once: time and peak RSS (bounded caches)."""
+    from dingtalk_emulator.server import create_app
+    from dingtalk_emulator.state import EmulatorConfig
+
+    _, st = create_app(EmulatorConfig(profile=profile, limits="off"))
+    out: dict[str, Any] = {"profile": profile, "kinds": {}}
+    for kind in ("attendance", "calendar_event", "todo", "report", "user"):
+        t = time.perf_counter()
+        n = sum(1 for _ in st.truth[kind](st))
+        out["kinds"][kind] = {"items": n, "seconds": round(time.perf_counter() - t, 1)}
+    out["rss_peak_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--profiles", default="demo,small,medium,large")
     ap.add_argument("--requests", type=int, default=300)
+    ap.add_argument("--truth-walk", metavar="PROFILE", help="walk the truth of the generated kinds instead")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
         print(json.dumps(one(args.one, args.requests)))
+        return
+    if args.truth_walk:
+        print(f"load average before: {os.getloadavg()}")
+        r = truth_walk(args.truth_walk)
+        for kind, k in r["kinds"].items():
+            print(f"  {kind:16} {k['items']:>9,} items in {k['seconds']} s")
+        print(f"  peak RSS {r['rss_peak_mb']} MB")
+        print(f"load average after: {os.getloadavg()}")
         return
     print(f"load average before: {os.getloadavg()}")
     for profile in args.profiles.split(","):
