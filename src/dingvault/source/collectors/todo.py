@@ -4,9 +4,10 @@ Only enterprise todos (created through the API with a `detailUrl`) are listed, c
 within 180 days; personal todos are not reachable. Each user in scope is asked twice (open and
 done, every role), `nextToken` pages; a todo shared by several users is yielded once (by taskId).
 
-Containers: open todos live in `open`; done ones in `done/<YYYY-MM>` of their modifiedTime. The API
-has no delta form, so every run lists everything and declares complete `open` and the done months
-wholly inside the API's 180-day visibility (older done todos are kept, never taken for deleted).
+Containers: `<unionId>/open` and `<unionId>/done/<YYYY-MM>` (of modifiedTime), per user it was
+listed for. The API has no delta form, so every run lists everything and declares complete, for
+each user it asked, `open` and the done months wholly inside the API's 180-day visibility: todos of
+users not asked (left, out of scope) and older done todos are kept, never taken for deleted.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class TodoCollector(Collector):
         people = [(uid, union) for uid, union in everyone if scope.includes_user(uid)]
         seen: set[str] = set()
         queries = [(p, done) for p in people for done in (False, True)]
+        now = now_ms()
+        done_months = whole_months(now - (DONE_VISIBLE_DAYS - 1) * DAY_MS, now, True)
         async for (person, done), result in bounded_map(
             lambda q: self._tasks(q[0][1], q[1]), queries, self.settings.concurrency
         ):
@@ -62,16 +65,15 @@ class TodoCollector(Collector):
             items = []
             for card in result:
                 task_id = str(card.get("taskId"))
-                if task_id not in seen:
+                if task_id not in seen:  # a todo shared by several users is stored once
                     seen.add(task_id)
-                    items.append(todo_item(card))
-            if items:
-                yield Batch(items=items)
-        # The query has no delta form: every run lists everything, so every run can tell deletions.
-        if not self.problems and len(people) == len(everyone):
-            now = now_ms()
-            months = whole_months(now - (DONE_VISIBLE_DAYS - 1) * DAY_MS, now, True)
-            yield Batch(complete=[CompleteListing("todo", "open")] + [CompleteListing("todo", f"done/{m}") for m in months])
+                    items.append(todo_item(card, person[1]))
+            # The query has no delta form: every run lists each user's todos completely, so every
+            # run can tell deletions — per user, so that users not asked (left, out of scope) and
+            # done months beyond the API's visibility are never taken for deleted.
+            union = person[1]
+            claims = [f"{union}/done/{m}" for m in done_months] if done else [f"{union}/open"]
+            yield Batch(items=items, complete=[CompleteListing("todo", c) for c in claims])
         self.finish()
 
     async def _tasks(self, union: str, done: bool) -> list[dict[str, Any]]:
@@ -94,7 +96,8 @@ class TodoCollector(Collector):
         raise BadResponse("todo listing did not end", endpoint=TASKS)
 
 
-def todo_item(card: dict[str, Any]) -> Item:
+def todo_item(card: dict[str, Any], union: str) -> Item:
+    """A todo; its container is `<unionId of the user it was listed for>/open|done/<YYYY-MM>`."""
     done = bool(card.get("isDone"))
     modified = card.get("modifiedTime")
     return Item(
@@ -110,5 +113,5 @@ def todo_item(card: dict[str, Any]) -> Item:
             "due": iso_from_ms(card.get("dueTime")),
         },
         version_key=str(modified) if modified is not None else content_hash(card),
-        container=f"done/{month_of(modified if isinstance(modified, int) else None)}" if done else "open",
+        container=f"{union}/done/{month_of(modified if isinstance(modified, int) else None)}" if done else f"{union}/open",
     )
