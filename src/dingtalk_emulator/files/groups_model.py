@@ -44,22 +44,30 @@ class Group:
 
 
 class GroupsModel:
-    def __init__(self, seed: int, people: Any, api_groups: int, anchor_ms: int) -> None:
+    def __init__(self, seed: int, people: Any, initial: Any, api_groups: int, anchor_ms: int) -> None:
+        """`people` is the live org; `initial` the org as generated (groups start from it)."""
         self.seed = seed
         self.people = people
+        self.initial = initial
         self.anchor_ms = anchor_ms
         self.groups: dict[str, Group] = {}  # by openConversationId
         self.by_chatid: dict[str, Group] = {}
-        self._dept_count = 0
-        self.sync_departments(anchor_ms)
-        users = people.users
+        for dept in initial.departments:
+            if dept.dept_id == 1:
+                continue
+            chatid = dept_chat_id(seed, dept.dept_id)
+            members = initial.members(dept.dept_id)
+            owner = next((u.userid for u in members if u.leader), members[0].userid if members else initial.admin.userid)
+            born = anchor_ms - rng(seed, "group", chatid).randrange(100, 900) * 86_400_000
+            self._add(Group(chatid, self._cid(chatid), dept.name, owner, "dept", born, dept_id=dept.dept_id))
+        users = initial.users
         for i in range(api_groups):
             r = rng(seed, "api-group", i)
             chatid = "chat" + b62id(24, seed, "api-chat", i).lower()
             size = min(len(users), r.randrange(3, 30))
             members = [u.userid for u in r.sample(users, size)] if users else []
             name = GROUP_NAMES[i % len(GROUP_NAMES)] + (f" {i // len(GROUP_NAMES) + 1}" if i >= len(GROUP_NAMES) else "")
-            g = Group(chatid, self._cid(chatid), name, members[0] if members else people.admin.userid, "api",
+            g = Group(chatid, self._cid(chatid), name, members[0] if members else initial.admin.userid, "api",
                       anchor_ms - r.randrange(10, 500) * 86_400_000, extra_members=members)
             g.robot_present = True  # the app created it, so its robot sits in it
             self._add(g)
@@ -69,9 +77,8 @@ class GroupsModel:
                 g.robot_present = True
 
     def sync_departments(self, now_ms: int) -> list[Group]:
-        """Follow the org chart: a new department gets its group, a removed one's group is disbanded.
-
-        Returns the groups created (the caller gives them a file space)."""
+        """Follow the live org chart: a new department gets its group (born now), a removed one's
+        group is disbanded. Returns the groups created (the caller gives them a file space)."""
         created = []
         for dept in self.people.departments:
             if dept.dept_id == 1:
@@ -81,16 +88,23 @@ class GroupsModel:
             if g is None and not dept.removed:
                 members = self.people.members(dept.dept_id)
                 owner = next((u.userid for u in members if u.leader), members[0].userid if members else self.people.admin.userid)
-                r = rng(self.seed, "group", chatid)
-                born = self.anchor_ms - r.randrange(100, 900) * 86_400_000 if self._dept_count == 0 else now_ms
-                g = Group(chatid, self._cid(chatid), dept.name, owner, "dept", born, dept_id=dept.dept_id)
+                g = Group(chatid, self._cid(chatid), dept.name, owner, "dept", now_ms, dept_id=dept.dept_id)
                 self._add(g)
                 created.append(g)
             elif g is not None and dept.removed and g.status == 1:
                 g.status = 2
                 g.version += 1
-        self._dept_count = len(self.people.departments)
         return created
+
+    def initial_member_unionids(self, g: Group) -> Callable[[], list[str]]:
+        """Members as generated (authors of the group's generated files)."""
+
+        def get() -> list[str]:
+            people = self.initial
+            ids = [u.userid for u in people.members(g.dept_id)] if g.origin == "dept" else list(g.extra_members)
+            return [u.unionid for u in map(people.user, ids) if u is not None]
+
+        return get
 
     def _cid(self, chatid: str) -> str:
         return "cid" + b62id(22, self.seed, "cid", chatid) + "=="

@@ -62,9 +62,10 @@ class RobotModel:
         self.chatbot_user_id = "$:LWCP_v1:$" + b62id(24, seed, "chatbot")
         self.sent: list[SentMessage] = []
         self.next_index = 0
-        singles = max(1, min(len(people.users), n_convs // 2))
+        initial = getattr(groups, "initial", people)  # 1:1 chats with staff as generated
+        singles = max(1, min(len(initial.users), n_convs // 2))
         self.conversations: list[Conversation] = []
-        for u in people.users[:singles]:
+        for u in initial.users[:singles]:
             cid = "cid" + b62id(22, seed, "robot-1on1", u.userid) + "=="
             self.conversations.append(Conversation(cid, "1", "", [u.userid]))
         self._group_convs = [g for g in groups.groups.values() if g.robot_present][: max(1, n_convs - singles)]

@@ -121,6 +121,7 @@ class Space:
     admin_managed: bool = True
     quota: int = 1 << 40
     hostile_names: bool = False  # add the HOSTILE_NAMES files (the company-wide space)
+    authors: Callable[[], list[str]] | None = None  # who wrote the generated files (default: initial readers)
     # Filled lazily:
     dentries: dict[str, Dentry] | None = None
     children: dict[str, list[str]] | None = None
@@ -130,9 +131,10 @@ class Space:
 
 
 class StorageModel:
-    def __init__(self, seed: int, people: Any, prof: FilesProfile, anchor_ms: int) -> None:
+    def __init__(self, seed: int, people: Any, prof: FilesProfile, anchor_ms: int, initial: Any = None) -> None:
         self.seed = seed
         self.people = people
+        self.initial = initial if initial is not None else people  # the org as generated
         self.prof = prof
         self.anchor_ms = anchor_ms
         self.spaces: dict[str, Space] = {}
@@ -153,8 +155,9 @@ class StorageModel:
             sid = str(int(sid) + 1)
         return sid
 
-    def can_read(self, space: Space, unionid: str) -> bool:
-        user = self.people.by_unionid(unionid)
+    def can_read(self, space: Space, unionid: str, people: Any = None) -> bool:
+        people = people or self.people
+        user = people.by_unionid(unionid)
         if user is None:
             return False
         if space.owner:
@@ -165,14 +168,14 @@ class StorageModel:
             return True
         if space.acl_depts is None:
             return True
-        return any(self._under(d, space.acl_depts) for d in user.dept_id_list)
+        return any(self._under(d, space.acl_depts, people) for d in user.dept_id_list)
 
-    def _under(self, dept_id: int, roots: tuple[int, ...]) -> bool:
+    def _under(self, dept_id: int, roots: tuple[int, ...], people: Any) -> bool:
         seen = 0
         while dept_id and seen < 64:
             if dept_id in roots:
                 return True
-            dept = self.people.dept(dept_id)
+            dept = people.dept(dept_id)
             if dept is None:
                 return False
             dept_id = dept.parent_id
@@ -196,8 +199,14 @@ class StorageModel:
         return space.dentries
 
     def _authors(self, space: Space) -> list[str]:
-        readers = self.readers(space)
-        return readers or [self.people.admin.unionid]
+        # From the org as generated, so a space's content does not depend on when it is first listed.
+        if space.owner:
+            return [space.owner]
+        if space.authors is not None:
+            found = space.authors()
+        else:
+            found = [u.unionid for u in self.initial.users if self.can_read(space, u.unionid, self.initial)]
+        return found or [self.initial.admin.unionid]
 
     def _generate(self, space: Space) -> None:
         dentries: dict[str, Dentry] = {}

@@ -12,6 +12,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from dingtalk_emulator.company.people import People
+
 from .groups_model import GroupsModel
 from .seeding import h64, rng
 from .sizing import FilesProfile, files_profile
@@ -41,18 +43,23 @@ class FilesWorld:
         self.seed: int = org.seed
         self.corp_id: str = org.corp_id
         self.people = org.people
+        # The org as generated, before any mutation: what the generated content is derived from, so
+        # it does not depend on when this world was first built (the journal replays mutations in
+        # order, but the files world is built lazily, on first use).
+        self.initial = People(org.seed, org.profile.users, org.profile.resigned, org.profile.teams_per_department, org.anchor_ms)
         self.prof: FilesProfile = files_profile(state.config.profile)
         anchor = org.anchor_ms
         self.anchor_ms = anchor
         self.signing_key = hashlib.sha256(f"{org.app_secret}/blob-signing".encode()).digest()
-        self.storage = StorageModel(self.seed, self.people, self.prof, anchor)
-        self.groups = GroupsModel(self.seed, self.people, self.prof.api_groups, anchor)
+        self.storage = StorageModel(self.seed, self.people, self.prof, anchor, self.initial)
+        self.groups = GroupsModel(self.seed, self.people, self.initial, self.prof.api_groups, anchor)
         self.workspaces: dict[str, Workspace] = {}
         self.mine: dict[str, str] = {}  # unionId -> workspaceId
         self.uuid_index: dict[str, tuple[str, str]] = {}  # dentryUuid -> (spaceId, dentryId)
         self.root_nodes: dict[str, str] = {}  # rootNodeId -> workspaceId
         self._indexed: set[str] = set()  # spaces whose dentry uuids are in uuid_index
-        self._dept_signature = (len(self.people.departments), sum(1 for d in self.people.departments if d.removed))
+        # The first sync() reconciles the initial org chart with the live one.
+        self._dept_signature = (len(self.initial.departments), 0)
         self._build_drive_spaces()
         self._build_group_spaces()
         self._build_wikis()
@@ -64,35 +71,36 @@ class FilesWorld:
 
     def _build_drive_spaces(self) -> None:
         self._space("drive", "company", "全公司共享文件", self.prof.files_per_drive_space, hostile_names=True)
-        for dept in self.people.children(1):
+        for dept in self.initial.children(1):
             self._space("drive", dept.dept_id, f"{dept.name}文件庫", self.prof.files_per_drive_space, acl_depts=(dept.dept_id,))
 
     def _build_group_spaces(self, groups: Any = None) -> None:
         for g in groups if groups is not None else list(self.groups.groups.values()):
             sp = self._space("group", g.open_conversation_id, f"{g.name}的群文件", self.prof.files_per_group_space,
-                             members=self.groups.member_unionids(g), admin_managed=False)
+                             members=self.groups.member_unionids(g), admin_managed=False,
+                             authors=self.groups.initial_member_unionids(g))
             g.space_id = sp.space_id
 
     def _build_wikis(self) -> None:
-        for dept in self.people.children(1):
+        for dept in self.initial.children(1):
             r = rng(self.seed, "wiki", dept.dept_id)
             sp = self._space("wiki", ("team", dept.dept_id), f"{dept.name}知識庫", self.prof.files_per_team_wiki, acl_depts=(dept.dept_id,))
-            leader = next((u for u in self.people.members(dept.dept_id) if u.leader), self.people.admin)
+            leader = next((u for u in self.initial.members(dept.dept_id) if u.leader), self.initial.admin)
             ws = Workspace(b62id(16, self.seed, "ws", sp.space_id), f"{dept.name}知識庫", "TEAM", sp.space_id,
                            b62id(32, self.seed, "root", sp.space_id), b62id(16, self.seed, "team", dept.dept_id),
                            "", leader.unionid, sp.create_ms, description=r.choice(["部門制度與流程", "項目文件", "培訓資料"]))
             self._add_ws(ws)
-        for u in self.people.users:
-            self.ensure_mine(u.unionid)
+        for u in self.initial.users:
+            self.ensure_mine(u.unionid, self.initial)
 
     def _add_ws(self, ws: Workspace) -> None:
         self.workspaces[ws.workspace_id] = ws
         self.root_nodes[ws.root_node_id] = ws.workspace_id
 
-    def ensure_mine(self, unionid: str) -> Workspace | None:
+    def ensure_mine(self, unionid: str, people: Any = None) -> Workspace | None:
         if unionid in self.mine:
             return self.workspaces[self.mine[unionid]]
-        user = self.people.by_unionid(unionid)
+        user = (people or self.people).by_unionid(unionid)
         if user is None:
             return None
         keeps_docs = h64(self.seed, "mine", unionid) % 4 == 0
