@@ -71,3 +71,16 @@ def test_catalog_exports(mem_vault: Vault, cache_dir) -> None:
         assert v2.open_catalog_export(e1).read() == dump
     finally:
         v2.close()
+
+
+def test_snapshot_may_reference_blobs_of_another_open_writer(mem_vault: Vault) -> None:
+    attachments = mem_vault.writer(max_pack_age=None)
+    try:
+        att = attachments.put_blob(b"attachment bytes", "confidential")
+        with mem_vault.writer(max_pack_age=None) as w:
+            rec = w.put_blob(b'{"processInstanceId":"p9"}', "internal")
+            sid = w.commit_snapshot([("approval/p9", [rec, att])])
+    finally:
+        attachments.close()
+    (r,) = mem_vault.records(sid)
+    assert [mem_vault.get_blob(b) for b in r.blobs] == [b'{"processInstanceId":"p9"}', b"attachment bytes"]

@@ -309,6 +309,15 @@ class VaultWriter:
         found = self._vault.index.existing(uniq)
         missing = [b for b in uniq if b not in found and b not in self._session]
         if missing:
+            # Another writer of this vault (e.g. a parallel attachment downloader) may hold them
+            # unflushed: make those durable first, then look again.
+            others = [w for w in list(self._vault._writers) if w is not self and any(w.holds(b) for b in missing)]
+            for other in others:
+                other.flush()
+            if others:
+                found = self._vault.index.existing(missing)
+                missing = [b for b in missing if b not in found]
+        if missing:
             shown = ", ".join(m.hex() for m in missing[:3])
             raise VaultError(
                 f"snapshot refused: {len(missing)} referenced blob(s) are not in the vault (e.g. {shown})"
