@@ -48,6 +48,9 @@ class TodoBook:
         self.new_ids: dict[str, list[str]] = {}  # unionId -> created taskIds
         self.counter = 0
         self._generated_cached = functools.lru_cache(maxsize=20_000)(self._generated)
+        self._task_ids = functools.lru_cache(maxsize=4096)(
+            lambda u: tuple(self.task_id(u, j) for j in range(self.per_user))
+        )
 
     def generated(self, u: int, j: int) -> dict[str, Any]:
         """Todo j of user u (shared from a bounded cache: copy before changing it)."""
@@ -106,8 +109,8 @@ class TodoBook:
         out = []
         u = self.index_of_union.get(unionid)
         if u is not None:
-            for j in range(self.per_user):
-                t = self.current(self.task_id(u, j))
+            for j, tid in enumerate(self._task_ids(u)):
+                t = self.changed[tid] if tid in self.changed else self.generated(u, j)
                 if t is not None:
                     out.append(t)
         out += [t for tid in list(self.new_ids.get(unionid, [])) if (t := self.changed.get(tid)) is not None]
