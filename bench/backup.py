@@ -15,6 +15,9 @@ process's interpreter lock; everything is on loopback. Three scenarios, each pri
     APIs in parallel — target ≤ 1.15×; and the calls used against the minimum — target ≤ 1.05×.
     "Calls needed" / "minimum" are the calls the emulator answered successfully (each one returned
     data the backup used); "used" adds every throttled answer, i.e. the waste of hitting the limit.
+(e) `--engine-records N`: the engine alone — a synthetic collector yields N approval-like records
+    (~1 KB of JSON with Chinese text, 100 per page) into a real vault and SQLite catalog; no HTTP.
+    This is the ceiling the storage side puts on (a).
 (c) incremental after a 0.5% change (random mutations at the source) on the same company: calls
     against (changed items + listing pages), and time against the full run's (target ≤ 5%).
 
@@ -93,7 +96,9 @@ def new_home(emu: Emulator, root: Path, client: dict[str, Any]) -> Any:
     settings = home.load_settings()
     groups = emu.get("truth", params={"kind": "group"})["items"]
     settings.backup["collectors"] = {
-        "known_chat_ids": sorted({g["chatId"] for g in groups if g.get("origin") == "api" and g.get("chatId")})
+        "known_chat_ids": sorted(
+            {g["chatId"] for g in groups if g.get("origin") == "api" and g.get("chatId")}
+        )
     }
     settings.backup["client"] = client
     home.save_settings(settings)
@@ -141,15 +146,21 @@ def scenario_a(profile: str, max_seconds: float) -> None:
             print(f"  records stored: {records:,} → {records / wall:,.0f} records/s")
         else:
             records = stats.items_seen
-            print(f"  records: {records:,} in {wall:.1f} s → {records / wall:,.0f} records/s (target ≥ 5,000)")
+            print(
+                f"  records: {records:,} in {wall:.1f} s → {records / wall:,.0f} records/s (target ≥ 5,000)"
+            )
             print(
                 f"  content downloaded: {stats.bytes_downloaded / 1e6:,.1f} MB → {stats.bytes_downloaded / 1e6 / wall:,.1f} MB/s; "
                 f"stored (plaintext) {stats.bytes_stored / 1e6:,.1f} MB; API calls {sum(stats.api_calls.values()):,}"
             )
             if stats.family_failures or stats.failed:
-                print(f"  problems: {[f.to_dict() for f in stats.family_failures]} failed items {dict(stats.failed)}")
+                print(
+                    f"  problems: {[f.to_dict() for f in stats.family_failures]} failed items {dict(stats.failed)}"
+                )
         vault_bytes = sum(f.stat().st_size for f in (root / "home" / "vault").rglob("*") if f.is_file())
-        print(f"  vault on disk: {vault_bytes / 1e6:,.1f} MB; peak RSS of this process: {peak_rss_mb():,.0f} MB (target < 400)")
+        print(
+            f"  vault on disk: {vault_bytes / 1e6:,.1f} MB; peak RSS of this process: {peak_rss_mb():,.0f} MB (target < 400)"
+        )
     finally:
         emu.stop()
         shutil.rmtree(root, ignore_errors=True)
@@ -164,7 +175,9 @@ def scenario_large(seconds: float) -> None:
         _stats, wall = backup(home, "full", seconds)
         with open_session(home, PASSPHRASE) as s:
             records = sum(c.versions for c in s.catalog.counts_per_kind().values())
-        print(f"  records stored in {wall:.0f} s: {records:,}; peak RSS of this process: {peak_rss_mb():,.0f} MB")
+        print(
+            f"  records stored in {wall:.0f} s: {records:,}; peak RSS of this process: {peak_rss_mb():,.0f} MB"
+        )
     finally:
         emu.stop()
         shutil.rmtree(root, ignore_errors=True)
@@ -192,8 +205,12 @@ def scenarios_b_c(profile: str) -> None:
         busiest = max(ok, key=lambda k: ok[k])
         floor = ok[busiest] / QPS
         print(f"  records {full.items_seen:,}, status {full.status}; wall {wall:.1f} s")
-        print(f"  floor {floor:.1f} s ({ok[busiest]} calls to {busiest} ÷ {QPS}/s) → wall/floor {wall / floor:.2f} (target ≤ 1.15)")
-        print(f"  calls used {used:,} vs minimum {minimum:,} → {used / max(minimum, 1):.3f} (target ≤ 1.05); throttled answers {sum(throttled.values())}")
+        print(
+            f"  floor {floor:.1f} s ({ok[busiest]} calls to {busiest} ÷ {QPS}/s) → wall/floor {wall / floor:.2f} (target ≤ 1.15)"
+        )
+        print(
+            f"  calls used {used:,} vs minimum {minimum:,} → {used / max(minimum, 1):.3f} (target ≤ 1.05); throttled answers {sum(throttled.values())}"
+        )
         top = sorted(ok.items(), key=lambda kv: -kv[1])[:5]
         print("  busiest APIs: " + "; ".join(f"{k} {v}" for k, v in top))
 
@@ -201,14 +218,18 @@ def scenarios_b_c(profile: str) -> None:
         changes = max(1, round(total_items * 0.005))
         emu.post("mutate", {"op": "random", "count": changes, "seed": 3})
         emu.post("stats/reset")
-        print(f"\n(c) incremental after {changes} random changes (0.5% of {total_items:,} records)  [{load()}]")
+        print(
+            f"\n(c) incremental after {changes} random changes (0.5% of {total_items:,} records)  [{load()}]"
+        )
         inc, inc_wall = backup(home, "incremental")
         assert inc is not None
         calls, throttled = _calls(emu)
         used = sum(calls.values())
         t = inc.totals()
         changed = t["new"] + t["changed"] + t["deleted"]
-        print(f"  items new/changed/deleted: {t['new']}/{t['changed']}/{t['deleted']} ({changed} changed items); unchanged re-listed {t['unchanged']}")
+        print(
+            f"  items new/changed/deleted: {t['new']}/{t['changed']}/{t['deleted']} ({changed} changed items); unchanged re-listed {t['unchanged']}"
+        )
         print(f"  API calls {used:,} = changed items {changed} + listing and other calls {used - changed:,}")
         top = sorted(calls.items(), key=lambda kv: -kv[1])[:6]
         print("  calls by API: " + "; ".join(f"{k} {v}" for k, v in top))
@@ -218,18 +239,95 @@ def scenarios_b_c(profile: str) -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
+class SyntheticCollector:
+    name = "synthetic"
+    family = "approvals"
+    kinds = ("approval",)
+
+    def __init__(self, n: int, page: int = 100) -> None:
+        self.n, self.page = n, page
+
+    async def collect(self, *, mode: str, cursors: Any, scope: Any) -> Any:
+        from dingvault.source.items import Batch, CursorUpdate, Item
+
+        for start in range(0, self.n, self.page):
+            items = []
+            for i in range(start, min(self.n, start + self.page)):
+                detail = {
+                    "processInstanceId": f"pi-{i:09d}",
+                    "title": f"陳大文提交的報銷申請 #{i}",
+                    "status": "COMPLETED",
+                    "result": "agree",
+                    "originatorUserId": f"user{i % 300:04d}",
+                    "formComponentValues": [
+                        {"name": "報銷金額", "value": str(100 + i % 9000)},
+                        {"name": "事由", "value": "澳門客戶拜訪交通費及午餐 pagamento de despesas " * 3},
+                    ],
+                    "operationRecords": [
+                        {"userId": f"user{(i + k) % 300:04d}", "type": "EXECUTE_TASK_NORMAL"}
+                        for k in range(3)
+                    ],
+                }
+                items.append(
+                    Item(
+                        "approval",
+                        detail["processInstanceId"],
+                        {"detail": detail},
+                        {"title": detail["title"], "owner": detail["originatorUserId"]},
+                        version_key=f"v{i}",
+                        container="PROC-BENCH/2026-11",
+                    )
+                )
+            yield Batch(items=items, cursor=CursorUpdate(self.name, "", {"next": start + self.page}))
+
+    async def open_attachment(self, ref: Any) -> Any:
+        yield b""
+
+
+def scenario_engine(n: int) -> None:
+    from dingvault.backup.engine import BackupEngine
+    from dingvault.backup.vault_store import VaultCatalogStore
+
+    print(f"\n(e) the engine alone: {n:,} synthetic ~1 KB records into vault + SQLite catalog  [{load()}]")
+    root = Path(tempfile.mkdtemp(prefix="dv-bench-"))
+    try:
+        home = open_home(root / "home")
+        init_home(home, PASSPHRASE, kdf=FAST_KDF_FOR_TESTS)
+        with open_session(home, PASSPHRASE) as s:
+            store = VaultCatalogStore(s.vault, s.catalog, tmp_dir=home.tmp_dir)
+            cpu0, started = time.process_time(), time.monotonic()
+            stats = asyncio.run(BackupEngine(store, [SyntheticCollector(n)]).run("full"))
+            wall, cpu = time.monotonic() - started, time.process_time() - cpu0
+            store.close()
+        print(
+            f"  {stats.items_seen:,} records in {wall:.1f} s → {stats.items_seen / wall:,.0f} records/s "
+            f"(CPU {cpu:.1f} s → {stats.items_seen / cpu:,.0f} records per CPU-second); peak RSS {peak_rss_mb():,.0f} MB"
+        )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--profile", default="medium", help="company for (a), limits off")
     parser.add_argument("--limits-profile", default="small", help="company for (b) and (c), realistic limits")
-    parser.add_argument("--max-seconds", type=float, default=0, help="stop (a) after this long (0 = run to the end)")
+    parser.add_argument(
+        "--max-seconds", type=float, default=0, help="stop (a) after this long (0 = run to the end)"
+    )
     parser.add_argument("--large-seconds", type=float, default=0, help="also run the large company this long")
     parser.add_argument("--skip", default="", help="comma-separated scenarios to skip: a,b")
+    parser.add_argument(
+        "--engine-records", type=int, default=0, help="also run (e), the engine alone, with N records"
+    )
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     print(f"bench/backup.py on {os.cpu_count()} CPUs; {load()}")
     if "a" not in skip:
         scenario_a(args.profile, args.max_seconds)
+    if args.engine_records > 0:
+        scenario_engine(args.engine_records)
     if args.large_seconds > 0:
         scenario_large(args.large_seconds)
     if "b" not in skip:

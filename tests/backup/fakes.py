@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import Counter
 from typing import Any
 
@@ -25,6 +26,7 @@ class MemoryStore:
         self.snapshots: list[list[tuple[str, str, str]]] = []
         self.fail_put_after: int | None = None
         self.puts = 0
+        self.lock = threading.Lock()
 
     def start_run(self, mode, families):
         run_id = len(self.runs) + 1
@@ -47,7 +49,8 @@ class MemoryStore:
         if self.fail_put_after is not None and self.puts > self.fail_put_after:
             raise OSError(28, "No space left on device")
         h = hashlib.sha256(data).hexdigest()
-        self.unflushed[h] = data
+        with self.lock:
+            self.unflushed[h] = data
         return h
 
     def put_attachment(self, stream, level):
@@ -57,8 +60,9 @@ class MemoryStore:
         return self._put(payload)
 
     def durable(self):
-        self.blobs.update(self.unflushed)
-        self.unflushed.clear()
+        with self.lock:  # puts may go on meanwhile on another thread
+            self.blobs.update(self.unflushed)
+            self.unflushed.clear()
 
     def commit(self, run_id, commit: Commit) -> CommitResult:
         res = CommitResult()

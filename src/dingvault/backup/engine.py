@@ -146,6 +146,7 @@ class BackupEngine:
         # Change-detection reads run beside the writer (SQLite in WAL mode serves readers while
         # it writes), so fetching never waits behind a pack being compressed.
         self._reader = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dingvault-read")
+        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dingvault-commit")
         self._prefetch = prefetch
         # Decided on the event loop, read when batches are prepared.
         self._blocked_cursors: set[tuple[str, str]] = set()
@@ -175,6 +176,7 @@ class BackupEngine:
                 await self._call(self.store.finish_run, run_id, stats)
             self._executor.shutdown(wait=False)
             self._reader.shutdown(wait=False)
+            self._committer.shutdown(wait=False)
             if isinstance(exc, Exception) and not isinstance(exc, BackupError):
                 raise BackupError(f"backup run {run_id} stopped: {type(exc).__name__}: {exc}") from exc
             raise
@@ -206,6 +208,7 @@ class BackupEngine:
             )
         self._executor.shutdown(wait=True)
         self._reader.shutdown(wait=True)
+        self._committer.shutdown(wait=True)
         return stats
 
     async def _run_collectors(
@@ -436,29 +439,43 @@ class BackupEngine:
     async def _writer(self, queue: asyncio.Queue[Any], run_id: int, stats: RunStats) -> None:
         pending = Commit()
         last_commit = time.monotonic()
-        while True:
-            try:
-                msg = queue.get_nowait()
-            except asyncio.QueueEmpty:
+        # One group commit may run (on its own thread) while the next group's blobs are written:
+        # the catalog's transaction and the vault's flush overlap with compression and encryption.
+        inflight: asyncio.Future[None] | None = None
+        try:
+            while True:
                 try:
-                    # Wake up at least every commit interval so a slow family's cursor is not held.
-                    msg = await asyncio.wait_for(queue.get(), timeout=max(self._commit_seconds, 0.05))
-                except TimeoutError:
-                    msg = None
-            if msg is _STOP:
-                break
-            if msg is not None:
-                try:
-                    await self._call(self._write_prepared, msg, pending, stats)
-                finally:
-                    msg.discard()
-            due = time.monotonic() - last_commit >= self._commit_seconds
-            if len(pending) >= self._commit_items or (due and _has_work(pending)):
+                    msg = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    try:
+                        # Wake up at least every commit interval so a slow family's cursor is not held.
+                        msg = await asyncio.wait_for(queue.get(), timeout=max(self._commit_seconds, 0.05))
+                    except TimeoutError:
+                        msg = None
+                if msg is _STOP:
+                    break
+                if msg is not None:
+                    try:
+                        await self._call(self._write_prepared, msg, pending, stats)
+                    finally:
+                        msg.discard()
+                due = time.monotonic() - last_commit >= self._commit_seconds
+                if len(pending) >= self._commit_items or (due and _has_work(pending)):
+                    if inflight is not None:
+                        await inflight
+                    inflight = asyncio.ensure_future(self._commit(run_id, pending, stats))
+                    pending = Commit()
+                    last_commit = time.monotonic()
+            if inflight is not None:
+                await inflight
+                inflight = None
+            if _has_work(pending):
                 await self._commit(run_id, pending, stats)
-                pending = Commit()
-                last_commit = time.monotonic()
-        if _has_work(pending):
-            await self._commit(run_id, pending, stats)
+        finally:
+            if inflight is not None and not inflight.done():
+                inflight.cancel()
+                with contextlib.suppress(BaseException):
+                    await inflight
 
     def _write_prepared(self, prepared: _Prepared, pending: Commit, stats: RunStats) -> None:
         """On the storage thread: put the blobs of one prepared batch; its records wait for the commit."""
@@ -506,7 +523,10 @@ class BackupEngine:
             pending.cursors[key] = state
 
     async def _commit(self, run_id: int, pending: Commit, stats: RunStats) -> None:
-        result: CommitResult = await self._call(self._durable_then_commit, run_id, pending)
+        loop = asyncio.get_running_loop()
+        result: CommitResult = await loop.run_in_executor(
+            self._committer, self._durable_then_commit, run_id, pending
+        )
         for kind, n in result.new.items():
             stats.new[kind] += n
         for kind, n in result.changed.items():
