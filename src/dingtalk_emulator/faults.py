@@ -161,6 +161,7 @@ class FaultPlan:
     def load(self, spec: FaultSpec, seed: int = 0) -> None:
         with self._lock:
             self.spec = spec
+            self._active = spec.active
             self._rng = random.Random(spec.seed if spec.seed is not None else seed)
             self._calls = 0
             self._ban_fired = False
@@ -174,7 +175,7 @@ class FaultPlan:
 
     def for_call(self) -> Decision:
         spec = self.spec
-        if not spec.active:
+        if not self._active:  # the common case, checked on every call: keep it cheap
             return NO_FAULT
         with self._lock:
             self._calls += 1

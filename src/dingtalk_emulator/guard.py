@@ -356,7 +356,7 @@ class Guard:
             self.calls.failed()
             await self._inject(decision, new_api, scope, receive, send)
             return
-        await self._forward(scope, receive, send)
+        await self._forward(scope, receive, send, not new_api)
 
     def _templates(self) -> _TemplateIndex:
         if self._index is None:
@@ -366,34 +366,35 @@ class Guard:
     def _ban_style(self) -> str:
         return self.plan.spec.ban or self.ban_style
 
-    async def _forward(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _forward(self, scope: Scope, receive: Receive, send: Send, legacy: bool) -> None:
         """Pass the call through, noting whether the answer was a failure (status or legacy errcode)."""
-        state = {"status": 200, "json": False, "seen_body": False}
+        status = 0  # 0: no response started yet
+        peek = False  # a legacy JSON body whose errcode is still to be read
 
         async def watch(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                state["status"] = status = message["status"]
+            nonlocal status, peek
+            kind = message["type"]
+            if kind == "http.response.start":
+                status = message["status"]
                 if status >= 400:
                     self.calls.failed()
-                else:
+                elif legacy:  # only legacy answers hide errors behind HTTP 200
                     for name, value in message.get("headers", ()):
                         if name.lower() == b"content-type":
-                            state["json"] = b"json" in value
+                            peek = b"json" in value
                             break
-            elif message["type"] == "http.response.body" and not state["seen_body"]:
-                state["seen_body"] = True
-                if state["json"] and state["status"] < 400:
-                    # Legacy errors are HTTP 200 + errcode; the emulator writes errcode first, so a
-                    # look at the head of the body is enough.
-                    m = _ERRCODE.search(message.get("body", b"")[:256])
-                    if m and m.group(1) != b"0":
-                        self.calls.failed()
+            elif peek and kind == "http.response.body":
+                peek = False
+                # The emulator writes errcode first, so the head of the body is enough.
+                m = _ERRCODE.search(message.get("body", b"")[:256])
+                if m and m.group(1) != b"0":
+                    self.calls.failed()
             await send(message)
 
         try:
             await self._app(scope, receive, watch)
         except BaseException:
-            if not state["seen_body"] and state["status"] < 400:
+            if status < 400:  # not answered, or cut off mid-answer; a 4xx/5xx was counted already
                 self.calls.failed()
             raise
 
