@@ -24,6 +24,9 @@ def test_empty_scope_includes_everything():
     assert scope.is_everything
     assert scope.includes_user("anyone") and scope.includes_dept(999) and scope.includes_kind("approval")
     assert scope.includes_file("a.mp4", 10**12)
+    assert scope.includes_space is None  # a collector may then treat its space listing as complete
+    only = Scope.from_config({"spaces": ["s1"]})
+    assert only.includes_space("s1") and not only.includes_space("s2")
 
 
 def test_subtree_follows_the_learned_tree():

@@ -10,14 +10,14 @@ department created under an included subtree is included too. Nothing about memb
 the config file except the selectors themselves.
 
 Collectors only rely on the small protocol below (``includes_user``, ``includes_dept``,
-``includes_kind``, ``includes_file``; ``includes_space`` where they list drive spaces).
+``includes_kind``, ``includes_file``; ``includes_space`` where they list drive spaces — None when every space is wanted).
 ``includes_file`` answering False means "keep the file's metadata, do not download its content".
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -206,8 +206,17 @@ class Scope:
             return True
         return any(self.includes_dept(d) for d in self._user_depts.get(uid, ()))
 
-    def includes_space(self, space_id: Any) -> bool:
-        return not self.spaces or str(space_id) in self.spaces
+    @property
+    def includes_space(self) -> Callable[[Any], bool] | None:
+        """A space filter, or None when every space is wanted.
+
+        None (rather than an always-true function) tells a collector that its listing of spaces is
+        the whole listing, so it may detect deleted spaces; a filtered listing never can.
+        """
+        if not self.spaces:
+            return None
+        spaces = self.spaces
+        return lambda space_id: str(space_id) in spaces
 
     def includes_file(self, name: str | None, size: int | None) -> bool:
         if self.max_file_size is not None and size is not None and size > self.max_file_size:
