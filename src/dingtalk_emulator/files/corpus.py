@@ -267,6 +267,14 @@ def _table(r: random.Random, kind: str, lang: str, rows: int) -> list[list[str]]
 
 def compose(key: str, kind: str, lang: str, version: int = 1, *, table_rows: int = 0) -> DocText:
     """The text of version `version` of the document identified by `key`."""
+    doc = _compose(key, kind, lang, version, table_rows)
+    if lang in ("pt", "en"):  # the ideographic space separating fields is for Chinese text only
+        doc.title = doc.title.replace("\u3000", "  ")
+        doc.paragraphs = [p.replace("\u3000", "  ") for p in doc.paragraphs]
+    return doc
+
+
+def _compose(key: str, kind: str, lang: str, version: int, table_rows: int) -> DocText:
     base = rng("doc", key)
     slots = _slots(base, lang)
     planted: list[tuple[str, str, str]] = []
