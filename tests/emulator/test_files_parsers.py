@@ -12,6 +12,7 @@ from pypdf import PdfReader
 
 from dingtalk_emulator.files import corpus
 from dingtalk_emulator.files.blob import read_all
+from dingtalk_emulator.files.pdf import pdf_part
 from dingtalk_emulator.files.render import ContentSpec, render, text_of
 
 
@@ -29,11 +30,12 @@ def test_pdf_text_extracts_with_pypdf(lang: str, size: int) -> None:
         assert reader.pages[0].images  # the big image is a real image XObject
 
 
-def test_long_pdf_has_several_pages() -> None:
-    s = ContentSpec("p/2", "pdf", 9, 60_000, "contract", "zh-Hant")
-    reader = PdfReader(io.BytesIO(read_all(render(s))), strict=True)
-    assert len(reader.pages) >= 1
-    assert "".join(p.extract_text() for p in reader.pages).count("第") >= 5
+def test_long_pdf_flows_onto_several_pages() -> None:
+    base = corpus.compose("p/2", "contract", "zh-Hant", 1)
+    long_doc = corpus.DocText("contract", "zh-Hant", base.title, [f"第{i}段：{base.paragraphs[i % 8]}" for i in range(120)])
+    reader = PdfReader(io.BytesIO(read_all(pdf_part("p/2@1", long_doc, 60_000))), strict=True)
+    assert len(reader.pages) >= 4
+    assert "第119段" in reader.pages[-1].extract_text() and "第0段" in reader.pages[0].extract_text()
 
 
 @pytest.mark.parametrize("size", [20_000, 400_000])
