@@ -408,3 +408,21 @@ def test_generated_content_does_not_depend_on_when_the_world_is_built() -> None:
         assert early.truth(kind) == late.truth(kind), kind
     sid = next(t["id"] for t in early.truth("drive_space") if t["origin"] == "drive")
     assert walk(early, sid, admin(early)) == walk(late, sid, admin(late))  # creators, modifiers, times too
+
+
+def test_head_multirange_and_deleted_downloads(emu: Emu) -> None:
+    sid, d = first_file(emu)
+    info = download_info(emu, sid, d["id"])
+    url = local(info["resourceUrls"][0])
+    head = emu.client.head(url, headers=info["headers"])
+    assert head.status_code == 200 and head.headers["content-length"] == str(d["size"]) and head.content == b""
+    assert head.headers["accept-ranges"] == "bytes"
+    multi = emu.client.get(url, headers={**info["headers"], "Range": "bytes=0-1,5-6"})
+    assert multi.status_code == 200 and len(multi.content) == d["size"]  # several ranges: whole body
+    garbage = emu.client.get(url, headers={**info["headers"], "Range": "pages=1-2"})
+    assert garbage.status_code == 416
+    assert emu.mutate("file.delete", spaceId=sid, dentryId=d["id"]).status_code == 200
+    r = emu.post(f"/v1.0/storage/spaces/{sid}/dentries/{d['id']}/downloadInfos/query", {}, unionId=admin(emu))
+    assert r.status_code == 404 and r.json()["code"] == "dentryNotExist"
+    gone = emu.post(f"/v1.0/storage/spaces/{sid}/dentries/{d['id']}/query", {}, unionId=admin(emu)).json()["dentry"]
+    assert gone["status"] == "DELETED"
