@@ -14,6 +14,7 @@ import base64
 import re
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -21,8 +22,8 @@ from starlette.routing import Route
 
 from dingtalk_emulator.envelope import ApiError, Call, api_endpoint, api_int
 from dingtalk_emulator.files import sensitive, signing
-from dingtalk_emulator.files.render import MIME, MIN_SIZE
-from dingtalk_emulator.files.storage_model import Dentry, Space, iso
+from dingtalk_emulator.files.render import MIME, MIN_SIZE, text_of
+from dingtalk_emulator.files.storage_model import Dentry, Space, Version, iso
 from dingtalk_emulator.files.world import FilesWorld, world
 from dingtalk_emulator.state import EmulatorState, MutationError
 
@@ -411,7 +412,7 @@ def range_response(request: Request, part: Any, media_type: str, filename: str |
     size = part.length
     headers = {"Accept-Ranges": "bytes", "Content-Type": media_type}
     if filename:
-        headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{_quote(filename)}"
+        headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(filename, safe='')}"
     header = request.headers.get("range")
     start, end = 0, size
     status = 200
@@ -441,12 +442,6 @@ def range_response(request: Request, part: Any, media_type: str, filename: str |
         yield from part.iter_range(start, end)
 
     return StreamingResponse(body(), status_code=status, headers=headers)
-
-
-def _quote(name: str) -> str:
-    from urllib.parse import quote
-
-    return quote(name, safe="")
 
 
 def blob_routes(state: EmulatorState) -> list[Route]:
@@ -551,8 +546,6 @@ def m_upload(state: EmulatorState, params: dict[str, Any], folder: bool = False)
 
 
 def m_update(state: EmulatorState, params: dict[str, Any]) -> dict[str, Any]:
-    from dingtalk_emulator.files.storage_model import Version
-
     w = world(state)
     d = _pick_file(state, w, params)
     space = w.storage.spaces[d.space_id]
@@ -649,8 +642,6 @@ def truth_files(state: EmulatorState) -> Iterator[dict[str, Any]]:
 
 
 def _planted(d: Dentry) -> list[tuple[str, str, str]]:
-    from dingtalk_emulator.files.render import text_of
-
     if d.ext == "png":
         return []  # images carry no text
     return text_of(d.spec()).planted
