@@ -192,3 +192,18 @@ def test_delivered_messages_survive_a_restart_with_state_dir(tmp_path: Any) -> N
         assert all(abs(a["createAt"] - b["createAt"]) < 1000 for a, b in zip(after, before, strict=True))
         r = mutate(second, op="robot.message", conversation="single")  # numbering continues after the replay
         assert r.json()["msgId"] not in {t["id"].split("/", 1)[1] for t in before}
+
+
+def test_batch_send_and_pool_limits() -> None:
+    e = make_emu(seed=13)
+    e.state.hub.callback_delivered = lambda _mid: True
+    r = e.mutate("robot.message", count=250, conversation="group")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["sent"] == 250 and body["delivered"] == 250
+    truth = e.truth("robot_message")
+    assert len(truth) == 250 and len({t["id"] for t in truth}) == 250
+    assert {t["msgtype"] for t in truth} <= {"text", "picture", "richText"}  # group rules hold in bulk
+    assert e.mutate("robot.message", count=0).status_code == 400
+    assert e.mutate("robot.message", count=10_001).status_code == 400
+    assert e.mutate("robot.message", count=60).status_code == 400  # the demo pool holds 300 messages

@@ -89,10 +89,26 @@ def blob_routes(state: EmulatorState) -> list[Route]:
     return [Route("/_blob/robot/{payload}", robot_blob, methods=["GET", "HEAD"])]
 
 
+MAX_BATCH = 10_000
+
+
 def m_robot_message(state: EmulatorState, params: dict[str, Any]) -> dict[str, Any]:
+    """Send one message, or `count` (≤ 10,000) in one call — e.g. to load a Stream client."""
+    count = int(params.get("count", 1))
+    if not 1 <= count <= MAX_BATCH:
+        raise MutationError(f"count must be 1..{MAX_BATCH}")
     model = robot(state)
-    if model.next_index >= model.pool:
-        raise MutationError(f"the profile's {model.pool} robot messages have all been sent")
+    if model.next_index + count > model.pool:
+        raise MutationError(f"only {model.pool - model.next_index} of the profile's {model.pool} robot messages are left")
+    if count == 1:
+        return _send_one(state, model, params)
+    base = int(params.get("rand", model.next_index))
+    results = [_send_one(state, model, {**params, "rand": base + i}) for i in range(count)]
+    return {"sent": count, "delivered": sum(r["delivered"] for r in results),
+            "first": results[0]["msgId"], "last": results[-1]["msgId"]}
+
+
+def _send_one(state: EmulatorState, model: RobotModel, params: dict[str, Any]) -> dict[str, Any]:
     rand = int(params.get("rand", model.next_index))
     which = params.get("conversation")
     convs = model.all_conversations()
