@@ -297,7 +297,7 @@ def report(rec: dict[str, float], fil: dict[str, float], rss: dict[str, float]) 
         print()
     print(f"RSS: {rss['rss_mib']:.0f} MiB peak with {rss['blobs']} blobs ({rss['blobs'] / rss['seconds']:.0f} blobs/s)")
     print(f"load average after: {os.getloadavg()}")
-    print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    print(f"bench harness peak RSS (holds the generated data): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 
 if __name__ == "__main__":

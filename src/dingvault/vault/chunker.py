@@ -18,8 +18,10 @@ from pyfastcdc import FastCDC
 
 @dataclass(frozen=True)
 class ChunkerParams:
-    min_size: int = 256 * 1024
-    avg_size: int = 1024 * 1024
+    # FastCDC's effective mean is avg + min (~640 KiB here). Measured on bench/vault.py's file
+    # versions, 512 KiB stored 2% less than 1 MiB (smaller edits re-store less) at no speed cost.
+    min_size: int = 128 * 1024
+    avg_size: int = 512 * 1024
     max_size: int = 4 * 1024 * 1024
     seed: int = 0
 
