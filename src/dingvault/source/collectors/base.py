@@ -171,6 +171,18 @@ def content_hash(obj: Any) -> str:
     return hashlib.sha256(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
 
 
+def stable_hash(obj: dict[str, Any], derived: Iterable[str]) -> str:
+    """`content_hash` of a record without its *derived* fields (counters, last-activity times).
+
+    Such fields change whenever something inside the record's scope changes (a member joins, a file
+    is added) and are versioned with those records already; leaving them out of the version key
+    means a department or space gets a new version only when its own attributes change, while the
+    stored payload still carries their current values whenever a version is stored.
+    """
+    drop = set(derived)
+    return content_hash({k: v for k, v in obj.items() if k not in drop})
+
+
 def now_ms() -> int:
     return int(datetime.now(UTC).timestamp() * 1000)
 

@@ -25,6 +25,7 @@ from dingvault.source.collectors.base import (
     iso_seconds,
     normalise_iso,
     now_ms,
+    stable_hash,
     windows,
 )
 from dingvault.source.collectors.directory import DEPT_GET, LISTSUB, USER_LIST, Directory
@@ -146,12 +147,15 @@ def department_item(dept_id: int, listed: dict[str, Any] | None, detail: dict[st
         fields["dept_group_chat_id"] = detail.get("dept_group_chat_id")
         fields["member_count"] = detail.get("member_count")
         fields["owner"] = detail.get("org_dept_owner") or None
+    # Member counts follow from the users (versioned themselves): not a change of the department.
+    derived = ("member_count", "owning_member_count")
+    key = {name: stable_hash(payload, derived) for name, payload in raw.items()}
     return Item(
         kind="department",
         source_id=str(dept_id),
         raw=raw,
         fields=fields,
-        version_key=content_hash(raw),
+        version_key=content_hash(key),
         container=ORG_CONTAINER,
     )
 

@@ -43,6 +43,7 @@ from dingvault.source.collectors.base import (
     normalise_iso,
     ref_dict,
     run_together,
+    stable_hash,
 )
 from dingvault.source.errors import DingTalkError, NotFound, PermissionDenied
 from dingvault.source.items import (
@@ -57,7 +58,17 @@ from dingvault.source.items import (
 )
 
 SPACES_CONTAINER = "spaces"
-MEMBER_ATTEMPTS = 3  # group members tried as the operator of a group file space
+MEMBER_ATTEMPTS = 3
+# Fields that change whenever content inside changes: left out of version keys (see stable_hash).
+SPACE_DERIVED = ("usedQuota", "modifyTime", "modifiedTime")
+WORKSPACE_DERIVED = ("modifiedTime", "modifierId", "permissionRole")
+# A folder's modified time moves when its children change, a file's with its content — which bumps
+# `version` (and size) anyway; thumbnails are re-signed URLs. None of these is a change of the entry.
+DENTRY_DERIVED = ("modifiedTime", "modifierId", "thumbnail")
+# A node's size, counters and times follow its content (captured as the file or document itself).
+NODE_DERIVED = (
+    "modifiedTime", "modifiedTimestamp", "modifierId", "size", "statisticalInfo", "hasChildren", "permissionRole",
+)  # group members tried as the operator of a group file space
 WORKSPACES_CONTAINER = "workspaces"
 DOCS_CONTAINER = "docs"
 # Online documents have no file content to download (§5.4 operationNotSupported, inferred).
@@ -524,6 +535,14 @@ def canonical_blocks_sha256(blocks: Any) -> str:
     return hashlib.sha256(orjson.dumps(blocks, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+def space_version(raw: dict[str, Any]) -> str:
+    """Usage and last-modified times follow from the files inside (versioned themselves)."""
+    key = {k: v for k, v in raw.items() if k not in SPACE_DERIVED}
+    if isinstance(key.get("workspace"), dict):
+        key["workspace"] = {k: v for k, v in key["workspace"].items() if k not in WORKSPACE_DERIVED}
+    return content_hash(key)
+
+
 def space_item(space: Space) -> Item:
     raw = dict(space.raw)
     name = raw.get("spaceName") or (raw.get("workspace") or {}).get("name")
@@ -540,7 +559,7 @@ def space_item(space: Space) -> Item:
             "modified": normalise_iso(raw.get("modifyTime") or raw.get("modifiedTime")),
             "operator": space.operator,
         },
-        version_key=content_hash(raw),
+        version_key=space_version(raw),
         container=SPACES_CONTAINER,
     )
 
@@ -559,7 +578,7 @@ def workspace_item(workspace: Workspace) -> Item:
             "created": normalise_iso(raw.get("createTime")),
             "modified": normalise_iso(raw.get("modifiedTime")),
         },
-        version_key=str(raw.get("modifiedTime") or content_hash(raw)),
+        version_key=stable_hash(raw, WORKSPACE_DERIVED),
         container=WORKSPACES_CONTAINER,
     )
 
@@ -613,7 +632,7 @@ def file_item(
             "status": dentry.get("status"),
             "origin": space.origin,
         },
-        version_key=f"{version}:{dentry.get('modifiedTime')}",
+        version_key=stable_hash(dentry, DENTRY_DERIVED),
         attachments=attachments,
         container=space.space_id,
     )
@@ -634,7 +653,7 @@ def node_item(workspace: Workspace, node: dict[str, Any]) -> Item:
             "created": _ts(node.get("createTimestamp")) or normalise_iso(node.get("createTime")),
             "modified": _ts(node.get("modifiedTimestamp")) or normalise_iso(node.get("modifiedTime")),
         },
-        version_key=_node_marker(node),
+        version_key=stable_hash(node, NODE_DERIVED),
         container=workspace.workspace_id,
     )
 
