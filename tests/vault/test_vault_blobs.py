@@ -115,3 +115,22 @@ def test_writer_after_close_refuses(mem_vault: Vault) -> None:
     w.close()
     with pytest.raises(VaultError, match="closed"):
         w.put_blob(b"x", "public")
+
+
+def test_one_writer_and_reads_shared_between_threads(mem_vault: Vault) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def work(t: int) -> list[tuple[bytes, bytes]]:
+        out = []
+        for i in range(150):
+            data = f"thread {t} record {i} 線程".encode() * (1 + i % 7)
+            out.append((w.put_blob(data, ["public", "internal", "confidential"][i % 3]), data))
+            if i % 50 == 0:
+                assert mem_vault.get_blob(out[0][0]) == out[0][1]  # read while others write
+        return out
+
+    with mem_vault.writer(max_pack_age=0.05) as w, ThreadPoolExecutor(4) as pool:
+        results = [r for batch in pool.map(work, range(4)) for r in batch]
+    assert len({bid for bid, _ in results}) == 600
+    for bid, data in results:
+        assert mem_vault.get_blob(bid) == data
