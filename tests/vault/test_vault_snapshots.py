@@ -84,3 +84,24 @@ def test_snapshot_may_reference_blobs_of_another_open_writer(mem_vault: Vault) -
         attachments.close()
     (r,) = mem_vault.records(sid)
     assert [mem_vault.get_blob(b) for b in r.blobs] == [b'{"processInstanceId":"p9"}', b"attachment bytes"]
+
+
+def test_catalog_rebuilds_from_a_replica_and_the_recovery_key_alone(mem_backend, cache_dir) -> None:
+    from vault_helpers import make_vault
+
+    from dingvault.vault.backends import MemoryBackend
+
+    v, recovery = make_vault(mem_backend, cache_dir)
+    dump = os.urandom(700_000)
+    eid = v.put_catalog_export("catalog-sqlite", io.BytesIO(dump))
+    replica = MemoryBackend("replica")
+    for key in v.replica_object_keys():
+        replica.put(key, mem_backend.get(key))
+    v.close()
+    restored = Vault.open(replica, recovery, cache_dir=cache_dir / "elsewhere")
+    try:
+        (latest,) = restored.list_catalog_exports(tag="catalog-sqlite")
+        assert latest.export_id == eid
+        assert restored.open_catalog_export(eid).read() == dump
+    finally:
+        restored.close()
