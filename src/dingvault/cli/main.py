@@ -46,6 +46,9 @@ def _register() -> None:
     from dingvault.cli import catalog_cmd
 
     catalog_cmd.register(app)
+    from dingvault.cli import serve_cmd
+
+    serve_cmd.register(app)
 
 
 _register()
