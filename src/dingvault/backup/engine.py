@@ -44,7 +44,7 @@ from dingvault.backup.payload import (
     normalize_version_key,
 )
 from dingvault.backup.scope import Scope
-from dingvault.backup.spool import SpooledDownload, spool
+from dingvault.backup.spool import SpoolBudget, SpooledDownload, spool
 from dingvault.backup.stats import FamilyFailure, ItemFailure, RunStats
 from dingvault.backup.store_api import Commit, CommitResult, KnownVersion, Store, VersionRecord
 from dingvault.source.items import AttachmentRef, Batch, Item
@@ -148,6 +148,7 @@ class BackupEngine:
         self._reader = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dingvault-read")
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dingvault-commit")
         self._prefetch = prefetch
+        self._spool_budget = SpoolBudget()
         # Decided on the event loop, read when batches are prepared.
         self._blocked_cursors: set[tuple[str, str]] = set()
         self._failed_containers: set[tuple[str, str | None]] = set()
@@ -419,7 +420,7 @@ class BackupEngine:
                     stats.skipped_content[item.kind] += 1
                     continue
                 async with self._download_sem:
-                    download = await spool(collector.open_attachment(ref), self.tmp_dir)
+                    download = await spool(collector.open_attachment(ref), self.tmp_dir, self._spool_budget)
                 spools[idx] = download
                 stored.append(StoredAttachment(ref, sha256=download.sha256, size=download.size))
                 stats.attachments_downloaded += 1

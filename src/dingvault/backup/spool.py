@@ -16,6 +16,22 @@ from pathlib import Path
 from typing import IO
 
 MEMORY_LIMIT = 1 << 20  # 1 MiB per attachment in memory at most; bigger ones go to disk
+MEMORY_BUDGET = 64 << 20  # all attachments waiting in memory together; beyond it, new ones go to disk
+
+
+class SpoolBudget:
+    """How many bytes of spooled downloads sit in memory, all queues together.
+
+    Downloads wait in bounded queues until the writer stores them; without a shared budget, many
+    files just under MEMORY_LIMIT could still add up. Past the budget, new downloads spool to disk.
+    """
+
+    def __init__(self, budget: int = MEMORY_BUDGET) -> None:
+        self.budget = budget
+        self.in_memory = 0
+
+    def limit(self) -> int:
+        return MEMORY_LIMIT if self.in_memory < self.budget else 0
 
 
 @dataclass
@@ -23,15 +39,28 @@ class SpooledDownload:
     file: IO[bytes]
     size: int
     sha256: str
+    budget: SpoolBudget | None = None
+    in_memory: int = 0
 
     def close(self) -> None:
         self.file.close()
+        if self.budget is not None and self.in_memory:
+            self.budget.in_memory -= self.in_memory
+            self.in_memory = 0
 
 
-async def spool(chunks: AsyncIterator[bytes], tmp_dir: Path | None = None) -> SpooledDownload:
+async def spool(
+    chunks: AsyncIterator[bytes], tmp_dir: Path | None = None, budget: SpoolBudget | None = None
+) -> SpooledDownload:
     digest = hashlib.sha256()
     size = 0
-    fh = tempfile.SpooledTemporaryFile(max_size=MEMORY_LIMIT, dir=tmp_dir)  # noqa: SIM115 (returned)
+    limit = budget.limit() if budget is not None else MEMORY_LIMIT
+    # (SpooledTemporaryFile treats max_size=0 as "no limit", so over budget a real file is used.)
+    fh: IO[bytes] = (
+        tempfile.SpooledTemporaryFile(max_size=limit, dir=tmp_dir)  # noqa: SIM115 (returned)
+        if limit
+        else tempfile.TemporaryFile(dir=tmp_dir)  # noqa: SIM115 (returned)
+    )
     try:
         async for chunk in chunks:
             if not chunk:
@@ -43,4 +72,8 @@ async def spool(chunks: AsyncIterator[bytes], tmp_dir: Path | None = None) -> Sp
     except BaseException:
         fh.close()
         raise
-    return SpooledDownload(fh, size, digest.hexdigest())
+    download = SpooledDownload(fh, size, digest.hexdigest(), budget)
+    if budget is not None and isinstance(fh, tempfile.SpooledTemporaryFile) and not fh._rolled:
+        download.in_memory = size
+        budget.in_memory += size
+    return download
