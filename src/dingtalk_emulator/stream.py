@@ -348,7 +348,6 @@ class StreamHub:
             # Closing before accept makes the server refuse the handshake (HTTP 403).
             await websocket.close(code=1008)
             return
-        await websocket.accept()
         conn = _Connection(
             id=uuid.uuid4().hex,
             wants_events=granted[0],
@@ -356,6 +355,8 @@ class StreamHub:
             loop=asyncio.get_running_loop(),
             outbox=asyncio.Queue(),
         )
+        # Registered before the handshake completes: a client that sees itself connected is already a
+        # delivery target (frames wait in the outbox until the sender task starts).
         with self._lock:
             self._connections[conn.id] = conn
             self._c.connections_opened += 1
@@ -366,13 +367,15 @@ class StreamHub:
                 if self._drop_new is not None:
                     self._drop_new -= 1
             reason = self._drop_reason
-        sender = asyncio.create_task(self._sender(websocket, conn))
-        ticker = asyncio.create_task(self._ticker(conn))
-        if drop:
-            conn.push(_Disconnect(reason))
-        else:
-            self._dispatch_due()  # queued events go out on the first connection
+        tasks: list[asyncio.Task[None]] = []
         try:
+            await websocket.accept()
+            tasks.append(asyncio.create_task(self._sender(websocket, conn)))
+            tasks.append(asyncio.create_task(self._ticker(conn)))
+            if drop:
+                conn.push(_Disconnect(reason))
+            else:
+                self._dispatch_due()  # queued events go out on the first connection
             while True:
                 message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":
@@ -381,13 +384,13 @@ class StreamHub:
                 if text is None:
                     text = (message.get("bytes") or b"").decode("utf-8", errors="replace")
                 self._on_client_frame(text)
-        except (WebSocketDisconnect, RuntimeError):
+        except (WebSocketDisconnect, RuntimeError, OSError):
             pass  # the socket went away under us (e.g. closed after `disconnect`)
         finally:
             with self._lock:
                 self._connections.pop(conn.id, None)
-            ticker.cancel()
-            sender.cancel()
+            for task in tasks:
+                task.cancel()
             # Un-ACKed events that went to this connection are re-pushed when their ACK timeout passes.
 
     async def _sender(self, websocket: WebSocket, conn: _Connection) -> None:
