@@ -16,6 +16,7 @@ import logging
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -233,6 +234,21 @@ def _clean_text(value: Any, limit: int) -> str:
     return str(value).replace("\x00", "\\x00")[:limit]
 
 
+def _is_time(value: Any) -> bool:
+    """What the catalog accepts as a time: epoch milliseconds, or ISO 8601 with an offset."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return 0 <= value < 10**14
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return False
+        return parsed.tzinfo is not None
+    return False
+
+
 def _catalog_fields(fields: dict[str, Any]) -> dict[str, Any]:
     """Only what the catalog's columns accept, cleaned; the verbatim payload is in the vault."""
     out: dict[str, Any] = {}
@@ -243,8 +259,10 @@ def _catalog_fields(fields: dict[str, Any]) -> dict[str, Any]:
         if column == "title":
             out[column] = _clean_text(value, 10_000)
         elif column in ("created_at", "modified_at"):
-            if isinstance(value, str | int) and not isinstance(value, bool):
+            if _is_time(value):
                 out[column] = value
+            else:  # an unparseable time from the API: kept as text, not refused
+                out[f"{key}_raw"] = _clean_text(value, 200)
         elif isinstance(value, str | int) and not isinstance(value, bool):
             out[column] = _clean_text(value, 128)
     for key in _EXTRA_KEYS:
