@@ -160,3 +160,26 @@ async def test_pacing_stays_under_the_per_api_limit_and_apis_run_in_parallel() -
     assert 1.9 <= elapsed < 3.6, elapsed
     assert stats["throttled"] <= 2, stats
     assert stats["calls"]["/topapi/v2/user/list"] >= 60
+
+
+async def test_full_run_never_takes_an_unreachable_space_or_a_leavers_todos_for_deleted(emulator: RunningEmulator) -> None:
+    settings = _settings(emulator)
+    async with client_for(emulator) as client:
+        first = await run(build_collectors(client, families=("contacts", "files", "todo"), settings=settings))
+    assert first.error is None
+    group = next(t for t in truth(emulator, "group") if t.get("origin") == "dept" and t.get("memberCount") and t["status"] == 1)
+    space = str(group["spaceId"])
+    assert ("drive_space", space) in first.items
+    todo_owner = next(iter(first.of_kind("todo"))).container.split("/")[0]  # type: ignore[union-attr]
+    leaver = next(u.source_id for u in first.of_kind("user") if u.fields["unionid"] == todo_owner)
+    for op in ({"op": "group.disband", "openConversationId": group["id"]}, {"op": "user.leave", "userid": leaver}):
+        httpx.post(f"{emulator.base_url}/_emulator/mutate", json=op, timeout=10).raise_for_status()
+    async with client_for(emulator) as client:
+        second = await run(build_collectors(client, families=("contacts", "files", "todo"), settings=_settings(emulator)))
+    # The disbanded group's space can no longer be listed, but it still exists: no deletion claim.
+    assert ("drive_space", space) not in second.items
+    assert space not in _deletions(first, second, "drive_space")
+    # The leaver's todos cannot be asked for any more; they are kept, not taken for deleted.
+    leavers_todos = {i.source_id for i in first.of_kind("todo") if i.container and i.container.startswith(todo_owner + "/")}
+    assert leavers_todos and not (leavers_todos & _deletions(first, second, "todo"))
+    assert leaver in _deletions(first, second, "user")  # while the user is seen to have left

@@ -57,8 +57,7 @@ from dingvault.source.items import (
     ScopeFilter,
 )
 
-SPACES_CONTAINER = "spaces"
-MEMBER_ATTEMPTS = 3
+MEMBER_ATTEMPTS = 3  # group members tried as the operator of a group file space
 # Fields that change whenever content inside changes: left out of version keys (see stable_hash).
 SPACE_DERIVED = ("usedQuota", "modifyTime", "modifiedTime")
 WORKSPACE_DERIVED = ("modifiedTime", "modifierId", "permissionRole")
@@ -68,8 +67,7 @@ DENTRY_DERIVED = ("modifiedTime", "modifierId", "thumbnail")
 # A node's size, counters and times follow its content (captured as the file or document itself).
 NODE_DERIVED = (
     "modifiedTime", "modifiedTimestamp", "modifierId", "size", "statisticalInfo", "hasChildren", "permissionRole",
-)  # group members tried as the operator of a group file space
-WORKSPACES_CONTAINER = "workspaces"
+)
 DOCS_CONTAINER = "docs"
 # Online documents have no file content to download (§5.4 operationNotSupported, inferred).
 ONLINE_DOC_DRIVERS = frozenset({"ALIDOC"})
@@ -82,6 +80,9 @@ class Space:
     origin: str  # drive | group | wiki
     operator: str  # unionId to read it as
     raw: dict[str, Any] = field(default_factory=dict)
+    # How it was found, which is also what a completeness claim covers: "org", "personal:<userid>",
+    # "groups", "wiki" (a space whose source was not fully read is never taken for deleted).
+    container: str = "org"
 
 
 @dataclass
@@ -89,6 +90,7 @@ class Workspace:
     workspace_id: str
     operator: str
     raw: dict[str, Any]
+    container: str = "team"  # "team", or "personal:<userid>" for a user's "my documents"
     first_node: str | None = None  # a node found in it (to find its storage space)
 
 
@@ -133,8 +135,14 @@ class FilesCollector(Collector):
         if not everyone:
             raise DingTalkError("no user with a unionId to read files as", endpoint=st.DRIVE_SPACES)
         admin_union = everyone[0][1]
-        self._space_gaps = False
         self._root_converts: bool | None = None
+        # Completeness claims (full mode): (kind, container) listed entirely, minus those blocked
+        # by a failure or a filter.
+        self._claims: set[tuple[str, str]] = set()
+        self._blocked: set[tuple[str, str]] = set()
+        if len(people) < len(everyone):
+            # Team knowledge bases (and their spaces) visible only to people out of scope would look deleted.
+            self._blocked.update({("wiki_workspace", "team"), ("drive_space", "wiki")})
 
         workspaces: dict[str, Workspace] = {}
         found: tuple[dict[str, Space], dict[str, Space], dict[str, Space]] = ({}, {}, {})
@@ -152,12 +160,7 @@ class FilesCollector(Collector):
         includes_space = getattr(scope, "includes_space", None)
         if includes_space is not None:
             spaces = {k: v for k, v in spaces.items() if includes_space(k)}
-        yield Batch(
-            items=[workspace_item(w) for w in workspaces.values()],
-            complete=[CompleteListing("wiki_workspace", WORKSPACES_CONTAINER)]
-            if mode == "full" and not self._space_gaps
-            else None,
-        )
+        yield Batch(items=[workspace_item(w) for w in workspaces.values()], complete=self._complete(mode, "wiki_workspace"))
         yield Batch(items=[space_item(s) for s in spaces.values()])
 
         def files_of(space: Space) -> Callable[[], AsyncIterator[Batch]]:
@@ -184,9 +187,18 @@ class FilesCollector(Collector):
         # Spaces and knowledge bases are independent: read several at once (the client paces each API).
         async for batch in interleave(sources, self.settings.concurrency):
             yield batch
-        if mode == "full" and not self._space_gaps and includes_space is None:
-            yield Batch(complete=[CompleteListing("drive_space", SPACES_CONTAINER)])
+        if includes_space is None:
+            yield Batch(complete=self._complete(mode, "drive_space"))
         self.finish()
+
+    def _claim(self, kind: str, container: str, ok: bool = True) -> None:
+        (self._claims if ok else self._blocked).add((kind, container))
+
+    def _complete(self, mode: Mode, kind: str) -> list[CompleteListing] | None:
+        if mode != "full":
+            return None
+        listed = sorted(c for k, c in self._claims - self._blocked if k == kind)
+        return [CompleteListing(kind, c) for c in listed] or None
 
     async def _wiki_space(self, workspace: Workspace) -> Space | None:
         """The storage space of a knowledge base, from its root node or else its first node.
@@ -209,23 +221,27 @@ class FilesCollector(Collector):
                     self._root_converts = False
                 continue
             except DingTalkError as exc:
-                self._gap(f"storage space of knowledge base {workspace.workspace_id}", exc)
+                self._gap(f"storage space of knowledge base {workspace.workspace_id}", exc, ("drive_space", "wiki"))
                 return None
             if node_id == root:
                 self._root_converts = True
             sid = found.get("spaceId")
             if sid:
                 raw = {"workspaceId": workspace.workspace_id, "workspace": workspace.raw}
-                return Space(str(sid), "wiki", workspace.operator, raw)
+                return Space(str(sid), "wiki", workspace.operator, raw, container="wiki")
         if last is not None and workspace.first_node:
-            self._gap(f"storage space of knowledge base {workspace.workspace_id}", last)
+            self._gap(f"storage space of knowledge base {workspace.workspace_id}", last, ("drive_space", "wiki"))
+        elif workspace.first_node is None:
+            # An empty knowledge base whose root does not convert: its space (if any) is unknown.
+            self._claim("drive_space", "wiki", ok=False)
         return None
 
     # ------------------------------------------------------------------ space discovery
 
-    def _gap(self, what: str, exc: BaseException) -> None:
+    def _gap(self, what: str, exc: BaseException, *blocked: tuple[str, str]) -> None:
         self.note_problem(what, exc)
-        self._space_gaps = True
+        for claim in blocked:
+            self._claim(*claim, ok=False)
 
     async def _org_spaces(self, admin_union: str, spaces: dict[str, Space]) -> None:
         try:
@@ -233,8 +249,9 @@ class FilesCollector(Collector):
                 for raw in page:
                     if raw.get("spaceId"):
                         spaces.setdefault(str(raw["spaceId"]), Space(str(raw["spaceId"]), "drive", admin_union, raw))
+            self._claim("drive_space", "org")
         except DingTalkError as exc:
-            self._gap("org drive spaces", exc)
+            self._gap("org drive spaces", exc, ("drive_space", "org"))
 
     async def _personal_spaces(self, people: list[tuple[str, str]], spaces: dict[str, Space]) -> None:
         async def read(person: tuple[str, str]) -> list[dict[str, Any]]:
@@ -245,11 +262,13 @@ class FilesCollector(Collector):
 
         async for (uid, union), result in bounded_map(read, people, self.settings.concurrency):
             if isinstance(result, BaseException):
-                self._gap(f"personal spaces of {uid}", result)
+                self._gap(f"personal spaces of {uid}", result, ("drive_space", f"personal:{uid}"))
                 continue
+            self._claim("drive_space", f"personal:{uid}")
             for raw in result:
                 if raw.get("spaceId"):
-                    spaces.setdefault(str(raw["spaceId"]), Space(str(raw["spaceId"]), "drive", union, raw))
+                    sid = str(raw["spaceId"])
+                    spaces.setdefault(sid, Space(sid, "drive", union, raw, container=f"personal:{uid}"))
 
     async def _group_spaces(self, directory: Any, spaces: dict[str, Space]) -> None:
         conversations = [c for c in await self.context.conversations() if c.open_conversation_id]
@@ -278,42 +297,56 @@ class FilesCollector(Collector):
             assert last is not None
             raise last
 
+        # Group spaces are claimed complete only if every group's space was read: a disbanded group
+        # (conversationNotExist) or one without members keeps a space nobody can list any more,
+        # which must not be taken for deleted.
+        self._claim("drive_space", "groups")
         async for conversation, result in bounded_map(read, conversations, self.settings.concurrency):
             if isinstance(result, NotFound):
-                continue  # the group has no file space (or was disbanded)
+                self._claim("drive_space", "groups", ok=False)
+                self.skipped.append(f"file space of group {conversation.open_conversation_id}: {result.message}")
+                continue
             if isinstance(result, BaseException):
-                self._gap(f"file space of group {conversation.open_conversation_id}", result)
+                self._gap(f"file space of group {conversation.open_conversation_id}", result, ("drive_space", "groups"))
                 continue
             raw, union = result
             if raw is None and not union:
+                self._claim("drive_space", "groups", ok=False)
                 self.skipped.append(f"file space of group {conversation.open_conversation_id}: the group has no members")
                 continue
             if raw and raw.get("spaceId"):
                 sid = str(raw["spaceId"])
                 raw = {**raw, "openConversationId": conversation.open_conversation_id}
-                spaces.setdefault(sid, Space(sid, "group", union, raw))
+                spaces.setdefault(sid, Space(sid, "group", union, raw, container="groups"))
 
     async def _workspaces(self, people: list[tuple[str, str]], workspaces: dict[str, Workspace]) -> None:
-        async def read(person: tuple[str, str]) -> list[dict[str, Any]]:
-            found: list[dict[str, Any]] = []
+        async def read(person: tuple[str, str]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+            team: list[dict[str, Any]] = []
             async for page in st.wiki_workspaces(self.client, person[1]):
-                found.extend(page)
+                team.extend(page)
             try:
                 mine = await st.mine_workspace(self.client, person[1])
             except NotFound:
                 mine = None
-            if mine:
-                found.append(mine)
-            return found
+            return team, mine
 
+        self._claim("wiki_workspace", "team")
+        # A knowledge base's space is claimed only if every knowledge base was listed.
+        self._claim("drive_space", "wiki")
         async for (uid, union), result in bounded_map(read, people, self.settings.concurrency):
             if isinstance(result, BaseException):
-                self._gap(f"knowledge bases of {uid}", result)
+                blocked = (("wiki_workspace", "team"), ("wiki_workspace", f"personal:{uid}"), ("drive_space", "wiki"))
+                self._gap(f"knowledge bases of {uid}", result, *blocked)
                 continue
-            for raw in result:
+            team, mine = result
+            self._claim("wiki_workspace", f"personal:{uid}")
+            listed = [(raw, "team") for raw in team] + ([(mine, f"personal:{uid}")] if mine else [])
+            for raw, container in listed:
                 wid = raw.get("workspaceId")
                 if wid and str(wid) not in workspaces:
-                    workspaces[str(wid)] = Workspace(str(wid), union, raw)
+                    if raw.get("type") == "PERSONAL":
+                        container = f"personal:{uid}"
+                    workspaces[str(wid)] = Workspace(str(wid), union, raw, container=container)
 
 
     # ------------------------------------------------------------------ files of one space
@@ -560,7 +593,7 @@ def space_item(space: Space) -> Item:
             "operator": space.operator,
         },
         version_key=space_version(raw),
-        container=SPACES_CONTAINER,
+        container=space.container,
     )
 
 
@@ -579,7 +612,7 @@ def workspace_item(workspace: Workspace) -> Item:
             "modified": normalise_iso(raw.get("modifiedTime")),
         },
         version_key=stable_hash(raw, WORKSPACE_DERIVED),
-        container=WORKSPACES_CONTAINER,
+        container=workspace.container,
     )
 
 
