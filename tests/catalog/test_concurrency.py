@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 
@@ -119,3 +120,17 @@ def test_postgres_row_lock_held_too_long_is_a_clear_error(
         stuck.dispose()
         assert catalog.record_version("user", "u1", "h2") == "changed"
         assert [v.content_hash for v in catalog.item_versions("user", "u1")] == ["h1", "h2"]
+
+
+def test_opening_does_not_wait_for_a_running_writer(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'busy.db'}"
+    Catalog.open(url).close()
+    blocker = sa.create_engine(url)
+    with blocker.connect() as conn:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")  # a writer mid-transaction
+        started = time.monotonic()
+        with Catalog.open(url) as catalog:
+            assert catalog.get_cursor("x") is None  # and reads work
+        assert time.monotonic() - started < 5
+        conn.exec_driver_sql("ROLLBACK")
+    blocker.dispose()

@@ -19,7 +19,7 @@ from dingvault.catalog import validate as v
 from dingvault.catalog.bulk_write import BulkWriter
 from dingvault.catalog.engine import WRITE_OPTION, create_catalog_engine, safe_url
 from dingvault.catalog.errors import CatalogBusyError, CatalogError, CatalogInputError, CatalogStateError
-from dingvault.catalog.migrate import upgrade
+from dingvault.catalog.migrate import current_revision, head_revision, upgrade
 from dingvault.catalog.records import (
     CHANGED,
     NEW,
@@ -128,7 +128,10 @@ class Catalog:
         catalog = cls(engine)
         if migrate:
             try:
-                catalog._write(upgrade)
+                # Usually already at head: check with a plain read so that opening never queues
+                # behind a running writer; take the write lock only to actually migrate.
+                if catalog._read(current_revision) != head_revision():
+                    catalog._write(upgrade)
             except CatalogError:
                 engine.dispose()
                 raise
