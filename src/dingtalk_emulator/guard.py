@@ -333,7 +333,10 @@ class Guard:
         if decision.expire_tokens:
             self.calls.fault("token_expire")
             if self.on_token_fault is not None:
-                self.on_token_fault()
+                try:
+                    self.on_token_fault()
+                except Exception:  # a broken hook must not turn into a 500 the client would misread
+                    log.exception("on_token_fault callback failed")
         if decision.kind == "ban_once":
             self.calls.fault("ban_once")
             self.calls.failed()
