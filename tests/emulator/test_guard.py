@@ -516,3 +516,12 @@ def test_truncate_spares_head_requests():
         head = c.head("/_blob/a")
         assert head.status_code == 200 and int(head.headers["content-length"]) == len(BLOB)
         assert c.get("/_emulator/stats").json()["faults"] == {}
+
+
+def test_a_failing_token_hook_does_not_break_the_call():
+    def broken() -> None:
+        raise RuntimeError("token store unavailable")
+
+    with serve(Guard(limits="off", faults="token_expire_after=1", on_token_fault=broken)) as c:
+        assert legacy(c).json()["errcode"] == 0
+        assert c.get("/_emulator/stats").json()["faults"]["token_expire"] == 1
