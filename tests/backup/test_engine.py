@@ -182,3 +182,32 @@ def test_scope_follows_the_tree_of_this_run_and_kinds_filter():
     assert todos.included == ["u1"]
     assert {k for k, _ in store.items} == {"user", "todo"}  # departments learned but not stored
     assert stats.new["user"] == 1 and ("user", "u1") in store.items  # u2 is outside the subtree
+
+
+def test_a_cancelled_run_stops_cleanly_and_the_next_one_resumes():
+    store = MemoryStore()
+
+    class Slow(ScriptedCollector):
+        async def collect(self, *, mode, cursors, scope):
+            async for b in super().collect(mode=mode, cursors=cursors, scope=scope):
+                yield b
+                await asyncio.sleep(0.2)
+
+    async def cancel_midway():
+        task = asyncio.ensure_future(
+            BackupEngine(
+                store,
+                [Slow("approvals", "approvals", approvals().pages, contents=approvals().contents)],
+                commit_seconds=0.05,
+            ).run("full")
+        )
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancel_midway())
+    assert store.runs[1] is not None  # the run was closed, not left open
+    stats = run(BackupEngine(store, [approvals()]), "incremental")
+    assert stats.status == "ok" and len(store.snapshots[-1]) == 15
+    assert len(store.versions) == 15

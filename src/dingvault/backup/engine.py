@@ -228,21 +228,28 @@ class BackupEngine:
             await asyncio.gather(*(self._run_family(c, mode, cursors, queue, stats) for c in rest))
 
         fetch = asyncio.create_task(all_families(), name="dingvault-fetch")
-        done, _ = await asyncio.wait({fetch, writer}, return_when=asyncio.FIRST_COMPLETED)
-        if writer in done:
-            # The writer only ends early on a storage failure: stop fetching, report it.
-            fetch.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await fetch
-            exc = writer.exception()
-            raise BackupError(f"storage failed: {type(exc).__name__}: {exc}") from exc
         try:
+            done, _ = await asyncio.wait({fetch, writer}, return_when=asyncio.FIRST_COMPLETED)
+            if writer in done:
+                # The writer only ends early on a storage failure: stop fetching, report it.
+                fetch.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await fetch
+                exc = writer.exception()
+                raise BackupError(f"storage failed: {type(exc).__name__}: {exc}") from exc
             fetch.result()
+            await queue.put(_STOP)
+            await writer
         except BaseException:
-            writer.cancel()
+            # Cancelled (Ctrl-C, a caller's timeout) or failed: stop both sides and wait for them,
+            # so no storage call is left running when the executors shut down. What was committed
+            # stays committed; the next run resumes from it.
+            for task in (fetch, writer):
+                task.cancel()
+            for task in (fetch, writer):
+                with contextlib.suppress(BaseException):
+                    await task
             raise
-        await queue.put(_STOP)
-        await writer
 
     async def _run_family(
         self,
