@@ -62,12 +62,21 @@ class Restic:
     def __init__(self, exe: str, repo: Path) -> None:
         self.exe = exe
         self.repo = repo
-        self.env = {**os.environ, "RESTIC_PASSWORD": PASSWORD, "RESTIC_CACHE_DIR": str(repo.parent / "restic-cache")}
+        self.env = {
+            **os.environ,
+            "RESTIC_PASSWORD": PASSWORD,
+            "RESTIC_CACHE_DIR": str(repo.parent / "restic-cache"),
+        }
 
     def run(self, *args: str, cwd: Path | None = None) -> float:
         t = time.perf_counter()
-        subprocess.run([self.exe, "-r", str(self.repo), "--quiet", *args], check=True, env=self.env, cwd=cwd,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [self.exe, "-r", str(self.repo), "--quiet", *args],
+            check=True,
+            env=self.env,
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+        )
         return time.perf_counter() - t
 
 
@@ -101,8 +110,11 @@ def bench_records(work: Path, n: int, restic: str | None) -> dict[str, float]:
         target = work / "restic-records-restore"
         res["restic_restore"] = r.run("restore", "latest", "--target", str(target))
         # (Left for the final cleanup: deleting 400k small files is slow on discard-mounted disks.)
-        print(f"restic: ingest {res['restic_ingest']:.2f} s, size {mb(res['restic_size'])}, "
-              f"verify {res['restic_verify']:.2f} s, restore {res['restic_restore']:.2f} s", flush=True)
+        print(
+            f"restic: ingest {res['restic_ingest']:.2f} s, size {mb(res['restic_size'])}, "
+            f"verify {res['restic_verify']:.2f} s, restore {res['restic_restore']:.2f} s",
+            flush=True,
+        )
 
     repo = work / "vault-records"
     v, _ = Vault.init(LocalBackend(repo), PASSWORD, cache_dir=work / "vault-cache")
@@ -135,8 +147,11 @@ def bench_records(work: Path, n: int, restic: str | None) -> dict[str, float]:
     res["vault_restore"], count = timed(restore)
     assert count == n
     v.close()
-    print(f"vault:  ingest {res['vault_ingest']:.2f} s, size {mb(res['vault_size'])}, "
-          f"verify {res['vault_verify']:.2f} s, restore {res['vault_restore']:.2f} s", flush=True)
+    print(
+        f"vault:  ingest {res['vault_ingest']:.2f} s, size {mb(res['vault_size'])}, "
+        f"verify {res['vault_verify']:.2f} s, restore {res['vault_restore']:.2f} s",
+        flush=True,
+    )
     return res
 
 
@@ -161,8 +176,11 @@ def bench_files(work: Path, total: int, restic: str | None) -> dict[str, float]:
         target = work / "restic-files-restore"
         res["restic_restore"] = r.run("restore", "latest", "--target", str(target))
         shutil.rmtree(target)
-        print(f"restic: ingest {res['restic_ingest']:.2f} s, size {mb(res['restic_size'])}, "
-              f"verify {res['restic_verify']:.2f} s, restore {res['restic_restore']:.2f} s", flush=True)
+        print(
+            f"restic: ingest {res['restic_ingest']:.2f} s, size {mb(res['restic_size'])}, "
+            f"verify {res['restic_verify']:.2f} s, restore {res['restic_restore']:.2f} s",
+            flush=True,
+        )
 
     repo = work / "vault-files"
     v, _ = Vault.init(LocalBackend(repo), PASSWORD, cache_dir=work / "vault-cache")
@@ -197,9 +215,11 @@ def bench_files(work: Path, total: int, restic: str | None) -> dict[str, float]:
     res["vault_restore"], _ = timed(restore)
     v.close()
     shutil.rmtree(root)
-    print(f"vault:  ingest {res['vault_ingest']:.2f} s ({logical / res['vault_ingest'] / 1e6:.0f} MB/s), "
-          f"size {mb(res['vault_size'])}, verify {res['vault_verify']:.2f} s, restore {res['vault_restore']:.2f} s",
-          flush=True)
+    print(
+        f"vault:  ingest {res['vault_ingest']:.2f} s ({logical / res['vault_ingest'] / 1e6:.0f} MB/s), "
+        f"size {mb(res['vault_size'])}, verify {res['vault_verify']:.2f} s, restore {res['vault_restore']:.2f} s",
+        flush=True,
+    )
     return res
 
 
@@ -228,12 +248,16 @@ def bench_rss(work: Path, n: int) -> dict[str, float]:
     print(f"\n== peak RSS with {n} blobs ==", flush=True)
     out = subprocess.run(
         [sys.executable, "-c", RSS_CHILD, str(n), str(work / "vault-rss"), str(work / "vault-rss-cache")],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.split()
     blobs, count, seconds, rss_kib = int(out[0]), int(out[1]), float(out[2]), int(out[3])
     assert count == blobs
-    print(f"vault: {blobs} blobs + a {count}-record snapshot in {seconds:.1f} s; peak RSS {rss_kib / 1024:.0f} MiB",
-          flush=True)
+    print(
+        f"vault: {blobs} blobs + a {count}-record snapshot in {seconds:.1f} s; peak RSS {rss_kib / 1024:.0f} MiB",
+        flush=True,
+    )
     return {"blobs": blobs, "seconds": seconds, "rss_mib": rss_kib / 1024}
 
 
@@ -272,32 +296,52 @@ def report(rec: dict[str, float], fil: dict[str, float], rss: dict[str, float]) 
     print("\n== summary ==")
     print(f"records: vault {rec['records'] / rec['vault_ingest']:.0f} records/s", end="")
     if "restic_ingest" in rec:
-        print(f", restic {rec['records'] / rec['restic_ingest']:.0f} records/s "
-              f"(vault ingest rate {ratio(rec['restic_ingest'], rec['vault_ingest'])} restic's)")
-        print(f"  size: vault {mb(rec['vault_size'])}, restic {mb(rec['restic_size'])} "
-              f"(vault/restic {ratio(rec['vault_size'], rec['restic_size'])})")
-        print(f"  read-verify: vault {rec['vault_verify']:.2f} s, restic {rec['restic_verify']:.2f} s "
-              f"(vault speed {ratio(rec['restic_verify'], rec['vault_verify'])} restic's)")
-        print(f"  restore: vault {rec['vault_restore']:.2f} s, restic {rec['restic_restore']:.2f} s "
-              f"(vault speed {ratio(rec['restic_restore'], rec['vault_restore'])} restic's)")
+        print(
+            f", restic {rec['records'] / rec['restic_ingest']:.0f} records/s "
+            f"(vault ingest rate {ratio(rec['restic_ingest'], rec['vault_ingest'])} restic's)"
+        )
+        print(
+            f"  size: vault {mb(rec['vault_size'])}, restic {mb(rec['restic_size'])} "
+            f"(vault/restic {ratio(rec['vault_size'], rec['restic_size'])})"
+        )
+        print(
+            f"  read-verify: vault {rec['vault_verify']:.2f} s, restic {rec['restic_verify']:.2f} s "
+            f"(vault speed {ratio(rec['restic_verify'], rec['vault_verify'])} restic's)"
+        )
+        print(
+            f"  restore: vault {rec['vault_restore']:.2f} s, restic {rec['restic_restore']:.2f} s "
+            f"(vault speed {ratio(rec['restic_restore'], rec['vault_restore'])} restic's)"
+        )
     else:
         print()
     lb = fil["logical_bytes"]
     print(f"files: vault {lb / fil['vault_ingest'] / 1e6:.0f} MB/s", end="")
     if "restic_ingest" in fil:
-        print(f", restic {lb / fil['restic_ingest'] / 1e6:.0f} MB/s "
-              f"(vault {ratio(fil['restic_ingest'], fil['vault_ingest'])} restic's)")
-        print(f"  size: vault {mb(fil['vault_size'])}, restic {mb(fil['restic_size'])} "
-              f"(vault/restic {ratio(fil['vault_size'], fil['restic_size'])})")
-        print(f"  read-verify: vault {fil['vault_verify']:.2f} s, restic {fil['restic_verify']:.2f} s "
-              f"(vault speed {ratio(fil['restic_verify'], fil['vault_verify'])} restic's)")
-        print(f"  restore: vault {fil['vault_restore']:.2f} s, restic {fil['restic_restore']:.2f} s "
-              f"(vault speed {ratio(fil['restic_restore'], fil['vault_restore'])} restic's)")
+        print(
+            f", restic {lb / fil['restic_ingest'] / 1e6:.0f} MB/s "
+            f"(vault {ratio(fil['restic_ingest'], fil['vault_ingest'])} restic's)"
+        )
+        print(
+            f"  size: vault {mb(fil['vault_size'])}, restic {mb(fil['restic_size'])} "
+            f"(vault/restic {ratio(fil['vault_size'], fil['restic_size'])})"
+        )
+        print(
+            f"  read-verify: vault {fil['vault_verify']:.2f} s, restic {fil['restic_verify']:.2f} s "
+            f"(vault speed {ratio(fil['restic_verify'], fil['vault_verify'])} restic's)"
+        )
+        print(
+            f"  restore: vault {fil['vault_restore']:.2f} s, restic {fil['restic_restore']:.2f} s "
+            f"(vault speed {ratio(fil['restic_restore'], fil['vault_restore'])} restic's)"
+        )
     else:
         print()
-    print(f"RSS: {rss['rss_mib']:.0f} MiB peak with {rss['blobs']} blobs ({rss['blobs'] / rss['seconds']:.0f} blobs/s)")
+    print(
+        f"RSS: {rss['rss_mib']:.0f} MiB peak with {rss['blobs']} blobs ({rss['blobs'] / rss['seconds']:.0f} blobs/s)"
+    )
     print(f"load average after: {os.getloadavg()}")
-    print(f"bench harness peak RSS (holds the generated data): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    print(
+        f"bench harness peak RSS (holds the generated data): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
+    )
 
 
 if __name__ == "__main__":

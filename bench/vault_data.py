@@ -15,10 +15,67 @@ from pathlib import Path
 import orjson
 
 SURNAMES = "陳李黃張梁何林劉吳郭蔡鄭謝馮區葉"
-GIVEN = ["嘉欣", "志明", "美玲", "家豪", "詠詩", "俊傑", "麗華", "偉強", "曉彤", "子軒", "Ana", "João", "Maria"]
+GIVEN = [
+    "嘉欣",
+    "志明",
+    "美玲",
+    "家豪",
+    "詠詩",
+    "俊傑",
+    "麗華",
+    "偉強",
+    "曉彤",
+    "子軒",
+    "Ana",
+    "João",
+    "Maria",
+]
 DEPTS = ["財務部", "人力資源部", "法務部", "市場部", "資訊科技部", "營運部", "澳門分公司", "橫琴辦事處"]
 TITLES = ["請假申請", "報銷審批", "合同審批", "採購申請", "付款申請", "出差申請", "用印申請", "加班申請"]
-WORDS = ["合同", "合約", "contrato", "contract", "付款", "pagamento", "payment", "發票", "invoice", "客戶", "cliente", "供應商", "fornecedor", "審批", "批准", "駁回", "金額", "澳門元", "MOP", "HKD", "人民幣", "項目", "projecto", "project", "會議", "reunião", "meeting", "報告", "relatório", "預算", "orçamento", "budget", "員工", "funcionário", "部門", "departamento", "文件", "documento", "期限", "prazo", "簽署", "assinatura"]
+WORDS = [
+    "合同",
+    "合約",
+    "contrato",
+    "contract",
+    "付款",
+    "pagamento",
+    "payment",
+    "發票",
+    "invoice",
+    "客戶",
+    "cliente",
+    "供應商",
+    "fornecedor",
+    "審批",
+    "批准",
+    "駁回",
+    "金額",
+    "澳門元",
+    "MOP",
+    "HKD",
+    "人民幣",
+    "項目",
+    "projecto",
+    "project",
+    "會議",
+    "reunião",
+    "meeting",
+    "報告",
+    "relatório",
+    "預算",
+    "orçamento",
+    "budget",
+    "員工",
+    "funcionário",
+    "部門",
+    "departamento",
+    "文件",
+    "documento",
+    "期限",
+    "prazo",
+    "簽署",
+    "assinatura",
+]
 FILE_NAMES = ["季度報告", "合同草稿", "員工手冊", "預算表", "會議紀錄", "relatório", "contrato", "proposal"]
 
 
@@ -41,12 +98,25 @@ def _approval(rng: random.Random, i: int) -> dict:
         "originatorDeptName": rng.choice(DEPTS),
         "formComponentValues": [
             {"componentType": "TextField", "name": "事由", "value": _text(rng, rng.randint(15, 45))},
-            {"componentType": "MoneyField", "name": "金額（澳門元）", "value": f"{rng.randint(100, 500000)}.00"},
-            {"componentType": "DDDateField", "name": "日期", "value": f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"},
+            {
+                "componentType": "MoneyField",
+                "name": "金額（澳門元）",
+                "value": f"{rng.randint(100, 500000)}.00",
+            },
+            {
+                "componentType": "DDDateField",
+                "name": "日期",
+                "value": f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+            },
         ],
         "operationRecords": [
-            {"userId": f"user{rng.randint(1, 500):04d}", "date": "2026-11-01T10:00:00Z", "type": "EXECUTE_TASK_NORMAL",
-             "result": "AGREE", "remark": _text(rng, rng.randint(0, 8))}
+            {
+                "userId": f"user{rng.randint(1, 500):04d}",
+                "date": "2026-11-01T10:00:00Z",
+                "type": "EXECUTE_TASK_NORMAL",
+                "result": "AGREE",
+                "remark": _text(rng, rng.randint(0, 8)),
+            }
             for _ in range(rng.randint(1, 3))
         ],
         "bizAction": "NONE",
@@ -139,7 +209,9 @@ def write_files(root: Path, total_bytes: int, seed: int = 2) -> list[list[Path]]
                 if r < 0.3:  # edit in the middle
                     c = contents[i]
                     at = rng.randint(0, len(c))
-                    contents[i] = c[:at] + b"revised clause " * rng.randint(1, 50) + c[at + rng.randint(0, 5000) :]
+                    contents[i] = (
+                        c[:at] + b"revised clause " * rng.randint(1, 50) + c[at + rng.randint(0, 5000) :]
+                    )
                 elif r < 0.45:  # append
                     contents[i] = contents[i] + rng.randbytes(rng.randint(1000, 2_000_000))
         files = []

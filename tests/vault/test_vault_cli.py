@@ -27,7 +27,9 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def vault_cmd(repo: Path, *args: str, **kw: object):  # type: ignore[no-untyped-def]
-    return runner.invoke(app, ["vault", "--repo", str(repo), "--cache-dir", str(repo.parent / "c"), *args], **kw)
+    return runner.invoke(
+        app, ["vault", "--repo", str(repo), "--cache-dir", str(repo.parent / "c"), *args], **kw
+    )
 
 
 def add_data(repo: Path) -> None:
@@ -69,7 +71,9 @@ def test_wrong_passphrase_and_missing_vault(repo: Path, tmp_path: Path) -> None:
 def test_passphrase_file_and_key_commands(repo: Path, tmp_path: Path) -> None:
     new = tmp_path / "new.txt"
     new.write_text("second passphrase\n")
-    added = vault_cmd(repo, "key", "add", "--label", "auditor", "--levels", "public", "--new-passphrase-file", str(new))
+    added = vault_cmd(
+        repo, "key", "add", "--label", "auditor", "--levels", "public", "--new-passphrase-file", str(new)
+    )
     assert added.exit_code == 0, added.output
     assert "levels: public" in added.output
     listed = vault_cmd(repo, "--passphrase-file", str(new), "key", "list")
@@ -97,7 +101,9 @@ def test_prune_and_repair_commands(repo: Path) -> None:
 
 def test_replica_registry_commands(repo: Path, tmp_path: Path) -> None:
     target = tmp_path / "replica"
-    added = vault_cmd(repo, "replica", "add", "offsite", str(target), "--region", "hk", "--levels", "public,internal")
+    added = vault_cmd(
+        repo, "replica", "add", "offsite", str(target), "--region", "hk", "--levels", "public,internal"
+    )
     assert added.exit_code == 0, added.output
     listed = vault_cmd(repo, "replica", "list")
     assert "offsite" in listed.output and "hk" in listed.output

@@ -83,4 +83,6 @@ def test_sigkill_during_writes_loses_nothing_committed(tmp_path: Path) -> None:
     fresh = Vault.open(LocalBackend(repo), PASSPHRASE, cache_dir=tmp_path / "fresh-cache")
     assert verify(fresh, read_data=True).ok
     fresh.close()
-    print(f"{TRIALS} kills: {committed} snapshots kept, {len(optional)} forgotten+pruned, {len(exports)} exports")
+    print(
+        f"{TRIALS} kills: {committed} snapshots kept, {len(optional)} forgotten+pruned, {len(exports)} exports"
+    )

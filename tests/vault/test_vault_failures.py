@@ -87,7 +87,9 @@ def test_lock_of_a_dead_process_is_stale(mem_vault: Vault) -> None:
     import subprocess
     import sys
 
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     pid = int(dead.stdout)
     lock = RepoLock(mem_vault.backend, mem_vault.sealer, exclusive=True)
     lock.acquire()
@@ -96,7 +98,12 @@ def test_lock_of_a_dead_process_is_stale(mem_vault: Vault) -> None:
 
     from dingvault.vault import objects
 
-    doc = {"host": os.uname().nodename, "pid": pid, "time": 0.0 + __import__("time").time(), "exclusive": True}
+    doc = {
+        "host": os.uname().nodename,
+        "pid": pid,
+        "time": 0.0 + __import__("time").time(),
+        "exclusive": True,
+    }
     _, data = objects.seal_object(mem_vault.sealer, objects.KIND_LOCK, orjson.dumps(doc))
     assert lock.key is not None
     mem_vault.backend.put(lock.key, data, overwrite=True)

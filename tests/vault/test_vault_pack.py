@@ -50,7 +50,9 @@ def test_every_single_bit_flip_is_detected() -> None:
         bad[bit // 8] ^= 1 << (bit % 8)
         # Without the name check: the format itself must notice every flip.
         try:
-            _, problems = check_pack(bytes(bad), KEYS, IDS, codec, what="p", expected_class=StorageClass.INTERNAL)
+            _, problems = check_pack(
+                bytes(bad), KEYS, IDS, codec, what="p", expected_class=StorageClass.INTERNAL
+            )
         except IntegrityError:
             continue
         if not problems:

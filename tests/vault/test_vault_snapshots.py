@@ -18,7 +18,9 @@ def test_snapshot_round_trip_on_every_backend(vault: Vault, cache_dir) -> None:
         content = os.urandom(600_000)
         f = w.put_stream(io.BytesIO(content), "confidential")
         sid = w.commit_snapshot(
-            [ManifestRecord("approval/p1", [a], {"v": 1}), ("file/s1/d1", f, None)], tags=["full"], meta={"run": 7}
+            [ManifestRecord("approval/p1", [a], {"v": 1}), ("file/s1/d1", f, None)],
+            tags=["full"],
+            meta={"run": 7},
         )
     v2 = reopen(vault, cache_dir)
     try:

@@ -29,7 +29,9 @@ from rich.table import Table
 
 ENV_PASSPHRASE = "DINGVAULT_PASSPHRASE"
 
-vault_app = typer.Typer(help="The encrypted vault: init, verify, repair, prune, keys, replicas.", no_args_is_help=True)
+vault_app = typer.Typer(
+    help="The encrypted vault: init, verify, repair, prune, keys, replicas.", no_args_is_help=True
+)
 key_app = typer.Typer(help="Key slots: passphrases and restricted keys.", no_args_is_help=True)
 vault_app.add_typer(key_app, name="key")
 
@@ -53,8 +55,12 @@ class _Opts:
 def _main(
     ctx: typer.Context,
     repo: str = typer.Option(None, "--repo", help="Vault path or URL (default $DINGVAULT_HOME/vault)."),
-    passphrase_file: Path = typer.Option(None, "--passphrase-file", help="Read the passphrase from this file."),
-    cache_dir: Path = typer.Option(None, "--cache-dir", help="Local index cache (default $DINGVAULT_HOME/cache/vault)."),
+    passphrase_file: Path = typer.Option(
+        None, "--passphrase-file", help="Read the passphrase from this file."
+    ),
+    cache_dir: Path = typer.Option(
+        None, "--cache-dir", help="Local index cache (default $DINGVAULT_HOME/cache/vault)."
+    ),
 ) -> None:
     ctx.obj = _Opts(repo, passphrase_file, cache_dir)
 
@@ -198,8 +204,12 @@ def _replica_targets(names: list[str]) -> list[Any]:
 def verify(
     ctx: typer.Context,
     read_data: bool = typer.Option(False, "--read-data", help="Download, decrypt and hash every blob."),
-    subset: str = typer.Option(None, "--subset", help="With --read-data: check only this share of packs, e.g. 10%."),
-    replica: list[str] = typer.Option([], "--replica", help="Also verify this replica (repeat; 'all' for every one)."),
+    subset: str = typer.Option(
+        None, "--subset", help="With --read-data: check only this share of packs, e.g. 10%."
+    ),
+    replica: list[str] = typer.Option(
+        [], "--replica", help="Also verify this replica (repeat; 'all' for every one)."
+    ),
 ) -> None:
     """Check the vault (and replicas); exit status 1 when anything is damaged."""
     from dingvault.vault import verify as run_verify
@@ -208,7 +218,9 @@ def verify(
     with _open(ctx) as vault, _errors():
         targets = _replica_targets(replica) if replica else []
         with _progress() as progress:
-            report = run_verify(vault, read_data=read_data, subset=fraction, replicas=targets, progress=progress)
+            report = run_verify(
+                vault, read_data=read_data, subset=fraction, replicas=targets, progress=progress
+            )
     for w in report.warnings:
         err.print(f"[yellow]warning:[/yellow] {escape(str(w))}", highlight=False)
     for e in report.errors:
@@ -224,8 +236,12 @@ def verify(
 @vault_app.command()
 def repair(
     ctx: typer.Context,
-    from_replica: str = typer.Option(None, "--from", help="Replica name (from the registry) or backend URL to repair from."),
-    read_data: bool = typer.Option(True, "--read-data/--no-read-data", help="Read every pack to find damage."),
+    from_replica: str = typer.Option(
+        None, "--from", help="Replica name (from the registry) or backend URL to repair from."
+    ),
+    read_data: bool = typer.Option(
+        True, "--read-data/--no-read-data", help="Read every pack to find damage."
+    ),
 ) -> None:
     """Replace damaged or missing packs from a replica; rebuild lost indexes from pack headers."""
     from dingvault.vault import repair as run_repair
@@ -253,7 +269,9 @@ def repair(
 def prune(
     ctx: typer.Context,
     dry_run: bool = typer.Option(False, "--dry-run", help="Only report what would be removed."),
-    max_unused: float = typer.Option(0.0, "--max-unused", help="Keep packs with at most this unused fraction (0-1)."),
+    max_unused: float = typer.Option(
+        0.0, "--max-unused", help="Keep packs with at most this unused fraction (0-1)."
+    ),
 ) -> None:
     """Remove data no snapshot, catalog export or hold needs (rewrites partly-used packs)."""
     from dingvault.vault import prune as run_prune
@@ -324,8 +342,12 @@ def _levels_option(text: str | None) -> list[str] | None:
 def key_add(
     ctx: typer.Context,
     label: str = typer.Option("", "--label", help="A note shown by `key list`."),
-    levels: str = typer.Option(None, "--levels", help="Restrict the new key to these levels, e.g. public,internal."),
-    new_passphrase_file: Path = typer.Option(None, "--new-passphrase-file", help="Read the new passphrase from a file."),
+    levels: str = typer.Option(
+        None, "--levels", help="Restrict the new key to these levels, e.g. public,internal."
+    ),
+    new_passphrase_file: Path = typer.Option(
+        None, "--new-passphrase-file", help="Read the new passphrase from a file."
+    ),
 ) -> None:
     """Add a key slot (another passphrase, optionally restricted to some levels)."""
     with _open(ctx) as vault, _errors():
@@ -352,12 +374,16 @@ def key_list(ctx: typer.Context) -> None:
     table = Table("", "kind", "label", "levels", "created")
     table.add_column("id", no_wrap=True, min_width=32)
     for s in slots:
-        table.add_row("*" if s.slot_id == current else "", s.kind, s.label, ",".join(s.levels), s.created, s.slot_id)
+        table.add_row(
+            "*" if s.slot_id == current else "", s.kind, s.label, ",".join(s.levels), s.created, s.slot_id
+        )
     out.print(table)
 
 
 @key_app.command("remove")
-def key_remove(ctx: typer.Context, slot_id: str = typer.Argument(..., help="Slot id (or a unique prefix).")) -> None:
+def key_remove(
+    ctx: typer.Context, slot_id: str = typer.Argument(..., help="Slot id (or a unique prefix).")
+) -> None:
     """Remove a key slot (never the one in use, never the last one holding every level)."""
     with _open(ctx) as vault, _errors():
         vault.remove_key(slot_id)
@@ -367,7 +393,9 @@ def key_remove(ctx: typer.Context, slot_id: str = typer.Argument(..., help="Slot
 @key_app.command("passwd")
 def key_passwd(
     ctx: typer.Context,
-    new_passphrase_file: Path = typer.Option(None, "--new-passphrase-file", help="Read the new passphrase from a file."),
+    new_passphrase_file: Path = typer.Option(
+        None, "--new-passphrase-file", help="Read the new passphrase from a file."
+    ),
 ) -> None:
     """Change the passphrase of the slot in use (no data is rewritten)."""
     with _open(ctx) as vault, _errors():
@@ -380,7 +408,9 @@ def key_passwd(
 
 def register_replica_commands(parent: typer.Typer) -> None:
     """`vault replica add|list|remove`: the registry lives in ``<home>/replicas.json`` (replicas module)."""
-    replica_app = typer.Typer(help="Replica registry: where copies of the vault are shipped.", no_args_is_help=True)
+    replica_app = typer.Typer(
+        help="Replica registry: where copies of the vault are shipped.", no_args_is_help=True
+    )
     parent.add_typer(replica_app, name="replica")
 
     def registry() -> Any:
@@ -401,8 +431,12 @@ def register_replica_commands(parent: typer.Typer) -> None:
     @replica_app.command("add")
     def replica_add(
         name: str = typer.Argument(...),
-        url: str = typer.Argument(..., help="Backend URL, e.g. s3://bucket/prefix?endpoint_url=...&region=..."),
-        region: str = typer.Option("", "--region", help="Where the replica lives (residency reports), e.g. mo, hk."),
+        url: str = typer.Argument(
+            ..., help="Backend URL, e.g. s3://bucket/prefix?endpoint_url=...&region=..."
+        ),
+        region: str = typer.Option(
+            "", "--region", help="Where the replica lives (residency reports), e.g. mo, hk."
+        ),
         levels: str = typer.Option("public,internal,confidential", "--levels", help="Levels it may hold."),
     ) -> None:
         from dingvault.vault.replicas import Replica

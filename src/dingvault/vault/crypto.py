@@ -85,4 +85,6 @@ class Sealer:
         try:
             return self._aead.decrypt(sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], aad)
         except InvalidTag:
-            raise IntegrityError(f"{what}: authentication failed (damaged, or not this vault's key)") from None
+            raise IntegrityError(
+                f"{what}: authentication failed (damaged, or not this vault's key)"
+            ) from None

@@ -66,7 +66,9 @@ class KeyMaterial:
         missing = wanted - set(self.levels)
         if missing:
             names = ", ".join(sorted(m.label for m in missing))
-            raise VaultError(f"cannot grant level(s) {names}: the key used to open the vault does not hold them")
+            raise VaultError(
+                f"cannot grant level(s) {names}: the key used to open the vault does not hold them"
+            )
         return KeyMaterial(master=self.master, levels={k: v for k, v in self.levels.items() if k in wanted})
 
     def to_bytes(self) -> bytes:

@@ -30,7 +30,9 @@ class StorageClass(IntEnum):
         try:
             return cls[value.strip().upper()]
         except KeyError:
-            raise ValueError(f"unknown level {value!r}; expected one of {', '.join(LEVELS)} (or meta)") from None
+            raise ValueError(
+                f"unknown level {value!r}; expected one of {', '.join(LEVELS)} (or meta)"
+            ) from None
 
 
 def parse_level(value: str | int | StorageClass) -> StorageClass:

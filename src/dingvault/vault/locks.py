@@ -62,7 +62,12 @@ class RepoLock:
         self._written = 0.0
 
     def _write(self) -> str:
-        doc = {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time(), "exclusive": self.exclusive}
+        doc = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "time": time.time(),
+            "exclusive": self.exclusive,
+        }
         _, data = objects.seal_object(self._sealer, objects.KIND_LOCK, orjson.dumps(doc))
         key = LOCKS_PREFIX + secrets.token_hex(16)
         self._backend.put(key, data)
@@ -79,7 +84,11 @@ class RepoLock:
                     self._sealer, objects.KIND_LOCK, self._backend.get(info.key), what=f"lock {info.key}"
                 )
                 doc = orjson.loads(raw)
-                found.append(LockInfo(info.key, doc["host"], int(doc["pid"]), float(doc["time"]), bool(doc["exclusive"])))
+                found.append(
+                    LockInfo(
+                        info.key, doc["host"], int(doc["pid"]), float(doc["time"]), bool(doc["exclusive"])
+                    )
+                )
             except ObjectNotFound:
                 continue  # released while we listed
             except (IntegrityError, ValueError, KeyError):

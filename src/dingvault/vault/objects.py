@@ -37,7 +37,9 @@ def seal_object(sealer: crypto.Sealer, kind: bytes, payload: bytes) -> tuple[str
     return hashlib.sha256(data).hexdigest(), data
 
 
-def open_object(sealer: crypto.Sealer, kind: bytes, data: bytes, *, what: str, name: str | None = None) -> bytes:
+def open_object(
+    sealer: crypto.Sealer, kind: bytes, data: bytes, *, what: str, name: str | None = None
+) -> bytes:
     if name is not None and hashlib.sha256(data).hexdigest() != name:
         raise IntegrityError(f"{what}: content does not match its name (sha256 differs)")
     head = data[:9]

@@ -140,7 +140,9 @@ class SegmentCodec:
                 # content size) come from this code, not from an attacker.
                 plain = self._dctx.decompress(body[1:], max_output_size=max(plain_length, 0))
             except zstandard.ZstdError as exc:
-                raise IntegrityError(f"{what}: segment at offset {offset} does not decompress: {exc}") from None
+                raise IntegrityError(
+                    f"{what}: segment at offset {offset} does not decompress: {exc}"
+                ) from None
         else:
             raise IntegrityError(f"{what}: segment at offset {offset} has unknown codec {codec}")
         if plain_length >= 0 and len(plain) != plain_length:
@@ -153,7 +155,9 @@ class SegmentCodec:
 class PackBuilder:
     """Builds one pack in memory. Blobs are added a segment at a time."""
 
-    def __init__(self, storage_class: StorageClass, class_key: bytes, codec: SegmentCodec, salt: bytes) -> None:
+    def __init__(
+        self, storage_class: StorageClass, class_key: bytes, codec: SegmentCodec, salt: bytes
+    ) -> None:
         self.storage_class = storage_class
         self.salt = salt
         self._aead = AESGCM(crypto.pack_key(class_key, salt))
@@ -185,7 +189,12 @@ class PackBuilder:
             for b, start, length in zip(blobs, starts, lengths, strict=False)
         ]
         self._segments.append(
-            SegmentInfo(offset, n_stored, len(plain), tuple((b[0], b[1], n) for b, n in zip(blobs, lengths, strict=True)))
+            SegmentInfo(
+                offset,
+                n_stored,
+                len(plain),
+                tuple((b[0], b[1], n) for b, n in zip(blobs, lengths, strict=True)),
+            )
         )
         self.blob_count += len(blobs)
         return entries
@@ -226,7 +235,9 @@ def _decode_header(raw: bytes, what: str) -> list[SegmentInfo]:
                 blobs.append((blob_id, blob_type, length))
                 total += length
             if total != plain:
-                raise IntegrityError(f"{what}: segment at {offset} lists {total} blob bytes but holds {plain}")
+                raise IntegrityError(
+                    f"{what}: segment at {offset} lists {total} blob bytes but holds {plain}"
+                )
             segments.append(SegmentInfo(offset, stored, plain, tuple(blobs)))
         if pos != len(raw):
             raise IntegrityError(f"{what}: {len(raw) - pos} stray bytes after the pack header")
@@ -262,7 +273,9 @@ def read_header(
     and contain the sealed header and trailer)."""
     storage_class, salt = parse_prefix(prefix, what)
     if expected_class is not None and storage_class != expected_class:
-        raise IntegrityError(f"{what}: holds class {storage_class.label}, its name says {expected_class.label}")
+        raise IntegrityError(
+            f"{what}: holds class {storage_class.label}, its name says {expected_class.label}"
+        )
     if len(tail) < TRAILER_SIZE:
         raise IntegrityError(f"{what}: too short to hold a pack trailer")
     hlen, magic = _TRAILER.unpack_from(tail, len(tail) - TRAILER_SIZE)
@@ -292,7 +305,9 @@ def read_header(
             raise IntegrityError(f"{what}: segment at {seg.offset} where {pos} was expected")
         pos += seg.stored_length
     if pos != pack_size - TRAILER_SIZE - hlen:
-        raise IntegrityError(f"{what}: segments end at {pos}, header starts at {pack_size - TRAILER_SIZE - hlen}")
+        raise IntegrityError(
+            f"{what}: segments end at {pos}, header starts at {pack_size - TRAILER_SIZE - hlen}"
+        )
     return PackHeader(storage_class, salt, tuple(segments))
 
 
@@ -327,7 +342,11 @@ def check_pack(
     for seg in header.segments:
         try:
             plain = codec.decode(
-                aead, seg.offset, data[seg.offset : seg.offset + seg.stored_length], seg.plain_length, what=what
+                aead,
+                seg.offset,
+                data[seg.offset : seg.offset + seg.stored_length],
+                seg.plain_length,
+                what=what,
             )
         except IntegrityError as exc:
             problems.append(str(exc))

@@ -91,7 +91,9 @@ def prune(
                 rewrite.append((pack_id, cls, salt, size, live))
                 report.blobs_removed += len(entries) - len(live)
         unindexed = [
-            i.key for i in backend.list("data/") if parse_pack_key(i.key) is not None and i.key not in indexed_keys
+            i.key
+            for i in backend.list("data/")
+            if parse_pack_key(i.key) is not None and i.key not in indexed_keys
         ]
         report.packs_kept = len(keep)
         report.packs_rewritten = len(rewrite)
@@ -144,7 +146,9 @@ def prune(
         return report
 
 
-def _ticker(lock: object, progress: Callable[[str, int, int], None] | None) -> Callable[[str, int, int], None]:
+def _ticker(
+    lock: object, progress: Callable[[str, int, int], None] | None
+) -> Callable[[str, int, int], None]:
     def tick(phase: str, done: int, total: int) -> None:
         lock.refresh()  # type: ignore[attr-defined]
         if progress:
@@ -158,7 +162,9 @@ def _fail_on_unreadable_index(vault: Vault) -> None:
         try:
             vault.load_index_file(name)
         except IntegrityError as exc:
-            raise VaultError(f"prune refused: index file {name} is unreadable ({exc}); run `vault repair` first") from None
+            raise VaultError(
+                f"prune refused: index file {name} is unreadable ({exc}); run `vault repair` first"
+            ) from None
 
 
 def _mark_live(
@@ -196,7 +202,9 @@ def _mark_live(
                 for b in rec.blobs:
                     add(b)
         except (IntegrityError, VaultError) as exc:
-            raise VaultError(f"prune refused: snapshot {sid} cannot be read ({exc}); run `vault repair` first") from None
+            raise VaultError(
+                f"prune refused: snapshot {sid} cannot be read ({exc}); run `vault repair` first"
+            ) from None
     for exp in _catalog_exports_strict(vault):
         for b in exp.blobs:
             add(b)
@@ -214,11 +222,15 @@ def _catalog_exports_strict(vault: Vault) -> list:
         try:
             out.append(vault.load_catalog_export(info.key[len(CATALOG_PREFIX) :]))
         except (IntegrityError, VaultError) as exc:
-            raise VaultError(f"prune refused: {info.key} cannot be read ({exc}); run `vault repair` first") from None
+            raise VaultError(
+                f"prune refused: {info.key} cannot be read ({exc}); run `vault repair` first"
+            ) from None
     return out
 
 
-def _repack(vault: Vault, rewrite: list, progress: Callable[[str, int, int], None] | None) -> list[PackRecord]:
+def _repack(
+    vault: Vault, rewrite: list, progress: Callable[[str, int, int], None] | None
+) -> list[PackRecord]:
     codec = SegmentCodec()
     out: list[PackRecord] = []
     builders: dict = {}
@@ -248,7 +260,9 @@ def _repack(vault: Vault, rewrite: list, progress: Callable[[str, int, int], Non
             progress("repack", n, len(rewrite))
         key = pack_object_key(cls, pack_id)
         data = vault.backend.get(key)
-        header, problems = check_pack(data, vault.class_keys, vault.id_keys, codec, what=key, expected_id=pack_id, expected_class=cls)
+        header, problems = check_pack(
+            data, vault.class_keys, vault.id_keys, codec, what=key, expected_id=pack_id, expected_class=cls
+        )
         if problems:
             # Copying blobs out of a damaged pack could spread the damage; repair first.
             raise VaultError(f"prune refused: {key} is damaged ({problems[0]}); run `vault repair` first")
@@ -261,7 +275,11 @@ def _repack(vault: Vault, rewrite: list, progress: Callable[[str, int, int], Non
             if not any(bid in wanted for bid, _t, _l in seg.blobs):
                 continue
             plain = codec.decode(
-                aead, seg.offset, data[seg.offset : seg.offset + seg.stored_length], seg.plain_length, what=key
+                aead,
+                seg.offset,
+                data[seg.offset : seg.offset + seg.stored_length],
+                seg.plain_length,
+                what=key,
             )
             pos = 0
             for bid, btype, length in seg.blobs:

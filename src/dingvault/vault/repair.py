@@ -64,11 +64,21 @@ def repair(
             parsed = parse_pack_key(key)
             assert parsed is not None
             if source is None:
-                report.unrepaired.append(f"{key}: damaged or missing, and no replica was given to repair from")
+                report.unrepaired.append(
+                    f"{key}: damaged or missing, and no replica was given to repair from"
+                )
                 continue
             try:
                 data = source.get(key)
-                _, problems = check_pack(data, vault.class_keys, vault.id_keys, codec, what=key, expected_id=parsed[1], expected_class=parsed[0])
+                _, problems = check_pack(
+                    data,
+                    vault.class_keys,
+                    vault.id_keys,
+                    codec,
+                    what=key,
+                    expected_id=parsed[1],
+                    expected_class=parsed[0],
+                )
             except ObjectNotFound:
                 report.unrepaired.append(f"{key}: the replica does not hold it either")
                 continue
@@ -107,7 +117,13 @@ def repair(
             try:
                 data = backend.get(info.key)
                 header, problems = check_pack(
-                    data, vault.class_keys, vault.id_keys, codec, what=info.key, expected_id=parsed[1], expected_class=parsed[0]
+                    data,
+                    vault.class_keys,
+                    vault.id_keys,
+                    codec,
+                    what=info.key,
+                    expected_id=parsed[1],
+                    expected_class=parsed[0],
                 )
             except (IntegrityError, BackendError, LevelNotAvailable) as exc:
                 report.unrepaired.append(f"{info.key}: not in any index and unreadable ({exc})")
@@ -115,11 +131,15 @@ def repair(
             if problems:
                 report.unrepaired.append(f"{info.key}: not in any index and damaged ({problems[0]})")
                 continue
-            records.append(PackRecord(parsed[1], header.storage_class, header.salt, len(data), tuple(header.entries())))
+            records.append(
+                PackRecord(parsed[1], header.storage_class, header.salt, len(data), tuple(header.entries()))
+            )
         if records:
             name, data = objects.seal_object(vault.sealer, objects.KIND_INDEX, encode_index(records))
             backend.put(INDEX_PREFIX + name, data, overwrite=True)
-            report.actions.append(f"{INDEX_PREFIX}{name}: new index for {len(records)} pack(s) rebuilt from their headers")
+            report.actions.append(
+                f"{INDEX_PREFIX}{name}: new index for {len(records)} pack(s) rebuilt from their headers"
+            )
         for key in dropped:
             backend.delete(key)
             report.actions.append(f"{key}: damaged index file removed (its packs are re-indexed)")
@@ -127,10 +147,15 @@ def repair(
         # 4. snapshots and catalog descriptors
         for prob in before.errors:
             key = prob.object
-            for prefix, kind in ((SNAPSHOT_PREFIX, objects.KIND_SNAPSHOT), (CATALOG_PREFIX, objects.KIND_CATALOG)):
+            for prefix, kind in (
+                (SNAPSHOT_PREFIX, objects.KIND_SNAPSHOT),
+                (CATALOG_PREFIX, objects.KIND_CATALOG),
+            ):
                 # Only the object itself: a tree that failed to read because its index was lost
                 # is fixed by step 3, not by copying the snapshot.
-                if key.startswith(prefix) and prob.message.startswith(("snapshot unreadable", "catalog export unreadable")):
+                if key.startswith(prefix) and prob.message.startswith(
+                    ("snapshot unreadable", "catalog export unreadable")
+                ):
                     if source is not None and _copy_if_valid(vault, source, key, kind):
                         report.actions.append(f"{key}: replaced from {source.url}")
                     else:

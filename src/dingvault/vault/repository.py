@@ -105,7 +105,8 @@ class Vault:
         # Keys per storage class: meta is derived from the master key; levels are as unlocked.
         self.class_keys: dict[StorageClass, bytes] = {StorageClass.META: self.meta_key, **material.levels}
         self.id_keys: dict[StorageClass, bytes] = {
-            cls: crypto.derive(material.master, crypto.CTX_BLOB_ID.format(cls=cls.label)) for cls in StorageClass
+            cls: crypto.derive(material.master, crypto.CTX_BLOB_ID.format(cls=cls.label))
+            for cls in StorageClass
         }
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         if cache_dir is None:
@@ -261,7 +262,9 @@ class Vault:
             raise VaultError(f"no key slot {slot_id!r}")
         full = [s for s in slots if set(s.levels) >= {"public", "internal", "confidential"}]
         if target in full and len(full) == 1:
-            raise VaultError("refusing to remove the last key slot that holds every level: the vault would be lost")
+            raise VaultError(
+                "refusing to remove the last key slot that holds every level: the vault would be lost"
+            )
         if self.slot is not None and target.slot_id == self.slot.slot_id:
             raise VaultError("refusing to remove the key slot in use; open the vault with another key first")
         self.backend.delete(target.key)
@@ -270,7 +273,9 @@ class Vault:
         """Write a new slot with the same keys, then delete the slot in use. No data is rewritten."""
         old = self.slot
         label = old.label if old else ""
-        new = keys.write_slot(self.backend, self.material, new_passphrase, kind="passphrase", label=label, kdf=kdf)
+        new = keys.write_slot(
+            self.backend, self.material, new_passphrase, kind="passphrase", label=label, kdf=kdf
+        )
         if old is not None:
             self.backend.delete(old.key)
         self.slot = new
@@ -378,7 +383,10 @@ class Vault:
                 except _PackMissing as exc:
                     raise IntegrityError(str(exc)) from None
             data = seg[loc.offset : loc.offset + loc.length]
-            if len(data) != loc.length or blake3.blake3(data, key=self.id_keys[loc.storage_class]).digest() != blob_id:
+            if (
+                len(data) != loc.length
+                or blake3.blake3(data, key=self.id_keys[loc.storage_class]).digest() != blob_id
+            ):
                 self._segments.pop((loc.pack_id, loc.seg_offset), None)
                 raise IntegrityError(
                     f"blob {blob_id.hex()} in pack {pack_object_key(loc.storage_class, loc.pack_id)} does not match its id"
@@ -418,7 +426,9 @@ class Vault:
             data = self.backend.get(key)
         except ObjectNotFound:
             raise VaultError(f"no snapshot {snapshot_id}") from None
-        raw = objects.open_object(self.sealer, objects.KIND_SNAPSHOT, data, what=f"snapshot {snapshot_id}", name=snapshot_id)
+        raw = objects.open_object(
+            self.sealer, objects.KIND_SNAPSHOT, data, what=f"snapshot {snapshot_id}", name=snapshot_id
+        )
         return SnapshotInfo.from_json(snapshot_id, raw)
 
     def records(self, snapshot: str | SnapshotInfo) -> Iterator[ManifestRecord]:
@@ -486,7 +496,9 @@ class Vault:
             data = self.backend.get(key)
         except ObjectNotFound:
             raise VaultError(f"no catalog export {export_id}") from None
-        raw = objects.open_object(self.sealer, objects.KIND_CATALOG, data, what=f"catalog export {export_id}", name=export_id)
+        raw = objects.open_object(
+            self.sealer, objects.KIND_CATALOG, data, what=f"catalog export {export_id}", name=export_id
+        )
         try:
             doc = orjson.loads(raw)
             return CatalogExport(
@@ -590,7 +602,9 @@ def read_config(backend: Backend) -> dict[str, Any]:
     try:
         raw = backend.get(CONFIG_KEY)
     except ObjectNotFound:
-        raise VaultNotFound(f"no vault at {backend.url} (no config object); run `dingvault vault init`") from None
+        raise VaultNotFound(
+            f"no vault at {backend.url} (no config object); run `dingvault vault init`"
+        ) from None
     try:
         config = orjson.loads(raw)
     except ValueError as exc:
@@ -598,7 +612,9 @@ def read_config(backend: Backend) -> dict[str, Any]:
     if config.get("format") != FORMAT_NAME:
         raise IntegrityError(f"{backend.url}/config is not a dingvault vault config")
     if config.get("version") != FORMAT_VERSION:
-        raise VaultError(f"vault format version {config.get('version')} is not supported (this reader knows {FORMAT_VERSION})")
+        raise VaultError(
+            f"vault format version {config.get('version')} is not supported (this reader knows {FORMAT_VERSION})"
+        )
     return config
 
 

@@ -136,7 +136,11 @@ def _check_packs_present(
             report.errors.append(Problem(key, "pack of a level this replica must not hold", where))
         else:
             report.warnings.append(
-                Problem(key, "pack not in any index (left by an interrupted write: repair indexes it, prune removes it)", where)
+                Problem(
+                    key,
+                    "pack not in any index (left by an interrupted write: repair indexes it, prune removes it)",
+                    where,
+                )
             )
     return listing
 
@@ -233,7 +237,9 @@ def _read_packs(
         progress(f"read-data {where}", total, total)
 
 
-def check_pack_object(vault: Vault, backend: Backend, key: str, pack_id: bytes, codec: SegmentCodec) -> list[str]:
+def check_pack_object(
+    vault: Vault, backend: Backend, key: str, pack_id: bytes, codec: SegmentCodec
+) -> list[str]:
     """Every problem with one stored pack (empty list: sound and consistent with the index)."""
     try:
         data = backend.get(key)
@@ -242,7 +248,15 @@ def check_pack_object(vault: Vault, backend: Backend, key: str, pack_id: bytes, 
     except BackendError as exc:
         return [f"pack unreadable: {exc}"]
     try:
-        header, problems = check_pack(data, vault.class_keys, vault.id_keys, codec, what="pack", expected_id=pack_id, expected_class=parse_pack_key(key)[0])  # type: ignore[index]
+        header, problems = check_pack(
+            data,
+            vault.class_keys,
+            vault.id_keys,
+            codec,
+            what="pack",
+            expected_id=pack_id,
+            expected_class=parse_pack_key(key)[0],
+        )  # type: ignore[index]
     except LevelNotAvailable:
         raise
     except IntegrityError as exc:

@@ -286,7 +286,9 @@ class VaultWriter:
 
     def _check(self) -> None:
         if self._error is not None:
-            raise VaultError(f"the vault writer failed earlier and stored nothing since: {self._error}") from self._error
+            raise VaultError(
+                f"the vault writer failed earlier and stored nothing since: {self._error}"
+            ) from self._error
         if self._closed:
             raise VaultError("the vault writer is closed")
 
@@ -311,7 +313,9 @@ class VaultWriter:
         if missing:
             # Another writer of this vault (e.g. a parallel attachment downloader) may hold them
             # unflushed: make those durable first, then look again.
-            others = [w for w in list(self._vault._writers) if w is not self and any(w.holds(b) for b in missing)]
+            others = [
+                w for w in list(self._vault._writers) if w is not self and any(w.holds(b) for b in missing)
+            ]
             for other in others:
                 other.flush()
             if others:
@@ -333,7 +337,9 @@ class VaultWriter:
         self.stats["blobs_new"] += len(blobs)
         builder = self._builders.get(cls)
         if builder is None:
-            builder = self._builders[cls] = PackBuilder(cls, self._vault.class_key(cls), self._codec, os.urandom(32))
+            builder = self._builders[cls] = PackBuilder(
+                cls, self._vault.class_key(cls), self._codec, os.urandom(32)
+            )
             self._entries[cls] = []
         self._entries[cls].extend(builder.add_segment(blobs))
         if builder.size >= self._pack_target:
@@ -357,7 +363,9 @@ class VaultWriter:
         if self._unindexed:
             # Packs must be durable before an index names them.
             self._vault.backend.sync()
-            name, data = objects.seal_object(self._vault.sealer, objects.KIND_INDEX, encode_index(self._unindexed))
+            name, data = objects.seal_object(
+                self._vault.sealer, objects.KIND_INDEX, encode_index(self._unindexed)
+            )
             self._vault.backend.put(INDEX_PREFIX + name, data)
             self._vault.index.add(name, self._unindexed)
             self._unindexed = []
