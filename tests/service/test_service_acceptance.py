@@ -1,0 +1,153 @@
+"""Acceptance: ``dingvault serve`` against the emulator, with a moto-S3 replica.
+
+Every change the emulator makes (mutations spread over time, across every family that DingTalk
+announces by an event) must be durable locally - the catalog equals ``/_emulator/truth`` - and on
+the replica (every object of the primary is there, the latest snapshot included); robot messages
+are stored once each.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+from s3fixture import FAST_RETRY, MotoS3
+
+from backup.emulator_env import stored_version
+from dingvault.cli.demo_run import reachable_truth, truth_items
+from dingvault.service.state import ServiceHolds
+from dingvault.vault.backends import from_url
+from dingvault.vault.holds import held_snapshots
+from dingvault.vault.replicas import Replica, ReplicaRegistry
+
+from .service_env import RunningService, mutate, wait_for
+
+# Every mutation the emulator announces with a Stream event (or robot callback). Left out:
+# group.create (the app did not create the chat: no API lists a standard org's groups, and no
+# event names it - the coverage page says so) and report.create (DingTalk has no report event;
+# reports are taken by the scheduled and catch-up incrementals, checked separately below).
+EVENT_OPS = (
+    "approval.finish", "approval.start", "approval.terminate",
+    "calendar.create", "calendar.delete", "calendar.update",
+    "dept.create", "dept.rename", "doc.edit",
+    "file.delete", "file.move", "file.rename", "file.update", "file.upload", "folder.create",
+    "group.add_member", "group.disband", "group.remove_member", "group.rename",
+    "robot.message", "todo.create", "todo.delete", "todo.update",
+    "user.join", "user.move",
+)  # fmt: skip
+CHECKED_KINDS = (
+    "department", "user", "resigned_user", "approval_template", "approval", "drive_space", "file",
+    "wiki_workspace", "wiki_node", "doc", "calendar_event", "todo", "group", "robot_message",
+)  # fmt: skip
+S3_OPTS = {k: FAST_RETRY[k] for k in ("max_attempts", "connect_rounds", "retry_delay", "connect_timeout")}
+
+
+def mutation_stream(inst, count: int, seed: int, spread: float) -> list[dict]:
+    rng = random.Random(seed)
+    done = []
+    for _ in range(count):
+        op = rng.choice(EVENT_OPS)
+        try:
+            done.append(mutate(inst, op, rand=rng.randrange(2**31)))
+        except Exception as exc:  # an impossible pick (nothing left to finish): say so, go on
+            done.append({"op": op, "skipped": str(exc)})
+        if spread:
+            time.sleep(rng.uniform(0, 2 * spread))
+    return done
+
+
+def assert_matches_truth(inst, session, kinds=CHECKED_KINDS) -> None:
+    for kind in kinds:
+        want = reachable_truth(inst.emu.base_url, kind)
+        everything = {str(t["id"]) for t in truth_items(inst.emu.base_url, kind) if not t.get("deleted")}
+        got = set(session.catalog.live_ids(kind))
+        assert not want - got, f"{kind}: {len(want - got)} changes not captured, e.g. {sorted(want - got)[:3]}"
+        assert not got - everything, f"{kind}: live in the backup, gone at the source: {sorted(got - everything)[:3]}"
+
+
+def assert_replica_complete(session, replica_url: str) -> None:
+    replica = from_url(replica_url, **S3_OPTS)
+    try:
+        on_replica = {i.key for i in replica.list("")}
+    finally:
+        replica.close()
+    primary = {i.key for i in session.vault.backend.list("") if not i.key.startswith("locks/")}
+    missing = primary - on_replica
+    assert not missing, f"{len(missing)} objects not on the replica, e.g. {sorted(missing)[:3]}"
+
+
+def add_replica(inst, moto: MotoS3, name: str = "s3") -> str:
+    url = moto.url(moto.new_bucket("replica"), "vault")
+    ReplicaRegistry.in_home(inst.home_path).add(Replica(name, url))
+    return url
+
+
+def run_changes_and_check(installed, moto_s3, count: int, spread: float) -> None:
+    url = add_replica(installed, moto_s3)
+    with RunningService(installed, backend_opts=S3_OPTS) as svc:
+        svc.wait_idle()
+        results = mutation_stream(installed, count, seed=count, spread=spread)
+        applied = [r for r in results if "skipped" not in r]
+        assert len(applied) >= count * 0.8
+        svc.wait_idle(timeout=120 + count * 0.5)
+        assert_matches_truth(installed, svc.session)
+        messages = [r for r in applied if r["op"] == "robot.message"]
+        stored = set(svc.session.catalog.live_ids("robot_message"))
+        assert {f"{m['conversationId']}/{m['msgId']}" for m in messages} <= stored
+        # Reports have no event: the next scheduled incremental takes them (run it now).
+        mutate(installed, "report.create", rand=7)
+        stats = svc.call(svc.app.coordinator.backup("incremental"))
+        assert stats.status == "ok"
+        assert_matches_truth(installed, svc.session, ("report",))
+        assert svc.app.replication.wait_in_sync(60), svc.app.replication.status()
+        assert_replica_complete(svc.session, url)
+        m = svc.metrics()
+        assert 'dingvault_capture_latency_seconds_count{stage="local"}' in m
+        assert "dingvault_events_received_total" in m
+        wait_for(lambda: 'stage="replica:s3"' in svc.metrics(), 20, "replica-stage latency observed")
+        assert svc.app.state.counts().get("failed", 0) == 0
+
+
+def test_changes_spread_over_time_are_durable_locally_and_on_the_replica(installed, moto_s3):
+    run_changes_and_check(installed, moto_s3, count=40, spread=0.05)
+
+
+@pytest.mark.slow
+def test_500_changes_spread_over_time_are_durable_locally_and_on_the_replica(installed, moto_s3):
+    run_changes_and_check(installed, moto_s3, count=500, spread=0.02)
+
+
+def test_robot_messages_are_stored_once_with_their_media(installed):
+    with RunningService(installed) as svc:
+        svc.wait_idle()
+        sent = [mutate(installed, "robot.message", rand=i, msgtype=t) for i, t in enumerate(("text", "picture", "file"))]
+        svc.wait_idle()
+        for m in sent:
+            info = svc.session.catalog.get_item("robot_message", f"{m['conversationId']}/{m['msgId']}")
+            assert info is not None, m
+        pic = stored_version(svc.session, "robot_message", f"{sent[1]['conversationId']}/{sent[1]['msgId']}")
+        assert pic["attachments"], "the picture was stored without its media"
+        # A redelivered message (same msgId) is dropped by the inbox, not stored twice.
+        before = len(svc.session.catalog.item_versions("robot_message", f"{sent[0]['conversationId']}/{sent[0]['msgId']}"))
+        assert svc.app.state.add_event(f"msg:{sent[0]['msgId']}", "callback", "x", None, {}) is False
+        assert before == 1
+
+
+def test_user_leave_captures_holds_and_writes_a_handover_summary(installed):
+    with RunningService(installed, offboarding_hold_days=30) as svc:
+        svc.wait_idle()
+        answer = mutate(installed, "user.leave", rand=11)
+        userid = answer.get("userid") or answer.get("userId")
+        svc.wait_idle()
+        holds = wait_for(lambda: svc.app.state.holds(), 30, "an offboarding hold")
+        (hold,) = holds
+        assert hold.label == "offboarding" and hold.subject == f"user/{userid}"
+        assert hold.until > time.time() + 29 * 86400
+        assert hold.snapshot_ids and held_snapshots(ServiceHolds(svc.app.state)) == set(hold.snapshot_ids)
+        for sid in hold.snapshot_ids:
+            assert svc.session.catalog.get_snapshot(sid) is not None
+        assert hold.summary["userid"] == userid and hold.summary["user_record_kept"] is True
+        assert sum(hold.summary["items_per_kind"].values()) > 0
+        files = list((installed.home_path / "handover").glob(f"{userid}-*.json"))
+        assert len(files) == 1
