@@ -169,3 +169,35 @@ async def test_run_together_cancels_the_others_and_keeps_the_error_type() -> Non
     with pytest.raises(QuotaExhausted):
         await asyncio.wait_for(run_together(slow(), fails()), timeout=2)
     assert finished == []
+
+
+async def test_one_garbled_approval_is_reported_and_the_rest_kept(client: DingTalkClient, mock: respx.MockRouter) -> None:
+    from dingvault.source.collectors.approvals import ApprovalsCollector
+
+    mock.post(f"{OAPI}/topapi/v2/department/get").respond(json={"errcode": 0, "result": {"dept_id": 1, "name": "Org"}})
+    mock.post(f"{OAPI}/topapi/v2/department/listsub").respond(json={"errcode": 0, "result": []})
+    mock.post(f"{OAPI}/topapi/v2/user/list").respond(
+        json={"errcode": 0, "result": {"has_more": False, "list": [{"userid": "boss", "unionid": "u-boss", "admin": True}]}}
+    )
+    mock.get(f"{API}/v1.0/workflow/processes/managements/templates").respond(
+        json={"result": [{"processCode": "PROC-1", "flowTitle": "請假", "gmtModified": "2026-01-01T00:00Z"}]}
+    )
+    mock.post(f"{API}/v1.0/workflow/processes/instanceIds/query").respond(json={"result": {"list": ["good", "bad", "gone"]}})
+
+    def detail(request: httpx.Request) -> httpx.Response:
+        pid = request.url.params["processInstanceId"]
+        if pid == "bad":
+            return httpx.Response(200, json={"result": ["not", "an", "object"]})
+        if pid == "gone":
+            return httpx.Response(400, json={"code": "processInstanceNotExist", "message": "x"})
+        return httpx.Response(200, json={"result": {"title": "t", "createTime": "2026-11-01T10:00Z", "status": "COMPLETED"}})
+
+    mock.get(f"{API}/v1.0/workflow/processInstances").mock(side_effect=detail)
+    collector = ApprovalsCollector(client)
+    items = []
+    with pytest.raises(IncompleteCollection) as info:
+        async for batch in collector.collect(mode="full", cursors={}, scope=AllScope()):
+            items += batch.items
+            assert not batch.complete or all(c.kind != "approval" for c in batch.complete)
+    assert {i.source_id for i in items if i.kind == "approval"} == {"good"}
+    assert "approval bad" in str(info.value)

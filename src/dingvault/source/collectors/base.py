@@ -257,8 +257,14 @@ async def bounded_map(
             value, task = pending.pop(0)
             try:
                 result: R | BaseException = await task
-            except (DingTalkError, ValueError, KeyError, TypeError) as exc:
+            except DingTalkError as exc:
                 result = exc
+            except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+                # A payload of an unexpected shape: one record's problem, reported with its cause.
+                from dingvault.source.errors import BadResponse
+
+                result = BadResponse(f"unexpected answer shape for {value!r}: {type(exc).__name__}: {exc}")
+                result.__cause__ = exc
             _fill()
             yield value, result
     finally:
