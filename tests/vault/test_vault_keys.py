@@ -100,3 +100,13 @@ def test_no_key_material_in_plaintext(mem_vault: Vault) -> None:
         for s in secrets_:
             assert s not in data
             assert s.hex().encode() not in data
+
+
+def test_restricted_key_cannot_prune(mem_vault: Vault, cache_dir) -> None:
+    from dingvault.vault import prune
+
+    mem_vault.add_key("ops", levels=["public", "internal"], kdf=FAST_KDF_FOR_TESTS)
+    v2 = Vault.open(mem_vault.backend, "ops", cache_dir=cache_dir / "ops")
+    with pytest.raises(VaultError, match="every level"):
+        prune(v2)
+    assert list(mem_vault.backend.list("locks/")) == []

@@ -124,6 +124,18 @@ def _open(ctx: typer.Context) -> Iterator[Any]:
             vault.close()
 
 
+class _RateColumn(TransferSpeedColumn):
+    """Bytes per second for read-data phases (their totals are bytes), items per second otherwise."""
+
+    def render(self, task: Any) -> Any:
+        if task.description.startswith("read-data"):
+            return super().render(task)
+        from rich.text import Text
+
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:.0f}/s" if speed else "?/s", style="progress.data.speed")
+
+
 @contextmanager
 def _progress() -> Iterator[Callable[[str, int, int], None]]:
     """A progress callback drawing one rich bar per phase (with rate and ETA)."""
@@ -132,7 +144,7 @@ def _progress() -> Iterator[Callable[[str, int, int], None]]:
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.percentage:>5.1f}%"),
-        TransferSpeedColumn(),
+        _RateColumn(),
         TimeRemainingColumn(),
         console=err,
         transient=True,
@@ -172,10 +184,16 @@ def info(ctx: typer.Context) -> None:
     """Vault id, levels, sizes, snapshot count."""
     with _open(ctx) as vault:
         data = vault.info()
+    by_level = data.pop("by_level", {})
     table = Table(show_header=False)
     for k, v in data.items():
         table.add_row(k, ", ".join(v) if isinstance(v, list) else str(v))
     out.print(table)
+    if by_level:
+        levels = Table("class", "packs", "bytes", "blobs")
+        for name, st in sorted(by_level.items()):
+            levels.add_row(name, str(st["packs"]), str(st["pack_bytes"]), str(st["blobs"]))
+        out.print(levels)
 
 
 def _parse_subset(text: str | None) -> float | None:

@@ -197,6 +197,19 @@ class IndexCache:
         with self._lock:
             return self._db.execute("SELECT COUNT(*) FROM blobs").fetchone()[0]
 
+    def stats_by_class(self) -> dict[str, dict[str, int]]:
+        """Packs, bytes and blobs per storage class (what each level costs, what a replica holds)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT p.class, COUNT(*), SUM(p.size), "
+                "(SELECT COUNT(*) FROM blobs b JOIN packs q ON q.pid=b.pid WHERE q.class=p.class) "
+                "FROM packs p GROUP BY p.class"
+            ).fetchall()
+        return {
+            StorageClass(c).label: {"packs": n, "pack_bytes": size or 0, "blobs": blobs}
+            for c, n, size, blobs in rows
+        }
+
     def stats(self) -> dict[str, int]:
         with self._lock:
             npacks, total = self._db.execute("SELECT COUNT(*), COALESCE(SUM(size),0) FROM packs").fetchone()

@@ -25,6 +25,7 @@ from . import objects
 from .errors import HoldViolation, IntegrityError, VaultError
 from .holds import HoldProvider, held_blob_iter, held_snapshots
 from .index import ENTRIES_PER_INDEX_FILE, INDEX_PREFIX, PackRecord, encode_index
+from .levels import LEVELS
 from .pack import BlobEntry, PackBuilder, SegmentCodec, check_pack, pack_object_key, parse_pack_key
 from .snapshot import walk_tree
 from .writer import PACK_TARGET, SEGMENT_TARGET
@@ -58,6 +59,12 @@ def prune(
 ) -> PruneReport:
     """``max_unused``: a pack whose unused fraction (by bytes) is at most this is kept as is
     (0.0: rewrite every pack with any unused blob)."""
+    missing_levels = set(LEVELS) - set(vault.levels)
+    if missing_levels:
+        # Repacking needs every level's key; refuse before taking the lock or writing anything.
+        raise VaultError(
+            f"prune needs a key that holds every level; this one lacks {', '.join(sorted(missing_levels))}"
+        )
     report = PruneReport(dry_run=dry_run)
     lock = vault.lock(exclusive=True)
     # Long prunes refresh the lock (it throttles itself) so other hosts never think it stale.

@@ -557,6 +557,7 @@ class Vault:
             "snapshots": len(self.snapshot_ids()),
             "index_files": len(self.index_file_names()),
             **stats,
+            "by_level": self.index.stats_by_class(),
         }
 
 
