@@ -144,6 +144,9 @@ def prune(
         for name in old_index:
             if name not in written:
                 backend.delete(INDEX_PREFIX + name)
+        # The old index must be gone for good before the packs it names are: after a power loss
+        # a surviving old index file must never point at a deleted pack.
+        backend.sync()
         for key in [pack_object_key(r[1], r[0]) for r in rewrite] + drop + unindexed:  # type: ignore[arg-type]
             backend.delete(key)
         backend.sync()
