@@ -10,7 +10,6 @@ the bound address (the CLI and `serve_in_thread` do it) because signed download 
 from __future__ import annotations
 
 import importlib
-import logging
 import socket
 import threading
 import time
@@ -31,19 +30,9 @@ from dingtalk_emulator.state import EmulatorConfig, EmulatorState
 from dingtalk_emulator.stream import StreamHub
 from dingtalk_emulator.tokens import TokenStore
 
-log = logging.getLogger("dingtalk_emulator")
-
 
 def _family_modules() -> list[Any]:
-    modules = []
-    for name in FAMILY_MODULES:
-        try:
-            modules.append(importlib.import_module(f"dingtalk_emulator.api.{name}"))
-        except ModuleNotFoundError as e:
-            if e.name != f"dingtalk_emulator.api.{name}":
-                raise  # a real import error inside an existing module must not be hidden
-            log.debug("family module %s not present; skipped", name)
-    return modules
+    return [importlib.import_module(f"dingtalk_emulator.api.{name}") for name in FAMILY_MODULES]
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:

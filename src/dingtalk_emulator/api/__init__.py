@@ -1,7 +1,6 @@
 """DingTalk endpoint families. Each module exposes `routes(state)` and `register(state)` (see state.py).
 
-`FAMILY_MODULES` is the list `server.create_app` imports; a module missing from the tree (another
-engineer's, not written yet) is skipped, so the emulator always starts.
+`FAMILY_MODULES` is the list `server.create_app` imports, in this order.
 """
 
 FAMILY_MODULES: tuple[str, ...] = (
@@ -12,7 +11,7 @@ FAMILY_MODULES: tuple[str, ...] = (
     "calendar",
     "todo",
     "reports",
-    # files engineer
+    # files, documents, groups, robot messages, exclusive edition
     "storage",
     "wiki",
     "docs",

@@ -4,7 +4,7 @@ People are few (≤ a few thousand), so they are built eagerly at start-up and k
 records families derive everything else from them lazily. Mutations (join/leave/move, department
 create/rename/remove) change this model in place.
 
-API (used by every family, including the files engineer's):
+API (used by every family):
 
     people = state.org.people
     people.departments            list[Department], root (dept_id 1) first, then breadth-first
