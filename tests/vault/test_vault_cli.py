@@ -114,3 +114,17 @@ def test_replica_registry_commands(repo: Path, tmp_path: Path) -> None:
     verified = vault_cmd(repo, "verify", "--read-data", "--replica", "offsite")
     assert verified.exit_code == 0, verified.output
     assert vault_cmd(repo, "replica", "remove", "offsite").exit_code == 0
+
+
+def test_default_vault_comes_from_the_home_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dingvault.config.settings import Settings
+    from dingvault.home import open_home
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("DINGVAULT_HOME", str(home))
+    monkeypatch.setenv("DINGVAULT_PASSPHRASE", "cli passphrase 澳門")
+    elsewhere = tmp_path / "configured-vault"
+    open_home(home).save_settings(Settings(vault_url=elsewhere.as_uri(), catalog_url="sqlite:///x.db"))
+    assert runner.invoke(app, ["vault", "init"]).exit_code == 0
+    assert (elsewhere / "config").exists()
+    assert not (home / "vault").exists()

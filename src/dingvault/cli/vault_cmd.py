@@ -72,7 +72,18 @@ def _home() -> Path:
 
 
 def _repo_url(opts: _Opts) -> str:
-    return opts.repo or str(_home() / "vault")
+    """--repo, else the vault URL of an initialised home's config.toml, else <home>/vault."""
+    if opts.repo:
+        return opts.repo
+    from dingvault.home import open_home
+
+    home = open_home()
+    if home.is_initialised():
+        try:
+            return home.load_settings().vault_url
+        except Exception as exc:  # a broken config must not hide which vault is meant
+            _fail(f"cannot read {home.config_file}: {exc}; pass --repo")
+    return str(home.path / "vault")
 
 
 def _passphrase(opts: _Opts, *, confirm: bool = False, prompt: str = "Vault passphrase") -> str:
