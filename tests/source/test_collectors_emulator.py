@@ -112,6 +112,10 @@ async def test_files_full_listing_and_contents_equal_truth(emulator: RunningEmul
         for doc in result.of_kind("doc"):
             assert doc.fields["sha256"] == docs[doc.source_id]["sha256"]
             assert doc.fields["block_count"] == docs[doc.source_id]["block_count"]
+        users = live_ids(emulator, "user")
+        owned = [f for f in result.of_kind("file") if f.fields.get("owner_unionid")]
+        assert owned and all(f.fields["owner"] in users | {None} for f in owned)
+        assert any(f.fields["owner"] in users for f in owned)  # unionIds resolved to userids
         downloaded = 0
         for item in result.of_kind("file"):
             expected = files[item.source_id]

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import orjson
 
 from dingvault.source.errors import DingTalkError
-from dingvault.source.items import AttachmentRef, Batch, CursorKey, Mode, ScopeFilter
+from dingvault.source.items import AttachmentRef, Batch, CursorKey, Item, Mode, ScopeFilter
 
 if TYPE_CHECKING:
     from dingvault.source.client import DingTalkClient
@@ -160,6 +160,15 @@ class Collector(ABC):
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def owner_by_unionid(item: Item, directory: Directory | None) -> Item:
+    """Storage, calendar and todo APIs name people by unionId: keep it, and give `owner` as userid."""
+    union = item.fields.get("owner")
+    if union:
+        item.fields["owner_unionid"] = union
+        item.fields["owner"] = directory.userid_for_unionid(str(union)) if directory is not None else None
+    return item
 
 
 def ref_dict(ref: AttachmentRef | Mapping[str, Any]) -> dict[str, Any]:

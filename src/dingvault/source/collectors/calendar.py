@@ -29,6 +29,7 @@ from dingvault.source.collectors.base import (
     ms_from_iso,
     normalise_iso,
     now_ms,
+    owner_by_unionid,
     whole_months,
     windows,
 )
@@ -55,6 +56,7 @@ class CalendarCollector(Collector):
         scope: ScopeFilter,
     ) -> AsyncIterator[Batch]:
         directory = await self.context.directory()
+        self._directory = directory
         people = [(uid, union) for uid, union in directory.people() if scope.includes_user(uid)]
 
         def source(userid: str, union: str) -> Callable[[], AsyncIterator[Batch]]:
@@ -86,7 +88,7 @@ class CalendarCollector(Collector):
                         if event.get("status") == "cancelled":
                             deleted.append(f"{union}/{event['id']}")
                         else:
-                            items.append(event_item(union, event))
+                            items.append(owner_by_unionid(event_item(union, event), self._directory))
                 yield Batch(
                     items=items,
                     deleted=deleted or None,
@@ -112,7 +114,7 @@ class CalendarCollector(Collector):
                     if event.get("status") == "cancelled":
                         deleted.append(f"{union}/{event['id']}")
                     else:
-                        items.append(event_item(union, event))
+                        items.append(owner_by_unionid(event_item(union, event), self._directory))
             yield Batch(items=items, deleted=deleted or None, deleted_kind="calendar_event")
         complete = None
         if mode == "full":

@@ -49,6 +49,7 @@ class Directory:
     users: dict[str, dict[str, Any]] = field(default_factory=dict)  # userid -> raw list entry
     # Users whose listing failed for a department (the department's member list is incomplete).
     incomplete_departments: list[int] = field(default_factory=list)
+    _by_union: dict[str, str] | None = field(default=None, repr=False)
 
     @classmethod
     async def load(cls, client: DingTalkClient, *, concurrency: int = 8) -> Directory:
@@ -100,10 +101,9 @@ class Directory:
         return str(value) if value else None
 
     def userid_for_unionid(self, unionid: str) -> str | None:
-        for uid, user in self.users.items():
-            if user.get("unionid") == unionid:
-                return uid
-        return None
+        if self._by_union is None or len(self._by_union) != len(self.users):
+            self._by_union = {str(u["unionid"]): uid for uid, u in self.users.items() if u.get("unionid")}
+        return self._by_union.get(unionid)
 
     def people(self) -> list[tuple[str, str]]:
         """(userid, unionid) of every active user with a unionid, admins first."""

@@ -41,6 +41,7 @@ from dingvault.source.collectors.base import (
     is_family_fatal,
     ms_from_iso,
     normalise_iso,
+    owner_by_unionid,
     ref_dict,
     run_together,
     stable_hash,
@@ -130,6 +131,7 @@ class FilesCollector(Collector):
         scope: ScopeFilter,
     ) -> AsyncIterator[Batch]:
         directory = await self.context.directory()
+        self._directory = directory
         people = [(uid, union) for uid, union in directory.people() if scope.includes_user(uid)]
         everyone = directory.people()
         if not everyone:
@@ -160,7 +162,10 @@ class FilesCollector(Collector):
         includes_space = getattr(scope, "includes_space", None)
         if includes_space is not None:
             spaces = {k: v for k, v in spaces.items() if includes_space(k)}
-        yield Batch(items=[workspace_item(w) for w in workspaces.values()], complete=self._complete(mode, "wiki_workspace"))
+        yield Batch(
+            items=[owner_by_unionid(workspace_item(w), directory) for w in workspaces.values()],
+            complete=self._complete(mode, "wiki_workspace"),
+        )
         yield Batch(items=[space_item(s) for s in spaces.values()])
 
         def files_of(space: Space) -> Callable[[], AsyncIterator[Batch]]:
@@ -452,7 +457,7 @@ class FilesCollector(Collector):
                 self.note_problem(f"versions of {space.space_id}/{dentry.get('id')}", result)
                 failed = True
                 result = None
-            items.append(file_item(space, dentry, result, scope))
+            items.append(owner_by_unionid(file_item(space, dentry, result, scope), self._directory))
         return items, deleted, failed
 
     # ------------------------------------------------------------------ knowledge-base nodes and docs

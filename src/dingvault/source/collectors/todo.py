@@ -25,6 +25,7 @@ from dingvault.source.collectors.base import (
     iso_from_ms,
     month_of,
     now_ms,
+    owner_by_unionid,
     whole_months,
 )
 from dingvault.source.errors import BadResponse
@@ -67,7 +68,7 @@ class TodoCollector(Collector):
                 task_id = str(card.get("taskId"))
                 if task_id not in seen:  # a todo shared by several users is stored once
                     seen.add(task_id)
-                    items.append(todo_item(card, person[1]))
+                    items.append(owner_by_unionid(todo_item(card, person[1]), directory))
             # The query has no delta form: every run lists each user's todos completely, so every
             # run can tell deletions — per user, so that users not asked (left, out of scope) and
             # done months beyond the API's visibility are never taken for deleted.
