@@ -87,3 +87,12 @@ def test_unreachable_postgres_is_a_clear_error_without_password() -> None:
     with pytest.raises(CatalogError) as info:
         Catalog.open("postgresql+psycopg://u:s3cret-pw@127.0.0.1:1/db?connect_timeout=2")
     assert "s3cret-pw" not in str(info.value)
+
+
+def test_wal_files_are_owner_only_too(tmp_path: Path) -> None:
+    with Catalog.open(default_catalog_url(tmp_path)) as catalog:
+        catalog.record_version("user", "u1", "h")
+        for suffix in ("-wal", "-shm"):
+            path = tmp_path / f"catalog.db{suffix}"
+            assert path.exists()
+            assert stat.S_IMODE(os.stat(path).st_mode) & 0o077 == 0

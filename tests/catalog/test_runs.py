@@ -138,3 +138,13 @@ def test_interrupted_runs_are_closed(catalog: Catalog) -> None:
     assert catalog.mark_interrupted_runs() == [new]
     assert catalog.get_run(old).status == "interrupted"  # type: ignore[union-attr]
     assert catalog.get_run(done).status == "succeeded"  # type: ignore[union-attr]
+
+
+def test_interrupted_runs_of_some_kinds_only(catalog: Catalog) -> None:
+    # The scheduler restarts while the event listener's run is live: only scheduler kinds close.
+    full = catalog.start_run("full")
+    event = catalog.start_run("event")
+    assert catalog.mark_interrupted_runs(kinds=["full", "incremental"]) == [full]
+    assert catalog.get_run(event).status == "running"  # type: ignore[union-attr]
+    with pytest.raises(CatalogInputError):
+        catalog.mark_interrupted_runs(kinds=["weekly"])

@@ -753,16 +753,27 @@ class Catalog:
         assert info is not None
         return info
 
-    def mark_interrupted_runs(self, *, started_before: datetime | None = None) -> list[int]:
+    def mark_interrupted_runs(
+        self, *, started_before: datetime | None = None, kinds: Iterable[str] | None = None
+    ) -> list[int]:
         """Close runs left ``running`` by a crash as ``interrupted``; returns their ids.
 
-        Call at service start. With several workers sharing a catalog, pass ``started_before``
-        (e.g. the oldest live worker's start time) so a run another worker is still doing stays open.
+        Call at process start, before starting runs. Another live writer's run must not be caught:
+        in the service the scheduler and the event listener share the catalog, so each passes the
+        run ``kinds`` it owns (the scheduler ``["full", "incremental"]``, the listener
+        ``["event"]``); with several workers, also pass ``started_before`` (e.g. this process's
+        start time) so runs that live workers started later stay open.
         """
         before = v.aware_time("started_before", started_before)
         stmt = runs.update().where(runs.c.status == "running")
         if before is not None:
             stmt = stmt.where(runs.c.started_at < before)
+        if kinds is not None:
+            kind_list = list(kinds)
+            for kind in kind_list:
+                if kind not in RUN_KINDS:
+                    raise CatalogInputError(f"run kind must be one of {', '.join(RUN_KINDS)}; got {kind!r}")
+            stmt = stmt.where(runs.c.kind.in_(kind_list))
         stmt = stmt.values(
             status="interrupted", finished_at=v.utcnow(), error="the process stopped during the run"
         )
