@@ -151,6 +151,8 @@ async def test_legacy_retryable_answers_are_retried(
     [
         httpx.Response(403, json={"code": "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi", "message": "qps", "requestid": "r"}),
         httpx.Response(403, json={"code": "Forbidden.AccessDenied.QpsLimitForApi", "message": "qps", "requestid": "r"}),
+        httpx.Response(403, json={"code": "Forbidden.AccessDenied.QpmLimitForAppkeyAndApi", "message": "qpm"}),
+        httpx.Response(429, text=""),
         httpx.Response(504, json={"code": "gatewayTimeout", "message": "timeout"}),
         httpx.Response(500, json={"code": "systemError.busy", "message": "请求太频繁"}),
         httpx.Response(503, text="oops"),
@@ -346,3 +348,9 @@ async def test_stats_count_calls_per_template_and_errors(client: DingTalkClient,
     assert stats["calls"]["/v1.0/storage/spaces/{spaceId}/dentries"] == 2
     assert stats["errors"] == {"/v1.0/storage/spaces/{spaceId}/dentries x": 1}
     assert stats["retries"] == 1
+
+
+async def test_bare_429_counts_as_throttling(client: DingTalkClient, mock: respx.MockRouter) -> None:
+    mock.get(SPACES).mock(side_effect=[httpx.Response(429, text="Too Many Requests"), httpx.Response(200, json={"spaces": []})])
+    await client.api("GET", "/v1.0/drive/spaces")
+    assert client.throttled == 1

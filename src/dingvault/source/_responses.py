@@ -111,6 +111,8 @@ def interpret(
         raise BadResponse(f"an HTML page where JSON was expected: {_snippet(body)}", **kw)
     if status == 204 or (not body.strip() and 200 <= status < 300):
         return {}
+    if status == 429 and not body.strip().startswith(b"{"):
+        raise Throttled(f"HTTP 429: {_snippet(body)}", **kw)
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:

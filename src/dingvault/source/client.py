@@ -60,6 +60,8 @@ class RetryPolicy:
     max_delay: float = 30.0
     # The QPS limit window is 1 s (§0.5): waiting about that long is enough after a 90018.
     throttle_delay: float = 1.0
+    # The per-minute limit (QpmLimitForAppkeyAndApi) needs a wait of a good part of a minute.
+    qpm_delay: float = 20.0
 
 
 @dataclass
@@ -251,6 +253,8 @@ class DingTalkClient:
             if exc.code in ("90018", "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi"):
                 # Per-app QPS: the window is one second, so about one second is enough.
                 return policy.throttle_delay * random.uniform(1.0, 1.5)
+            if exc.code == "Forbidden.AccessDenied.QpmLimitForAppkeyAndApi":
+                return policy.qpm_delay * random.uniform(1.0, 1.5)
         delay = min(policy.max_delay, policy.base_delay * 2 ** (attempt - 1))
         return random.uniform(delay / 2, delay)
 
