@@ -107,3 +107,27 @@ def test_catalog_rebuilds_from_a_replica_and_the_recovery_key_alone(mem_backend,
         assert restored.open_catalog_export(eid).read() == dump
     finally:
         restored.close()
+
+
+def test_consecutive_snapshots_share_their_tree_blobs(
+    mem_vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small boundaries so that 6,000 records make a multi-level tree quickly.
+    monkeypatch.setattr(snapshot_mod, "LEAF_MIN", 2000)
+    monkeypatch.setattr(snapshot_mod, "LEAF_CUT_MASK", 0x1F)
+    monkeypatch.setattr(snapshot_mod, "NODE_MIN", 2)
+    monkeypatch.setattr(snapshot_mod, "NODE_CUT_MASK", 0x3)
+    with mem_vault.writer() as w:
+        blobs = [w.put_blob(f"version 1 of item {i}".encode(), "internal") for i in range(6000)]
+        records = [(f"user/{i:06d}", [b]) for i, b in enumerate(blobs)]
+        w.commit_snapshot(records)
+    tree_blobs = mem_vault.index.stats_by_class()["meta"]["blobs"]
+    assert tree_blobs > 20
+    with mem_vault.writer() as w:
+        changed = w.put_blob(b"version 2 of item 3000", "internal")
+        records[3000] = ("user/003000", [changed])
+        records.insert(100, ("user/000099a", [changed]))  # and one new item
+        sid = w.commit_snapshot(records)
+    added = mem_vault.index.stats_by_class()["meta"]["blobs"] - tree_blobs
+    assert added <= 12, f"{added} new tree blobs for two changed records (of {tree_blobs})"
+    assert [r.key for r in mem_vault.records(sid)] == [r[0] for r in records]

@@ -1,9 +1,10 @@
 """Snapshots: a sealed root object pointing at a tree of manifest blobs.
 
 The manifest is a sequence of records ``(item key, version blob ids, small metadata)``. Records
-are packed into *leaf* blobs (~256 KiB of JSON lines); leaf ids are gathered into *node* blobs of
-up to ``FANOUT`` children, and so on up to one root. Writing and reading both stream: a snapshot
-of two million items never needs more than one leaf per tree level in memory.
+are packed into *leaf* blobs (~200 KiB of JSON lines); leaf ids are gathered into *node* blobs
+(~70 children), and so on up to one root, with content-defined boundaries (see below) so that
+consecutive snapshots share unchanged subtrees. Writing and reading both stream: a snapshot of
+two million items never needs more than one open leaf and one open node per level in memory.
 
 Leaf blob:  ``DVLF\\n`` then one JSON array per line: ``[key, [blob id hex, ...], meta-or-null]``
 Node blob:  ``DVND\\n`` then one child blob id (hex) per line
@@ -12,6 +13,7 @@ Tree blobs live in ``meta`` packs (type ``tree``).
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -22,7 +24,17 @@ from .errors import IntegrityError
 
 LEAF_MAGIC = b"DVLF\n"
 NODE_MAGIC = b"DVND\n"
-LEAF_TARGET = 256 * 1024
+# Tree shape (a writer's choice; readers accept any shape). Boundaries are content-defined so
+# that consecutive snapshots of a mostly unchanged, key-ordered manifest share almost all their
+# tree blobs (stored once): a leaf ends after a record whose key's CRC-32 has its low 10 bits
+# zero, once the leaf holds LEAF_MIN bytes (~1,500 records, ~200 KiB on average), or at
+# LEAF_TARGET bytes at most; a node ends after a child whose id's first byte has its low 6 bits
+# zero, once it holds NODE_MIN children (~70 on average), or at FANOUT children at most.
+LEAF_MIN = 64 * 1024
+LEAF_TARGET = 1024 * 1024
+LEAF_CUT_MASK = 0x3FF
+NODE_MIN = 8
+NODE_CUT_MASK = 0x3F
 FANOUT = 4096
 SNAPSHOT_PREFIX = "snapshots/"
 
@@ -101,7 +113,8 @@ class TreeBuilder:
         self._leaf.append(line)
         self._leaf_size += len(line) + 1
         self.count += 1
-        if self._leaf_size >= LEAF_TARGET:
+        size = self._leaf_size
+        if size >= LEAF_TARGET or (size >= LEAF_MIN and zlib.crc32(key.encode()) & LEAF_CUT_MASK == 0):
             self._close_leaf()
 
     def _close_leaf(self) -> None:
@@ -116,7 +129,8 @@ class TreeBuilder:
         if level == len(self._levels):
             self._levels.append([])
         self._levels[level].append(blob_id)
-        if len(self._levels[level]) >= FANOUT:
+        n = len(self._levels[level])
+        if n >= FANOUT or (n >= NODE_MIN and blob_id[0] & NODE_CUT_MASK == 0):
             node = self._node(self._levels[level])
             self._levels[level] = []
             self._push(level + 1, node)
