@@ -24,8 +24,9 @@ export, a digest mismatch a corrupt one.
 The export is a consistent snapshot: it reads every table in one transaction (SQLite WAL
 snapshot; PostgreSQL REPEATABLE READ), while writers carry on, and streams rows (memory flat).
 
-Rebuild loads the whole export in one transaction into an *empty* database (schema created by the
-same migrations). Any failure -- bad header, truncation, digest mismatch, constraint violation --
+Rebuild loads the whole export in one transaction into an *empty* database: the migrations
+create the schema at the export's revision, the rows load into it, and the migrations then bring
+it to the current revision (so exports stay rebuildable across dingvault upgrades). Any failure -- bad header, truncation, digest mismatch, constraint violation --
 rolls everything back, so no half-loaded catalog is ever left looking valid.
 """
 
@@ -44,7 +45,7 @@ from sqlalchemy.engine import URL
 from dingvault.catalog.catalog import Catalog
 from dingvault.catalog.engine import WRITE_OPTION, create_catalog_engine, safe_url
 from dingvault.catalog.errors import CatalogError, ExportFormatError, RebuildTargetNotEmptyError
-from dingvault.catalog.migrate import current_revision, head_revision, upgrade
+from dingvault.catalog.migrate import current_revision, head_revision, known_revisions, upgrade
 from dingvault.catalog.schema import EXPORT_ORDER
 from dingvault.catalog.types import UTCDateTime
 
@@ -174,19 +175,44 @@ def _check_header(header: Any) -> dict[str, Any]:
             f"(this dingvault reads version {FORMAT_VERSION})"
         )
     revision = header.get("schema_revision")
-    if revision != head_revision():
-        # Exports from other schema revisions would need a data conversion step per revision; none
-        # exists yet because there has only ever been one revision.
+    if revision not in known_revisions():
         raise ExportFormatError(
-            f"catalog export has schema revision {revision!r}; this dingvault rebuilds revision "
-            f"{head_revision()!r} only"
+            f"catalog export has schema revision {revision!r}, which this dingvault does not know "
+            "(written by a newer release?)"
         )
+    tables = header.get("tables")
+    if not isinstance(tables, list) or not tables or not all(isinstance(t, str) for t in tables):
+        raise ExportFormatError("catalog export header lists no tables")
     expected = [str(t.name) for t in EXPORT_ORDER]
-    if header.get("tables") != expected:
-        raise ExportFormatError(
-            f"catalog export lists tables {header.get('tables')!r}; expected {expected!r}"
-        )
+    if revision == head_revision() and tables != expected:
+        raise ExportFormatError(f"catalog export lists tables {tables!r}; expected {expected!r}")
     return header
+
+
+# Tests set this to load a current export through the path older exports take.
+_FORCE_REFLECTION = False
+
+
+def _tables_for(conn: sa.Connection, header: dict[str, Any]) -> list[sa.Table]:
+    """The tables to load the export's rows into, as the export's schema revision shaped them.
+
+    A current export loads into schema.py's tables. An export from an older revision loads into
+    the tables that revision's migrations created (read back from the database), and the
+    migrations then carry the data forward to the current schema, exactly as they upgrade a live
+    catalog -- so an old export in the vault stays rebuildable after dingvault upgrades.
+    """
+    if header["schema_revision"] == head_revision() and not _FORCE_REFLECTION:
+        return list(EXPORT_ORDER)
+    existing = set(sa.inspect(conn).get_table_names())
+    reflected = sa.MetaData()
+    tables = []
+    for name in header["tables"]:
+        if name not in existing:
+            raise ExportFormatError(
+                f"catalog export has a table {name!r} that schema revision {header['schema_revision']!r} lacks"
+            )
+        tables.append(sa.Table(name, reflected, autoload_with=conn))
+    return tables
 
 
 def rebuild_catalog(url: str | URL, export_stream: IO[bytes]) -> dict[str, int]:
@@ -225,7 +251,7 @@ def _load(conn: sa.Connection, stream: IO[bytes]) -> dict[str, int]:
     reader.consume()
     upgrade(conn, header["schema_revision"])
     counts: dict[str, int] = {}
-    for table in EXPORT_ORDER:
+    for table in _tables_for(conn, header):
         start = reader.next_obj(f"the start of table {table.name}")
         columns = [str(c.name) for c in table.columns]
         if not isinstance(start, dict) or start.get("table") != table.name:
@@ -235,7 +261,9 @@ def _load(conn: sa.Connection, stream: IO[bytes]) -> dict[str, int]:
         if start.get("columns") != columns:
             raise ExportFormatError(f"the catalog export's columns for {table.name} do not match the schema")
         reader.consume()
-        time_columns = [i for i, c in enumerate(table.columns) if isinstance(c.type, UTCDateTime)]
+        time_columns = [
+            i for i, c in enumerate(table.columns) if isinstance(c.type, UTCDateTime | sa.DateTime)
+        ]
         batch: list[dict[str, Any]] = []
         n = 0
         while True:
@@ -269,6 +297,7 @@ def _load(conn: sa.Connection, stream: IO[bytes]) -> dict[str, int]:
     if trailer.get("sha256") != reader.hexdigest():
         raise ExportFormatError("the catalog export's digest does not match its contents (corrupt)")
     reader.assert_exhausted()
+    upgrade(conn, "head")
     if conn.dialect.name == "postgresql":
         _reset_sequences(conn)
     return counts
@@ -283,7 +312,7 @@ def _parse_time(value: Any, table: str) -> datetime:
         ) from None
     if parsed.tzinfo is None:
         raise ExportFormatError(f"the catalog export is corrupt: timestamp {value!r} in {table} has no zone")
-    return parsed
+    return parsed.astimezone(UTC)
 
 
 def _reset_sequences(conn: sa.Connection) -> None:
