@@ -138,3 +138,28 @@ def test_writer_never_dedups_against_blobs_pruned_by_another_client(mem_vault: V
         sid = w.commit_snapshot([("item/x", [again])])
     assert verify(mem_vault, read_data=True).ok
     assert mem_vault.get_blob(next(iter(mem_vault.records(sid))).blobs[0]) == b"soon unreferenced"
+
+
+@pytest.mark.parametrize("forget", ["first", "second"])
+def test_prune_with_snapshots_sharing_subtrees(
+    mem_vault: Vault, monkeypatch: pytest.MonkeyPatch, forget: str
+) -> None:
+    from dingvault.vault import snapshot as snapshot_mod
+
+    monkeypatch.setattr(snapshot_mod, "LEAF_MIN", 500)
+    monkeypatch.setattr(snapshot_mod, "LEAF_CUT_MASK", 0x7)
+    monkeypatch.setattr(snapshot_mod, "NODE_MIN", 2)
+    monkeypatch.setattr(snapshot_mod, "NODE_CUT_MASK", 0x3)
+    with mem_vault.writer() as w:
+        records = [(f"item/{i:05d}", [w.put_blob(f"v1 {i}".encode(), "internal")]) for i in range(2000)]
+        s1 = w.commit_snapshot(records)
+        records2 = list(records)
+        records2[1500] = ("item/01500", [w.put_blob(b"v2 1500", "internal")])
+        s2 = w.commit_snapshot(records2)
+    keep, drop, expected = (s2, s1, records2) if forget == "first" else (s1, s2, records)
+    mem_vault.forget_snapshot(drop)
+    report = prune(mem_vault)
+    assert report.blobs_removed >= 1
+    got = [(r.key, mem_vault.get_blob(r.blobs[0])) for r in mem_vault.records(keep)]
+    assert got == [(k, mem_vault.get_blob(b[0])) for k, b in expected]
+    assert verify(mem_vault, read_data=True).ok

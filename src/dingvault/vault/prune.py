@@ -202,13 +202,14 @@ def _mark_live(
             if progress:  # also keeps the exclusive lock fresh during a huge snapshot
                 progress("mark", current[0], len(snapshot_ids))
 
+    seen_trees: set[bytes] = set()  # subtrees shared with an earlier snapshot are marked already
     for n, sid in enumerate(snapshot_ids):
         current[0] = n
         if progress:
             progress("mark", n, len(snapshot_ids))
         try:
             info = vault.load_snapshot(sid)
-            for rec in walk_tree(vault.get_blob, info.tree, on_tree_blob=add):
+            for rec in walk_tree(vault.get_blob, info.tree, on_tree_blob=add, skip=seen_trees):
                 for b in rec.blobs:
                     add(b)
         except (IntegrityError, VaultError) as exc:

@@ -175,15 +175,27 @@ def parse_tree_blob(data: bytes, what: str) -> tuple[str, list]:
 
 
 def walk_tree(
-    get: Callable[[bytes], bytes], root: bytes, *, on_tree_blob: Callable[[bytes], None] | None = None
+    get: Callable[[bytes], bytes],
+    root: bytes,
+    *,
+    on_tree_blob: Callable[[bytes], None] | None = None,
+    skip: set[bytes] | None = None,
 ) -> Iterator[ManifestRecord]:
-    """Records in order, depth-first, reading one tree blob at a time."""
+    """Records in order, depth-first, reading one tree blob at a time.
+
+    ``skip``: tree blobs already handled (by walking an earlier snapshot); their subtrees are
+    not read again, and each blob walked is added to the set. Verify and prune use it, so that
+    snapshots sharing subtrees cost only their differences."""
     stack: list[Iterator[bytes]] = [iter([root])]
     while stack:
         nxt = next(stack[-1], None)
         if nxt is None:
             stack.pop()
             continue
+        if skip is not None:
+            if nxt in skip:
+                continue
+            skip.add(nxt)
         if on_tree_blob is not None:
             on_tree_blob(nxt)
         kind, items = parse_tree_blob(get(nxt), f"tree blob {nxt.hex()}")

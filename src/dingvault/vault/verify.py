@@ -147,6 +147,7 @@ def _check_packs_present(
 
 def _check_snapshots(vault: Vault, report: VerifyReport, progress: Progress | None) -> None:
     ids = vault.snapshot_ids()
+    seen_trees: set[bytes] = set()  # shared subtrees are checked once
     for n, sid in enumerate(ids):
         if progress:
             progress("snapshots", n, len(ids))
@@ -159,7 +160,7 @@ def _check_snapshots(vault: Vault, report: VerifyReport, progress: Progress | No
             continue
         pending: list[bytes] = []
         try:
-            for rec in walk_tree(vault.get_blob, info.tree):
+            for rec in walk_tree(vault.get_blob, info.tree, skip=seen_trees):
                 report.bump("records")
                 pending.extend(rec.blobs)
                 if len(pending) >= 5000:
