@@ -96,3 +96,13 @@ def test_wal_files_are_owner_only_too(tmp_path: Path) -> None:
             path = tmp_path / f"catalog.db{suffix}"
             assert path.exists()
             assert stat.S_IMODE(os.stat(path).st_mode) & 0o077 == 0
+
+
+def test_read_only_catalog_is_a_clear_error(tmp_path: Path) -> None:
+    url = default_catalog_url(tmp_path)
+    with Catalog.open(url) as catalog:
+        catalog.record_version("user", "u1", "h")
+    with Catalog.open(f"sqlite:///file:{tmp_path / 'catalog.db'}?mode=ro&uri=true") as read_only:
+        assert read_only.get_item("user", "u1") is not None  # reads work
+        with pytest.raises(CatalogError, match="nothing was written"):
+            read_only.record_version("user", "u2", "h")

@@ -176,7 +176,10 @@ class Catalog:
                 if not _is_retryable(exc):
                     if isinstance(exc, sa.exc.IntegrityError):
                         raise CatalogStateError(f"the catalog refused the write: {exc.orig}") from exc
-                    raise
+                    # Disk full, read-only file, lost server...: nothing was committed.
+                    raise CatalogError(
+                        f"catalog write failed at {safe_url(self._engine.url)}: {exc.orig}; nothing was written"
+                    ) from exc
                 if attempt == _WRITE_RETRIES:
                     raise CatalogBusyError(
                         f"the catalog stayed locked after {attempt} attempts ({exc.orig}); nothing was written"
@@ -186,8 +189,11 @@ class Catalog:
         raise AssertionError("unreachable")
 
     def _read(self, fn: Callable[[sa.Connection], T]) -> T:
-        with self._engine.connect() as conn:
-            return fn(conn)
+        try:
+            with self._engine.connect() as conn:
+                return fn(conn)
+        except sa.exc.DBAPIError as exc:
+            raise CatalogError(f"catalog read failed at {safe_url(self._engine.url)}: {exc.orig}") from exc
 
     def _insert(self, table: sa.Table) -> Any:
         """An INSERT that supports ON CONFLICT on either dialect."""
