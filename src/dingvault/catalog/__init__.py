@@ -51,14 +51,17 @@ Cursors
 Runs
     ``start_run(kind, families)``, ``add_run_stats(run_id, delta)``, ``finish_run(run_id, status)``,
     ``record_run_error(s)``, ``run_errors``, ``get_run``, ``list_runs``, ``last_successful_run(kind,
-    family)``, ``last_successful_runs()``, ``mark_interrupted_runs()``.
+    family)``, ``last_successful_runs()``, ``mark_interrupted_runs(kinds=..., started_before=...)``
+    (at process start; pass the run kinds this process owns so another writer's live run stays open).
 Snapshots and status
     ``record_snapshot(vault_snapshot_id, run_id, counts)``, ``list_snapshots``, ``get_snapshot``,
     ``counts_per_kind()``.
 Export and rebuild
     ``export_catalog(catalog, out_stream)`` / ``rebuild_catalog(url, in_stream)``: zstd-compressed
     JSON lines, one section per table, with a header naming the format and schema revision and a
-    trailer with row counts and a digest (see ``catalog/export.py``).
+    trailer with row counts and a digest (see ``catalog/export.py``). Rebuild is all or nothing,
+    into an empty database, and accepts exports from older schema revisions (loaded as that
+    revision, then migrated). ``read_export_header`` checks an export without loading it.
 
 Concurrency
 -----------

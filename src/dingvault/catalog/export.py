@@ -23,6 +23,8 @@ export, a digest mismatch a corrupt one.
 
 The export is a consistent snapshot: it reads every table in one transaction (SQLite WAL
 snapshot; PostgreSQL REPEATABLE READ), while writers carry on, and streams rows (memory flat).
+On SQLite a reader holds back WAL checkpoints while it reads, so the WAL file grows by whatever
+is written during an export and shrinks at the next checkpoint after it.
 
 Rebuild loads the whole export in one transaction into an *empty* database: the migrations
 create the schema at the export's revision, the rows load into it, and the migrations then bring
