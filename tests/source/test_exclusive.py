@@ -41,3 +41,4 @@ async def test_standard_org_reports_exclusive_as_unavailable_without_failing() -
     assert result.error is None
     assert not result.items
     assert set(collector.unavailable) == {"org_group", "file_audit_log"}
+    assert len(collector.skipped) == 2 and all("not available" in s for s in collector.skipped)

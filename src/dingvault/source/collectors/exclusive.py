@@ -77,6 +77,7 @@ class ExclusiveCollector(Collector):
                 if not _is_unavailable(exc):
                     raise
                 self.unavailable["org_group"] = str(exc)
+                self.skipped.append(f"org_group: not available to this org ({exc.message})")
         if scope.includes_kind("file_audit_log"):
             try:
                 async for batch in self._audit(mode, cursors):
@@ -85,6 +86,7 @@ class ExclusiveCollector(Collector):
                 if not _is_unavailable(exc):
                     raise
                 self.unavailable["file_audit_log"] = str(exc)
+                self.skipped.append(f"file_audit_log: not available to this org ({exc.message})")
 
     async def _org_groups(self, operator: str) -> AsyncIterator[dict[str, Any]]:
         listing_id = str(uuid.uuid4())  # constant across the pages of one listing
