@@ -21,6 +21,8 @@ class FamilyCoverage:
     not_available: tuple[str, ...]
     incremental: str
     uncertain: tuple[str, ...] = ()
+    # Reachable through the API but not captured by this version of dingvault.
+    not_yet: tuple[str, ...] = ()
 
     @property
     def scopes(self) -> tuple[str, ...]:
@@ -49,6 +51,7 @@ COVERAGE: tuple[FamilyCoverage, ...] = (
             "backed-up record is what remains.",
             "Mobile, e-mail, work place and extension fields unless the app holds those contact permissions.",
         ),
+        not_yet=("HR dimission details (hand-over user, reasons) of the 智能人事 APIs.",),
         incremental="Always a complete listing (contacts APIs are exempt from the monthly quota); "
         "unchanged records are recognised by a hash of their payload; people no longer listed are marked deleted.",
         uncertain=("The scope name for reading departments is not given by the reference.",),
@@ -108,20 +111,22 @@ COVERAGE: tuple[FamilyCoverage, ...] = (
             "Daily check results of every user in scope for about the last six months (7-day × 50-user windows), "
             "including scheduled check points without a punch.",
         ),
-        not_available=("Results older than about six months.", "Shift and schedule configuration."),
+        not_available=("Results older than about six months.",),
         incremental="From the last captured day minus a few days (results settle after corrections).",
         uncertain=("The read scope for `/attendance/list` is not named by the reference.",),
+        not_yet=(
+            "Raw punches with location and device (`/attendance/listRecord`).",
+            "Shifts, groups, schedules and leave balances (`topapi/attendance/*`).",
+        ),
     ),
     FamilyCoverage(
         family="calendar",
         title="Calendars (日程)",
         kinds=("calendar_event",),
         captured=("Each user's primary calendar: events a year back and a year ahead (configurable).",),
-        not_available=(
-            "Future occurrences of recurring series (only the series and past instances are returned).",
-            "Calendars other than the primary one.",
-        ),
+        not_available=("Future occurrences of recurring series (only the series and past instances are returned).",),
         incremental="Per-user `syncToken`; cancellations arrive as deletions.",
+        not_yet=("Calendars other than each user's primary one (`GET /v1.0/calendar/users/{userId}/calendars`).",),
     ),
     FamilyCoverage(
         family="todo",
@@ -138,6 +143,7 @@ COVERAGE: tuple[FamilyCoverage, ...] = (
         captured=("Every report of the org in 180-day windows (a year back by default), with its content fields.",),
         not_available=("Content values beyond 1000 characters (DingTalk truncates them).",),
         incremental="Reports modified since the cursor.",
+        not_yet=("Report comments and receivers (`topapi/report/comment/list`, `topapi/report/receiver/list`).",),
     ),
     FamilyCoverage(
         family="groups",
@@ -153,6 +159,7 @@ COVERAGE: tuple[FamilyCoverage, ...] = (
         ),
         incremental="All reachable groups are re-read each run.",
         uncertain=("The response field of chatid → openConversationId comes from the official SDK's model.",),
+        not_yet=("Scene-group member listings (`/v1.0/im/sceneGroups/members/batchQuery`).",),
     ),
     FamilyCoverage(
         family="robot",
@@ -215,8 +222,8 @@ def render_markdown() -> str:
         "",
         "dingvault reads everything the DingTalk Open Platform exposes to an admin-authorised internal app.",
         "Some things no public API gives; they are listed first, then each data family: what is captured,",
-        "what is not, how incremental runs work, the permission scopes to grant, and what the API",
-        "reference leaves uncertain.",
+        "what is not, what the API offers that dingvault does not capture yet, how incremental runs work,",
+        "the permission scopes to grant, and what the API reference leaves uncertain.",
         "",
         "## What no API gives",
         "",
@@ -237,6 +244,9 @@ def render_markdown() -> str:
         lines += ["", "Not available:", ""]
         lines += [f"- {t}" for t in c.not_available]
         lines += ["", f"Incremental runs: {c.incremental}"]
+        if c.not_yet:
+            lines += ["", "Reachable but not captured yet:", ""]
+            lines += [f"- {t}" for t in c.not_yet]
         if c.uncertain:
             lines += ["", "Uncertain in the API reference:", ""]
             lines += [f"- {t}" for t in c.uncertain]
