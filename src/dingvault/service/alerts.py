@@ -113,7 +113,7 @@ class AlertManager:
                 return False
             self.active[key] = title
             self._gauge()
-        log.warning("alert: %s", title)
+        log.warning("alert: %s: %s", title, text)
         self._send(key, "raised", title, text)
         return True
 

@@ -118,6 +118,13 @@ class ServiceApp:
         log.info("stream gap of %.1f s: catch-up incremental", end - start)
         self.coordinator.request_catchup(start)
 
+    def _on_corp(self, corp_id: str) -> None:
+        if self.state.get("corp_id") != corp_id:
+            self.state.put("corp_id", corp_id)
+        if self.state.get("storage_subscribed") != corp_id:
+            task = asyncio.get_running_loop().create_task(self._subscribe_file_events())
+            self._tasks.append(task)
+
     # ---- run ------------------------------------------------------------------------------------
     def stop(self) -> None:
         self._stop.set()
@@ -145,6 +152,7 @@ class ServiceApp:
                 state=self.state,
                 on_stored=self.coordinator.notify,
                 on_gap=self._on_gap,
+                on_corp=self._on_corp,
                 backoff=Backoff(self.config.reconnect_initial, self.config.reconnect_max),
                 stable_after=self.config.reconnect_stable_after,
                 metrics=self.metrics,
@@ -237,8 +245,8 @@ class ServiceApp:
         corp_id = self.config.extra.get("corp_id") or self.state.get("corp_id")
         if not corp_id:
             log.warning(
-                "file-change events: no corp_id in service.toml; storage_dentry_* events are not "
-                "subscribed (files are still captured by the scheduled runs)"
+                "file-change events: corp_id not known yet (set corp_id in service.toml, or it is "
+                "learned from the first event); until then files are captured by the scheduled runs"
             )
             return
         if self.state.get("storage_subscribed") == corp_id:

@@ -74,6 +74,8 @@ class _DurableEvents(EventHandler):
         event_id = h.event_id or h.message_id
         if not event_id:
             return AckMessage.STATUS_BAD_REQUEST, "event without eventId"
+        if h.event_corp_id:
+            self.listener.learn_corp(str(h.event_corp_id))
         return await self.listener.store(str(event_id), "event", str(h.event_type or ""), h.event_born_time, event.data)
 
 
@@ -105,6 +107,7 @@ class StreamListener(DingTalkStreamClient):
         state: ServiceState,
         on_stored: Callable[[], None] = lambda: None,
         on_gap: Callable[[float, float], None] = lambda start, end: None,
+        on_corp: Callable[[str], None] = lambda corp_id: None,
         backoff: Backoff | None = None,
         stable_after: float = 30.0,
         metrics: Any = None,
@@ -114,6 +117,8 @@ class StreamListener(DingTalkStreamClient):
         self.state = state
         self.on_stored = on_stored
         self.on_gap = on_gap
+        self.on_corp = on_corp
+        self.corp_id: str | None = None
         self.backoff = backoff or Backoff()
         self.stable_after = stable_after
         self.metrics = metrics
@@ -124,6 +129,12 @@ class StreamListener(DingTalkStreamClient):
         self.register_callback_handler(ROBOT_MESSAGE_TOPIC, _DurableRobotMessages(self))
         self._stopping = asyncio.Event()
         self._ws: Any = None
+
+    def learn_corp(self, corp_id: str) -> None:
+        """The organisation's corpId, as every event's header carries it (first one wins)."""
+        if self.corp_id is None:
+            self.corp_id = corp_id
+            self.on_corp(corp_id)
 
     # ---- the handlers' common path -------------------------------------------------------------
     async def store(self, event_id: str, source: str, type_: str, born_ms: int | None, data: Any) -> tuple[int, str]:

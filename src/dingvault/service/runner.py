@@ -200,7 +200,9 @@ class RunCoordinator:
     async def run_events(self, plan: EventPlan) -> RunStats:
         client = self.client
         scope = self.session.scope()
-        settings = CollectorSettings(**self.session.settings.backup.get("collectors", {}))
+        if plan.chat_ids:
+            self.learn_chats(plan.chat_ids)
+        settings = self.collector_settings()
         families = sorted(plan.families)
         targeted_families = {"approvals"} if plan.approvals else set()
         if plan.robot_messages:
@@ -217,6 +219,19 @@ class RunCoordinator:
         if plan.robot_messages and scope.includes_kind("robot_message"):
             collectors.append(robot_collector(by_family["robot"], plan.robot_messages))
         return await self._run("incremental", collectors, label="events")
+
+    def learn_chats(self, chat_ids: set[str]) -> None:
+        """Group chats seen in chat_* events become reachable (no API lists a standard org's groups)."""
+        known = set(self.state.get("learned_chat_ids") or [])
+        if not chat_ids <= known:
+            self.state.put("learned_chat_ids", sorted(known | chat_ids))
+
+    def collector_settings(self) -> CollectorSettings:
+        values = dict(self.session.settings.backup.get("collectors", {}))
+        learned = self.state.get("learned_chat_ids") or []
+        if learned:
+            values["known_chat_ids"] = sorted(set(values.get("known_chat_ids") or []) | set(learned))
+        return CollectorSettings(**values)
 
     # ---- catch-up and scheduled runs --------------------------------------------------------------
     async def catch_up(self) -> RunStats | None:
@@ -247,8 +262,7 @@ class RunCoordinator:
         ]
         if scope.needs_tree and "contacts" not in families:
             families.insert(0, "contacts")
-        settings = CollectorSettings(**self.session.settings.backup.get("collectors", {}))
-        collectors = build_collectors(self.client, families=families, settings=settings)
+        collectors = build_collectors(self.client, families=families, settings=self.collector_settings())
         return await self._run(mode, collectors, label=label or mode, engine_options={})
 
     # ---- the one place a run happens ------------------------------------------------------------

@@ -49,6 +49,8 @@ _FAMILY_BY_TYPE: tuple[tuple[str, str], ...] = (
 )
 APPROVAL_EVENTS = ("bpms_instance_change", "bpms_task_change")
 LEAVE_EVENT = "user_leave_org"
+# A new employee brings new records elsewhere too (a personal drive space, a "my docs" workspace).
+_ALSO = {"user_add_org": ("files",), "user_active_org": ("files",)}
 
 
 def family_for(event_type: str) -> str | None:
@@ -64,6 +66,7 @@ class EventPlan:
     robot_messages: list[dict[str, Any]] = field(default_factory=list)
     families: set[str] = field(default_factory=set)
     leavers: list[str] = field(default_factory=list)
+    chat_ids: set[str] = field(default_factory=set)  # group chats named by chat_* events
     ignored: list[str] = field(default_factory=list)  # event ids of types nobody backs up
     malformed: list[str] = field(default_factory=list)  # event ids whose data lacks what is needed
 
@@ -94,6 +97,9 @@ def plan_events(events: Iterable[InboxEvent]) -> EventPlan:
             plan.ignored.append(ev.id)
             continue
         plan.families.add(family)
+        plan.families.update(_ALSO.get(ev.type, ()))
+        if family == "groups" and data.get("chatId"):
+            plan.chat_ids.add(str(data["chatId"]))
         if ev.type == LEAVE_EVENT:
             plan.leavers += [str(u) for u in data.get("userId") or [] if u]
     return plan
