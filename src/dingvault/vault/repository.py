@@ -18,6 +18,7 @@ import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -576,27 +577,48 @@ def _read_into(stream: BinaryIO, b: Any) -> int:
 
 
 class _BlobStream(io.RawIOBase):
+    """Concatenated blobs, fetching the next one on a helper thread while the caller consumes
+    the current one (a remote backend's latency then overlaps with the caller's writing)."""
+
     def __init__(self, vault: Vault, ids: list[bytes]) -> None:
         self._vault = vault
         self._ids = ids
         self._i = 0
         self._cur = b""
         self._pos = 0
+        self._pool: ThreadPoolExecutor | None = ThreadPoolExecutor(1) if len(ids) > 1 else None
+        self._next: Future[bytes] | None = None
 
     def readable(self) -> bool:
         return True
+
+    def _fetch(self) -> bytes:
+        nxt = self._next
+        data = nxt.result() if nxt is not None else self._vault.get_blob(self._ids[self._i])
+        self._i += 1
+        self._next = None
+        if self._pool is not None and self._i < len(self._ids):
+            self._next = self._pool.submit(self._vault.get_blob, self._ids[self._i])
+        return data
 
     def readinto(self, b: Any) -> int:
         while self._pos >= len(self._cur):
             if self._i >= len(self._ids):
                 return 0
-            self._cur = self._vault.get_blob(self._ids[self._i])
-            self._i += 1
+            self._cur = self._fetch()
             self._pos = 0
         n = min(len(b), len(self._cur) - self._pos)
         memoryview(b)[:n] = self._cur[self._pos : self._pos + n]
         self._pos += n
         return n
+
+    def close(self) -> None:
+        if self._pool is not None:
+            if self._next is not None:
+                self._next.cancel()
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        super().close()
 
 
 def read_config(backend: Backend) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -220,34 +221,59 @@ def _read_packs(
     total = sum(p[3] for p in packs)
     done = 0
     codec = SegmentCodec()
-    for pack_id, cls, _salt, size in packs:
-        key = pack_object_key(cls, pack_id)
-        if progress:
-            progress(f"read-data {where}", done, total)
-        try:
-            problems = check_pack_object(vault, backend, key, pack_id, codec)
-        except LevelNotAvailable as exc:
-            report.warnings.append(Problem(key, f"not read: {exc}", where))
-            continue
-        report.bump(f"packs_read[{where}]")
-        report.bump(f"bytes_read[{where}]", size)
-        for msg in problems:
-            report.errors.append(Problem(key, msg, where))
-        done += size
+    keys = [pack_object_key(cls, pack_id) for pack_id, cls, _salt, _size in packs]
+    # The next pack downloads while this one is checked: a remote backend's latency overlaps
+    # with the CPU work, and at most two packs are in memory.
+    with ThreadPoolExecutor(1) as pool:
+        upcoming: Future[bytes | BackendError] | None = (
+            pool.submit(_download, backend, keys[0]) if keys else None
+        )
+        for i, (pack_id, _cls, _salt, size) in enumerate(packs):
+            assert upcoming is not None
+            data = upcoming.result()
+            upcoming = pool.submit(_download, backend, keys[i + 1]) if i + 1 < len(keys) else None
+            if progress:
+                progress(f"read-data {where}", done, total)
+            try:
+                problems = check_pack_object(vault, backend, keys[i], pack_id, codec, data=data)
+            except LevelNotAvailable as exc:
+                report.warnings.append(Problem(keys[i], f"not read: {exc}", where))
+                continue
+            finally:
+                del data
+            report.bump(f"packs_read[{where}]")
+            report.bump(f"bytes_read[{where}]", size)
+            for msg in problems:
+                report.errors.append(Problem(keys[i], msg, where))
+            done += size
     if progress:
         progress(f"read-data {where}", total, total)
 
 
-def check_pack_object(
-    vault: Vault, backend: Backend, key: str, pack_id: bytes, codec: SegmentCodec
-) -> list[str]:
-    """Every problem with one stored pack (empty list: sound and consistent with the index)."""
+def _download(backend: Backend, key: str) -> bytes | BackendError:
     try:
-        data = backend.get(key)
-    except ObjectNotFound:
-        return ["pack is missing"]
+        return backend.get(key)
     except BackendError as exc:
-        return [f"pack unreadable: {exc}"]
+        return exc
+
+
+def check_pack_object(
+    vault: Vault,
+    backend: Backend,
+    key: str,
+    pack_id: bytes,
+    codec: SegmentCodec,
+    *,
+    data: bytes | BackendError | None = None,
+) -> list[str]:
+    """Every problem with one stored pack (empty list: sound and consistent with the index).
+    ``data``: the pack's bytes (or the error fetching them) when already downloaded."""
+    if data is None:
+        data = _download(backend, key)
+    if isinstance(data, ObjectNotFound):
+        return ["pack is missing"]
+    if isinstance(data, BackendError):
+        return [f"pack unreadable: {data}"]
     try:
         header, problems = check_pack(
             data,
