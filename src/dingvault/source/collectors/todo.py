@@ -57,6 +57,7 @@ class TodoCollector(Collector):
         queries = [(p, done) for p in people for done in (False, True)]
         now = now_ms()
         done_months = whole_months(now - (DONE_VISIBLE_DAYS - 1) * DAY_MS, now, True)
+        claims: list[str] = []
         async for (person, done), result in bounded_map(
             lambda q: self._tasks(q[0][1], q[1]), queries, self.settings.concurrency
         ):
@@ -73,8 +74,12 @@ class TodoCollector(Collector):
             # run can tell deletions — per user, so that users not asked (left, out of scope) and
             # done months beyond the API's visibility are never taken for deleted.
             union = person[1]
-            claims = [f"{union}/done/{m}" for m in done_months] if done else [f"{union}/open"]
-            yield Batch(items=items, complete=[CompleteListing("todo", c) for c in claims])
+            claims += [f"{union}/done/{m}" for m in done_months] if done else [f"{union}/open"]
+            if items:
+                yield Batch(items=items)
+        # Claimed only once every todo of this run has been yielded: a shared todo stored under
+        # one user's container last time may be listed under another user's this time.
+        yield Batch(complete=[CompleteListing("todo", c) for c in claims] or None)
         self.finish()
 
     async def _tasks(self, union: str, done: bool) -> list[dict[str, Any]]:
