@@ -16,9 +16,11 @@ Raw and fields
     unionId, see `owner_id_type`), `dept_id`, `status`, `size`, `sha256` (when the API gives one).
 
 Change detection
-    `version_key` is the API's own change marker (modifiedTime, version, gmtModified, a hash of the
-    payload when the API has none). If the engine already holds `(kind, source_id)` with the same
-    `version_key` it may skip storing a new version and skip downloading attachments.
+    `version_key` is the API's own change marker (modifiedTime, version, gmtModified) or, when the
+    API has none, a hash of the payload without its *derived* fields (member counts, space usage,
+    a folder's last-activity time: they change with other records, which are versioned themselves).
+    If the engine already holds `(kind, source_id)` with the same `version_key` it may skip storing
+    a new version and skip downloading attachments.
 
 Batches and cursors
     Collectors yield `Batch`es. A batch's `cursor` (if any) must be committed by the engine only
@@ -26,8 +28,16 @@ Batches and cursors
     point is safely stored", which is how a killed run resumes where it stopped. `deleted` lists
     `source_id`s (of the batch's `deleted_kind`, default: the collector's main kind for that
     container) that the API reported as deleted. `complete` lists containers whose listing this run
-    has finished in `full` mode: every id of that container (and kind) the engine holds that was
-    not yielded in this run is gone at the source.
+    has finished: every id of that container (and kind) the engine holds that was not yielded in
+    this run is gone at the source. Collectors claim only what they really listed in full —
+    containers are chosen so (time-partitioned `<processCode>/<YYYY-MM>`, per user, per space) that
+    records beyond the API's reach, of people who left, or out of scope are never taken for deleted.
+
+Failures
+    A family-wide failure (quota, missing scope, bad credentials, IP ban) is raised from `collect`.
+    Parts that could not be read are reported at the end as `IncompleteCollection`, after every
+    readable batch was yielded; their cursors were not advanced and no completeness was claimed
+    over them. `collector.skipped` lists what was deliberately not read, with the reason.
 """
 
 from __future__ import annotations
