@@ -174,3 +174,25 @@ def test_iter_latest_versions_pages(catalog: Catalog, monkeypatch: pytest.Monkey
     assert got == {(f"u{i}", "b" if i == 3 else "a") for i in range(8) if i != 5}
     assert len(list(catalog.iter_latest_versions())) == 8
     assert len(list(catalog.iter_latest_versions(include_deleted=True))) == 9
+
+
+def test_crash_inside_a_batch_leaves_no_half_written_versions(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog.record_versions([VersionRecord("doc", f"d{i}", "v1") for i in range(10)])
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("killed after the versions were inserted")
+
+    # The versions of the batch are written, then the process "dies" before the items point at them.
+    monkeypatch.setattr(type(catalog._bulk), "update_items", crash)
+    with pytest.raises(RuntimeError):
+        catalog.record_versions([VersionRecord("doc", f"d{i}", "v2") for i in range(10)])
+    monkeypatch.undo()
+    assert _version_rows(catalog) == 10  # the whole batch rolled back
+    assert all(catalog.get_item("doc", f"d{i}").version_count == 1 for i in range(10))  # type: ignore[union-attr]
+    # The rerun records each change exactly once.
+    assert (
+        catalog.record_versions([VersionRecord("doc", f"d{i}", "v2") for i in range(10)]) == ["changed"] * 10
+    )
+    assert _version_rows(catalog) == 20
