@@ -128,3 +128,33 @@ def test_default_vault_comes_from_the_home_config(tmp_path: Path, monkeypatch: p
     assert runner.invoke(app, ["vault", "init"]).exit_code == 0
     assert (elsewhere / "config").exists()
     assert not (home / "vault").exists()
+
+
+def test_verify_checks_registered_replicas_by_default(repo: Path, tmp_path: Path) -> None:
+    target = tmp_path / "replica"
+    assert vault_cmd(repo, "replica", "add", "copy", str(target)).exit_code == 0
+    add_data(repo)
+    assert vault_cmd(repo, "replicate").exit_code == 0
+    assert vault_cmd(repo, "verify", "--read-data").exit_code == 0
+    pack = next(p for p in (target / "data" / "internal").rglob("*") if p.is_file())
+    pack.chmod(0o600)
+    data = bytearray(pack.read_bytes())
+    data[-20] ^= 1
+    pack.write_bytes(bytes(data))
+    bad = vault_cmd(repo, "verify", "--read-data")
+    assert bad.exit_code == 1 and f"[copy] data/internal/{pack.name[:2]}/{pack.name}" in bad.output
+    assert vault_cmd(repo, "verify", "--read-data", "--no-replicas").exit_code == 0
+
+
+def test_unreachable_replica_is_reported_not_fatal(mem_vault) -> None:
+    from dingvault.vault import ReplicaTarget, verify
+    from dingvault.vault.backends import BackendError, MemoryBackend
+
+    class Down(MemoryBackend):
+        def list(self, prefix: str = ""):  # type: ignore[no-untyped-def, override]
+            raise BackendError("S3 unreachable at http://127.0.0.1:9")
+
+    report = verify(mem_vault, replicas=[ReplicaTarget("offsite", Down("down"))])
+    assert not report.ok
+    assert [p.where for p in report.errors] == ["offsite"]
+    assert "unreachable" in report.errors[0].message

@@ -237,15 +237,16 @@ def verify(
         None, "--subset", help="With --read-data: check only this share of packs, e.g. 10%."
     ),
     replica: list[str] = typer.Option(
-        [], "--replica", help="Also verify this replica (repeat; 'all' for every one)."
+        [], "--replica", help="Verify only these replicas (repeat; default: every registered replica)."
     ),
+    no_replicas: bool = typer.Option(False, "--no-replicas", help="Check the primary only."),
 ) -> None:
-    """Check the vault (and replicas); exit status 1 when anything is damaged."""
+    """Check the vault and its replicas; exit status 1 when anything is damaged or unreachable."""
     from dingvault.vault import verify as run_verify
 
     fraction = _parse_subset(subset)
     with _open(ctx) as vault, _errors():
-        targets = _replica_targets(replica) if replica else []
+        targets = [] if no_replicas else _replica_targets(replica or ["all"])
         with _progress() as progress:
             report = run_verify(
                 vault, read_data=read_data, subset=fraction, replicas=targets, progress=progress

@@ -89,11 +89,15 @@ def verify(
         _read_packs(vault, vault.backend, listing, report, "primary", subset, rng, progress)
     for rep in replicas:
         levels = None if rep.levels is None else {parse_level(x) for x in rep.levels} | {StorageClass.META}
-        _check_index_files(vault, rep.backend, report, rep.name)
-        rlisting = _check_packs_present(vault, rep.backend, report, rep.name, levels)
-        _check_sealed_copies(vault, rep.backend, report, rep.name)
-        if read_data:
-            _read_packs(vault, rep.backend, rlisting, report, rep.name, subset, rng, progress)
+        try:
+            _check_index_files(vault, rep.backend, report, rep.name)
+            rlisting = _check_packs_present(vault, rep.backend, report, rep.name, levels)
+            _check_sealed_copies(vault, rep.backend, report, rep.name)
+            if read_data:
+                _read_packs(vault, rep.backend, rlisting, report, rep.name, subset, rng, progress)
+        except BackendError as exc:
+            # An unreachable replica is a finding, not a crash: the others are still checked.
+            report.errors.append(Problem(rep.backend.url, f"replica unreachable: {exc}", rep.name))
     return report
 
 
