@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,8 @@ class ReplicationGlue:
         # snapshot id -> (event times still waiting, replicas not yet holding it)
         self._tracked: dict[str, tuple[list[float], set[str]]] = {}
         self._probes: dict[str, Any] = {}
+        # (replica, event time -> snapshot on the replica, seconds) of recent events, for bench/rpo.py.
+        self.latencies: deque[tuple[str, float]] = deque(maxlen=200_000)
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -122,8 +125,9 @@ class ReplicationGlue:
                     there = False  # unreachable: the lag alert speaks for it
                 if there:
                     waiting.discard(name)
-                    if self.metrics is not None:
-                        for t in times:
+                    for t in times:
+                        self.latencies.append((name, max(0.0, now - t)))
+                        if self.metrics is not None:
                             self.metrics.capture_latency.labels(stage=f"replica:{name}").observe(max(0.0, now - t))
             if not waiting:
                 with self._lock:

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -76,6 +77,8 @@ class RunCoordinator:
         self._client: Any = None
         self._failures = 0
         self.runs: list[tuple[str, str, float]] = []  # (mode or "events", status, finished), newest last
+        # (event type, event time -> durable locally, seconds) of recent events, for bench/rpo.py.
+        self.latencies: deque[tuple[str, float]] = deque(maxlen=200_000)
 
     # ---- lifecycle ----------------------------------------------------------------------------
     async def open(self) -> None:
@@ -146,6 +149,18 @@ class RunCoordinator:
                 return handled
 
     async def _handle(self, events: list[InboxEvent]) -> int:
+        # Records read directly (approvals, robot messages) commit in a run of their own first:
+        # a family incremental in the same slice (seconds for calendars or todos of every user)
+        # must not hold back what takes milliseconds to fetch.
+        direct = [e for e in events if e.source == "callback" or e.type in APPROVAL_EVENTS]
+        family = [e for e in events if not (e.source == "callback" or e.type in APPROVAL_EVENTS)]
+        handled = 0
+        for group in (direct, family):
+            if group:
+                handled += await self._handle_group(group)
+        return handled
+
+    async def _handle_group(self, events: list[InboxEvent]) -> int:
         plan = plan_events(events)
         by_id = {e.id: e for e in events}
         if plan.malformed:
@@ -172,10 +187,12 @@ class RunCoordinator:
         await asyncio.to_thread(self.state.mark_done, done)
         self._count("captured", len(done))
         now = self.clock()
-        if self.metrics is not None:
-            for i in done:
-                ev = by_id[i]
-                self.metrics.capture_latency.labels(stage="local").observe(max(0.0, now - _event_time(ev)))
+        for i in done:
+            ev = by_id[i]
+            latency = max(0.0, now - _event_time(ev))
+            self.latencies.append((ev.type, latency))
+            if self.metrics is not None:
+                self.metrics.capture_latency.labels(stage="local").observe(latency)
         if self.on_committed is not None:
             self.on_committed(stats, [by_id[i] for i in done])
         if retry:
