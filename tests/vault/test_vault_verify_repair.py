@@ -146,3 +146,23 @@ def test_crash_leftover_pack_is_a_warning_not_an_error(mem_vault: Vault) -> None
     # repair indexes it; the blob becomes readable
     assert repair(mem_vault, None).ok
     assert mem_vault.get_blob(mem_vault.blob_id(data, "internal")) == data
+
+
+def test_repair_tries_several_replicas_in_order(mem_vault: Vault) -> None:
+    populate(mem_vault)
+    pack = next(p for p in mem_vault.list_packs() if p.level == "internal")
+    damaged_replica, good_replica = MemoryBackend("r1"), MemoryBackend("r2")
+    copy_all(mem_vault.backend, damaged_replica)
+    copy_all(mem_vault.backend, good_replica)
+    flip_bit(damaged_replica, pack.key, 8 * 41)
+    mem_vault.backend.delete(pack.key)
+    fixed = repair(mem_vault, [damaged_replica, good_replica])
+    assert fixed.ok, fixed.unrepaired
+    assert f"{pack.key}: replaced from memory://r2" in fixed.actions
+    assert verify(mem_vault, read_data=True).ok
+    # Both copies bad: the reason names each replica.
+    mem_vault.backend.delete(pack.key)
+    good_replica.delete(pack.key)
+    failed = repair(mem_vault, [damaged_replica, good_replica])
+    assert not failed.ok
+    assert any("memory://r1" in u and "memory://r2" in u for u in failed.unrepaired)

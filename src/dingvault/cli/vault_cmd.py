@@ -267,7 +267,9 @@ def verify(
 def repair(
     ctx: typer.Context,
     from_replica: str = typer.Option(
-        None, "--from", help="Replica name (from the registry) or backend URL to repair from."
+        None,
+        "--from",
+        help="Replica name or backend URL to repair from (default: every registered replica, in order).",
     ),
     read_data: bool = typer.Option(
         True, "--read-data/--no-read-data", help="Read every pack to find damage."
@@ -278,12 +280,12 @@ def repair(
     from dingvault.vault.backends import from_url
 
     with _open(ctx) as vault, _errors():
-        source = None
-        if from_replica:
-            if "/" in from_replica or ":" in from_replica:
-                source = from_url(from_replica)
-            else:
-                source = _replica_targets([from_replica])[0].backend
+        if not from_replica:
+            source: Any = [t.backend for t in _replica_targets(["all"])]
+        elif "/" in from_replica or ":" in from_replica:
+            source = from_url(from_replica)
+        else:
+            source = _replica_targets([from_replica])[0].backend
         with _progress() as progress:
             report = run_repair(vault, source, read_data=read_data, progress=progress)
     for a in report.actions:

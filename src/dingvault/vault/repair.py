@@ -15,7 +15,7 @@ Runs under the exclusive lock.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -46,13 +46,17 @@ class RepairReport:
 
 def repair(
     vault: Vault,
-    source: Backend | None = None,
+    source: Backend | Sequence[Backend] | None = None,
     *,
     read_data: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> RepairReport:
+    """``source``: a replica's backend, or several (tried in order; the first sound copy wins)."""
     report = RepairReport()
     codec = SegmentCodec()
+    sources: list[Backend] = (
+        [] if source is None else [source] if not isinstance(source, Sequence) else list(source)
+    )
     with vault.lock(exclusive=True):
         before = verify(vault, read_data=read_data, progress=progress)
         report.before = before
@@ -61,42 +65,26 @@ def repair(
         # 1. packs
         bad_packs = sorted({p.object for p in before.errors if parse_pack_key(p.object) is not None})
         for key in bad_packs:
-            parsed = parse_pack_key(key)
-            assert parsed is not None
-            if source is None:
+            if not sources:
                 report.unrepaired.append(
                     f"{key}: damaged or missing, and no replica was given to repair from"
                 )
                 continue
-            try:
-                data = source.get(key)
-                _, problems = check_pack(
-                    data,
-                    vault.class_keys,
-                    vault.id_keys,
-                    codec,
-                    what=key,
-                    expected_id=parsed[1],
-                    expected_class=parsed[0],
-                )
-            except ObjectNotFound:
-                report.unrepaired.append(f"{key}: the replica does not hold it either")
+            found = _sound_pack_copy(vault, sources, key, codec)
+            if isinstance(found, str):
+                report.unrepaired.append(f"{key}: {found}")
                 continue
-            except (IntegrityError, BackendError, LevelNotAvailable) as exc:
-                report.unrepaired.append(f"{key}: the replica's copy is unusable too ({exc})")
-                continue
-            if problems:
-                report.unrepaired.append(f"{key}: the replica's copy is damaged too ({problems[0]})")
-                continue
+            data, src = found
             backend.put(key, data, overwrite=True)
-            report.actions.append(f"{key}: replaced from {source.url}")
+            report.actions.append(f"{key}: replaced from {src.url}")
 
         # 2. index files
         bad_index = sorted({p.object for p in before.errors if p.object.startswith(INDEX_PREFIX)})
         dropped = []
         for key in bad_index:
-            if source is not None and _copy_if_valid(vault, source, key, objects.KIND_INDEX):
-                report.actions.append(f"{key}: replaced from {source.url}")
+            src = _copy_if_valid(vault, sources, key, objects.KIND_INDEX)
+            if src is not None:
+                report.actions.append(f"{key}: replaced from {src.url}")
             else:
                 dropped.append(key)
 
@@ -156,8 +144,9 @@ def repair(
                 if key.startswith(prefix) and prob.message.startswith(
                     ("snapshot unreadable", "catalog export unreadable")
                 ):
-                    if source is not None and _copy_if_valid(vault, source, key, kind):
-                        report.actions.append(f"{key}: replaced from {source.url}")
+                    src = _copy_if_valid(vault, sources, key, kind)
+                    if src is not None:
+                        report.actions.append(f"{key}: replaced from {src.url}")
                     else:
                         report.unrepaired.append(f"{key}: {prob.message}")
 
@@ -171,15 +160,49 @@ def repair(
     return report
 
 
-def _copy_if_valid(vault: Vault, source: Backend, key: str, kind: bytes) -> bool:
+def _sound_pack_copy(
+    vault: Vault, sources: list[Backend], key: str, codec: SegmentCodec
+) -> tuple[bytes, Backend] | str:
+    """The first copy of pack ``key`` that passes every check, or why none did."""
+    parsed = parse_pack_key(key)
+    assert parsed is not None
+    reasons = []
+    for src in sources:
+        try:
+            data = src.get(key)
+            _, problems = check_pack(
+                data,
+                vault.class_keys,
+                vault.id_keys,
+                codec,
+                what=key,
+                expected_id=parsed[1],
+                expected_class=parsed[0],
+            )
+        except ObjectNotFound:
+            reasons.append(f"{src.url} does not hold it")
+            continue
+        except (IntegrityError, BackendError, LevelNotAvailable) as exc:
+            reasons.append(f"{src.url}'s copy is unusable ({exc})")
+            continue
+        if problems:
+            reasons.append(f"{src.url}'s copy is damaged too ({problems[0]})")
+            continue
+        return data, src
+    return "no sound copy: " + "; ".join(reasons)
+
+
+def _copy_if_valid(vault: Vault, sources: list[Backend], key: str, kind: bytes) -> Backend | None:
     name = key.rsplit("/", 1)[-1]
-    try:
-        data = source.get(key)
-        objects.open_object(vault.sealer, kind, data, what=key, name=name)
-    except (ObjectNotFound, IntegrityError, BackendError):
-        return False
-    vault.backend.put(key, data, overwrite=True)
-    return True
+    for src in sources:
+        try:
+            data = src.get(key)
+            objects.open_object(vault.sealer, kind, data, what=key, name=name)
+        except (ObjectNotFound, IntegrityError, BackendError):
+            continue
+        vault.backend.put(key, data, overwrite=True)
+        return src
+    return None
 
 
 def repair_from_replica(vault: Vault, replica: ReplicaTarget, **kw: object) -> RepairReport:
