@@ -11,7 +11,6 @@ import threading
 import time
 
 import httpx
-import pytest
 from s3fixture import MotoS3, free_port
 
 from backup.emulator_env import PASSPHRASE, control
@@ -182,24 +181,3 @@ def test_stream_dropped_repeatedly_reconnects_with_backoff_and_catches_up(instal
         assert svc.app.metrics.catchups._value.get() >= 1
         assert svc.metrics().count("catch-up") >= catchups_before
         assert any(mode == "catch-up" and status == "ok" for mode, status, _ in svc.app.coordinator.runs)
-
-
-@pytest.mark.parametrize("bad", [b"not json", b'{"type": "EVENT", "headers": {}, "data": "{}"}'])
-def test_bad_frames_are_not_acked_as_stored(installed, bad):
-    """A frame without an eventId is answered 400 (not stored); unreadable JSON is skipped."""
-    import asyncio
-
-    from dingtalk_stream.frames import EventMessage
-
-    from dingvault.service.events import StreamListener
-    from dingvault.service.state import ServiceState
-
-    state = ServiceState.in_home(installed.home_path / "bad-frames")
-    listener = StreamListener("k", "s", api_base="http://127.0.0.1:9", state=state)
-    if bad.startswith(b"{"):
-        import json
-
-        msg = EventMessage.from_dict(json.loads(bad))
-        code, _ = asyncio.run(listener.event_handler.process(msg))
-        assert code == 400
-    assert state.pending() == []

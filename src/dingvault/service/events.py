@@ -45,6 +45,19 @@ OPEN_CONNECTION_PATH = "/v1.0/gateway/connections/open"
 ROBOT_MESSAGE_TOPIC = "/v1.0/im/bot/messages/get"
 
 
+class _QuietPings(logging.Filter):
+    """The SDK logs every gateway ping (a SYSTEM frame it answers correctly) as an "unknown
+    message topic" warning; that is noise every 30 s, not news."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith("unknown message topic")
+                    and "ping" in str(record.args))
+
+
+_SDK_LOG = logging.getLogger("dingtalk_stream.client")
+_SDK_LOG.addFilter(_QuietPings())
+
+
 class Backoff:
     """Exponential back-off with full jitter; ``reset()`` after a connection proved stable."""
 
@@ -112,7 +125,7 @@ class StreamListener(DingTalkStreamClient):
         stable_after: float = 30.0,
         metrics: Any = None,
     ) -> None:
-        super().__init__(Credential(app_key, app_secret), logger=logging.getLogger("dingtalk_stream.client"))
+        super().__init__(Credential(app_key, app_secret), logger=_SDK_LOG)
         self.api_base = api_base.rstrip("/")
         self.state = state
         self.on_stored = on_stored
