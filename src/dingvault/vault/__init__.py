@@ -33,8 +33,10 @@ Catalog safety: ``put_catalog_export(tag, stream) -> id``, ``list_catalog_export
 ``open_catalog_export(id) -> BinaryIO``.
 
 Maintenance: ``verify(vault, read_data=..., subset=..., replicas=[ReplicaTarget(...)])``,
-``repair(vault, source_backend)``, ``prune(vault, holds)`` (``HoldProvider``: governance says what
-to keep), ``vault.forget_snapshot(sid, holds)``. Keys: ``vault.add_key``, ``list_keys``,
+``repair(vault, replica_backend_or_list)``, ``prune(vault, holds)`` (``HoldProvider``: governance says what
+to keep), ``vault.forget_snapshot(sid, holds)``. Storage failures surface as ``BackendError`` (from
+``vault.backends``) or as ``VaultError("vault write failed: ...")`` from a writer, which then
+refuses further work; either way the vault stays consistent. Keys: ``vault.add_key``, ``list_keys``,
 ``remove_key``, ``change_passphrase``.
 
 Replicas: ``vault.list_packs()`` (pack key, id, level, size: the level is in the pack's name, no
