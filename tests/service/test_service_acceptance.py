@@ -151,3 +151,30 @@ def test_user_leave_captures_holds_and_writes_a_handover_summary(installed):
         assert sum(hold.summary["items_per_kind"].values()) > 0
         files = list((installed.home_path / "handover").glob(f"{userid}-*.json"))
         assert len(files) == 1
+
+
+def test_health_metrics_and_bad_events_do_not_stop_the_service(installed):
+    with RunningService(installed) as svc:
+        svc.wait_idle()
+        health = svc.health()
+        assert health["phase"] == "running" and health["stream"]["connected"] is True
+        assert any(r["mode"] == "catch-up" for r in health["runs"])  # a start is a gap
+        assert set(health["schedule"]) == {"incremental", "full"}
+        # Bad input in the inbox: an approval event without its instance id, an unknown event
+        # type, a robot message without ids, and one naming an approval that does not exist.
+        state = svc.app.state
+        state.add_event("bad-1", "event", "bpms_instance_change", None, {"processCode": "x"})
+        state.add_event("bad-2", "event", "no_such_event", None, {"a": 1})
+        state.add_event("bad-3", "callback", "/v1.0/im/bot/messages/get", None, {"text": {"content": "hi"}})
+        state.add_event("bad-4", "event", "bpms_instance_change", None, {"processInstanceId": "nope", "processCode": "x"})
+        svc._loop.call_soon_threadsafe(svc.app.coordinator.notify)
+        svc.wait_idle()
+        assert [state.event_status(f"bad-{i}") for i in range(1, 5)] == ["done"] * 4
+        assert svc.session.catalog.get_item("approval", "nope") is None
+        # Still capturing afterwards.
+        started = mutate(installed, "approval.start", rand=31337)
+        wait_for(lambda: svc.session.catalog.get_item("approval", started["processInstanceId"]), 20, "capture")
+        metrics = svc.metrics()
+        for name in ("dingvault_runs_total", "dingvault_items_total", "dingvault_api_calls_total",
+                     "dingvault_capture_latency_seconds_bucket", "dingvault_stream_connected 1.0"):  # fmt: skip
+            assert name in metrics, name
