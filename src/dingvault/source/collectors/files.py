@@ -24,27 +24,32 @@ cursor.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
-
-import orjson
 
 from dingvault.source.collectors import storage as st
 from dingvault.source.collectors.base import (
     Collector,
     as_list,
     bounded_map,
-    content_hash,
     interleave,
     is_family_fatal,
     ms_from_iso,
-    normalise_iso,
     owner_by_unionid,
     ref_dict,
     run_together,
-    stable_hash,
+)
+from dingvault.source.collectors.file_items import (
+    Space,
+    Workspace,
+    as_int,
+    doc_item,
+    file_item,
+    is_online_doc,
+    node_item,
+    node_marker,
+    space_item,
+    workspace_item,
 )
 from dingvault.source.errors import DingTalkError, NotFound, PermissionDenied
 from dingvault.source.items import (
@@ -59,41 +64,6 @@ from dingvault.source.items import (
 )
 
 MEMBER_ATTEMPTS = 3  # group members tried as the operator of a group file space
-# Fields that change whenever content inside changes: left out of version keys (see stable_hash).
-SPACE_DERIVED = ("usedQuota", "modifyTime", "modifiedTime")
-WORKSPACE_DERIVED = ("modifiedTime", "modifierId", "permissionRole")
-# A folder's modified time moves when its children change, a file's with its content — which bumps
-# `version` (and size) anyway; thumbnails are re-signed URLs. None of these is a change of the entry.
-DENTRY_DERIVED = ("modifiedTime", "modifierId", "thumbnail")
-# A node's size, counters and times follow its content (captured as the file or document itself).
-NODE_DERIVED = (
-    "modifiedTime", "modifiedTimestamp", "modifierId", "size", "statisticalInfo", "hasChildren", "permissionRole",
-)
-DOCS_CONTAINER = "docs"
-# Online documents have no file content to download (§5.4 operationNotSupported, inferred).
-ONLINE_DOC_DRIVERS = frozenset({"ALIDOC"})
-ONLINE_DOC_EXTENSIONS = frozenset({"adoc", "axls", "amind", "adraw", "able", "appt"})
-
-
-@dataclass
-class Space:
-    space_id: str
-    origin: str  # drive | group | wiki
-    operator: str  # unionId to read it as
-    raw: dict[str, Any] = field(default_factory=dict)
-    # How it was found, which is also what a completeness claim covers: "org", "personal:<userid>",
-    # "groups", "wiki" (a space whose source was not fully read is never taken for deleted).
-    container: str = "org"
-
-
-@dataclass
-class Workspace:
-    workspace_id: str
-    operator: str
-    raw: dict[str, Any]
-    container: str = "team"  # "team", or "personal:<userid>" for a user's "my documents"
-    first_node: str | None = None  # a node found in it (to find its storage space)
-
 
 class FilesCollector(Collector):
     name = "files"
@@ -441,7 +411,7 @@ class FilesCollector(Collector):
         failed = False
 
         async def with_versions(dentry: dict[str, Any]) -> list[dict[str, Any]] | None:
-            version = _int(dentry.get("version")) or 1
+            version = as_int(dentry.get("version")) or 1
             modified = ms_from_iso(dentry.get("modifiedTime")) or 0
             if dentry.get("type") != "FILE" or version <= 1:
                 return None
@@ -510,7 +480,7 @@ class FilesCollector(Collector):
         def stored(node: dict[str, Any]) -> str | None:
             """The blocks hash stored for this node if the node is unchanged since, else None."""
             entry = captured.get(str(node["nodeId"]))
-            if isinstance(entry, list) and len(entry) == 2 and entry[0] == _node_marker(node):
+            if isinstance(entry, list) and len(entry) == 2 and entry[0] == node_marker(node):
                 return str(entry[1])
             return None
 
@@ -527,7 +497,7 @@ class FilesCollector(Collector):
             item = doc_item(workspace, node, result, stored_sha256=stored(node))
             items.append(item)
             if result is not None:
-                captured[str(node["nodeId"])] = [_node_marker(node), item.fields["sha256"]]
+                captured[str(node["nodeId"])] = [node_marker(node), item.fields["sha256"]]
         return items, failed
 
     # ------------------------------------------------------------------ content
@@ -535,13 +505,13 @@ class FilesCollector(Collector):
     async def open_attachment(self, ref: AttachmentRef | Mapping[str, Any]) -> AsyncIterator[bytes]:
         data = ref_dict(ref)
         space_id, dentry_id, union = str(data["spaceId"]), str(data["dentryId"]), str(data["unionId"])
-        version = _int(data.get("version"))
+        version = as_int(data.get("version"))
 
         async def refresh() -> tuple[str, dict[str, str]]:
             return await st.download_info(self.client, space_id, dentry_id, union, version)
 
         url, headers = await refresh()
-        async for chunk in self.client.download(url, headers, expected_size=_int(data.get("size")), refresh=refresh):
+        async for chunk in self.client.download(url, headers, expected_size=as_int(data.get("size")), refresh=refresh):
             yield chunk
 
 
@@ -551,180 +521,3 @@ class _ConfiguredConversation:
     def __init__(self, open_conversation_id: str) -> None:
         self.open_conversation_id = open_conversation_id
         self.owner: str | None = None
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _node_marker(node: dict[str, Any]) -> str:
-    return str(node.get("modifiedTimestamp") or node.get("modifiedTime") or content_hash(node))
-
-
-def is_online_doc(node: dict[str, Any]) -> bool:
-    return node.get("category") == "ALIDOC" or str(node.get("extension") or "").lower() in ONLINE_DOC_EXTENSIONS
-
-
-def canonical_blocks_sha256(blocks: Any) -> str:
-    """sha256 of the blocks as canonical JSON (sorted keys, no spaces, UTF-8)."""
-    return hashlib.sha256(orjson.dumps(blocks, option=orjson.OPT_SORT_KEYS)).hexdigest()
-
-
-def space_version(raw: dict[str, Any]) -> str:
-    """Usage and last-modified times follow from the files inside (versioned themselves)."""
-    key = {k: v for k, v in raw.items() if k not in SPACE_DERIVED}
-    if isinstance(key.get("workspace"), dict):
-        key["workspace"] = {k: v for k, v in key["workspace"].items() if k not in WORKSPACE_DERIVED}
-    return content_hash(key)
-
-
-def space_item(space: Space) -> Item:
-    raw = dict(space.raw)
-    name = raw.get("spaceName") or (raw.get("workspace") or {}).get("name")
-    return Item(
-        kind="drive_space",
-        source_id=space.space_id,
-        raw={"space": raw, "origin": space.origin},
-        fields={
-            "name": name,
-            "title": name,
-            "origin": space.origin,
-            "space_type": raw.get("spaceType") or ("personal" if space.origin == "wiki" and (raw.get("workspace") or {}).get("type") == "PERSONAL" else "org"),
-            "created": normalise_iso(raw.get("createTime")),
-            "modified": normalise_iso(raw.get("modifyTime") or raw.get("modifiedTime")),
-            "operator": space.operator,
-        },
-        version_key=space_version(raw),
-        container=space.container,
-    )
-
-
-def workspace_item(workspace: Workspace) -> Item:
-    raw = workspace.raw
-    return Item(
-        kind="wiki_workspace",
-        source_id=workspace.workspace_id,
-        raw={"workspace": raw},
-        fields={
-            "name": raw.get("name"),
-            "title": raw.get("name"),
-            "type": raw.get("type"),
-            "owner": raw.get("creatorId"),
-            "created": normalise_iso(raw.get("createTime")),
-            "modified": normalise_iso(raw.get("modifiedTime")),
-        },
-        version_key=stable_hash(raw, WORKSPACE_DERIVED),
-        container=workspace.container,
-    )
-
-
-def file_item(
-    space: Space, dentry: dict[str, Any], versions: list[dict[str, Any]] | None, scope: ScopeFilter
-) -> Item:
-    dentry_id = str(dentry["id"])
-    name = str(dentry.get("name") or dentry_id)
-    size = _int(dentry.get("size"))
-    version = _int(dentry.get("version"))
-    raw: dict[str, Any] = {"dentry": dentry}
-    if versions is not None:
-        raw["versions"] = versions
-    attachments: list[AttachmentRef] = []
-    is_doc = dentry.get("storageDriver") in ONLINE_DOC_DRIVERS or str(dentry.get("extension") or "").lower() in ONLINE_DOC_EXTENSIONS
-    if dentry.get("type") == "FILE" and not is_doc and scope.includes_file(name, size):
-        base = {"spaceId": space.space_id, "dentryId": dentry_id, "unionId": space.operator}
-        attachments.append(
-            AttachmentRef(name=name, size=size, ref={**base, "version": version, "size": size}, kind="file_content")
-        )
-        for old in versions or []:
-            old_version = _int(old.get("version"))
-            if old_version is None or old_version == version:
-                continue
-            old_size = _int(old.get("size"))
-            attachments.append(
-                AttachmentRef(
-                    name=name,
-                    size=old_size,
-                    ref={**base, "version": old_version, "size": old_size},
-                    kind="file_version",
-                )
-            )
-    return Item(
-        kind="file",
-        source_id=f"{space.space_id}/{dentry_id}",
-        raw=raw,
-        fields={
-            "name": name,
-            "title": name,
-            "path": dentry.get("path"),
-            "type": dentry.get("type"),
-            "size": size,
-            "version": version,
-            "extension": dentry.get("extension"),
-            "parent_id": dentry.get("parentId"),
-            "owner": dentry.get("creatorId"),
-            "created": normalise_iso(dentry.get("createTime")),
-            "modified": normalise_iso(dentry.get("modifiedTime")),
-            "status": dentry.get("status"),
-            "origin": space.origin,
-        },
-        version_key=stable_hash(dentry, DENTRY_DERIVED),
-        attachments=attachments,
-        container=space.space_id,
-    )
-
-
-def node_item(workspace: Workspace, node: dict[str, Any]) -> Item:
-    return Item(
-        kind="wiki_node",
-        source_id=f"{workspace.workspace_id}/{node['nodeId']}",
-        raw={"node": node},
-        fields={
-            "name": node.get("name"),
-            "title": node.get("name"),
-            "type": node.get("type"),
-            "category": node.get("category"),
-            "extension": node.get("extension"),
-            "size": _int(node.get("size")),
-            "created": _ts(node.get("createTimestamp")) or normalise_iso(node.get("createTime")),
-            "modified": _ts(node.get("modifiedTimestamp")) or normalise_iso(node.get("modifiedTime")),
-        },
-        version_key=stable_hash(node, NODE_DERIVED),
-        container=workspace.workspace_id,
-    )
-
-
-def doc_item(
-    workspace: Workspace, node: dict[str, Any], blocks: dict[str, Any] | None, *, stored_sha256: str | None = None
-) -> Item:
-    """A document; its version is its content (blocks hash) and name, so a touch that changes
-    neither is not a new version. Without `blocks` (unchanged node), `stored_sha256` stands in."""
-    raw: dict[str, Any] = {"node": node}
-    fields: dict[str, Any] = {
-        "name": node.get("name"),
-        "title": node.get("name"),
-        "workspace_id": workspace.workspace_id,
-        "modified": _ts(node.get("modifiedTimestamp")) or normalise_iso(node.get("modifiedTime")),
-    }
-    if blocks is not None:
-        raw["blocks"] = blocks
-        data = as_list(blocks.get("data"))
-        fields["block_count"] = len(data)
-        fields["sha256"] = canonical_blocks_sha256(data)
-    sha = fields.get("sha256") or stored_sha256
-    return Item(
-        kind="doc",
-        source_id=str(node["nodeId"]),
-        raw=raw,
-        fields=fields,
-        version_key=content_hash({"sha256": sha, "name": node.get("name")}) if sha else _node_marker(node),
-        container=DOCS_CONTAINER,
-    )
-
-
-def _ts(value: Any) -> str | None:
-    from dingvault.source.collectors.base import iso_from_ms
-
-    return iso_from_ms(value) if isinstance(value, int | float) else None
