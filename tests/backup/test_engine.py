@@ -211,3 +211,17 @@ def test_a_cancelled_run_stops_cleanly_and_the_next_one_resumes():
     stats = run(BackupEngine(store, [approvals()]), "incremental")
     assert stats.status == "ok" and len(store.snapshots[-1]) == 15
     assert len(store.versions) == 15
+
+
+def test_big_pages_are_cut_and_a_failure_in_any_chunk_holds_the_page_cursor():
+    store = MemoryStore()
+    pages = [
+        [make_item("approval", f"a{p}-{i}", "1", attachments=[att(f"f{p}-{i}")]) for i in range(50)]
+        for p in range(2)
+    ]
+    contents = {f"f{p}-{i}": b"x%d" % i for p in range(2) for i in range(50)}
+    coll = ScriptedCollector("approvals", "approvals", pages, contents=contents, fail_refs={"f1-3"})
+    stats = run(BackupEngine(store, [coll], max_batch_items=7))
+    assert stats.new["approval"] == 99 and stats.failed["approval"] == 1
+    # page 0 fully stored → its cursor committed; page 1 had a failure in its first chunk → held
+    assert store.cursors[("approvals", "")] == {"page": 1}

@@ -102,6 +102,7 @@ class _Prepared:
     batch: Batch | None = None
     n_items: int = 0
     default_kind: str | None = None
+    cursor_key: tuple[str, str] | None = None  # the cursor of the collector page this chunk is from
 
     def discard(self) -> None:
         for _item, _atts, spools in self.to_store:
@@ -127,6 +128,7 @@ class BackupEngine:
         queue_size: int = 8,
         download_concurrency: int = 8,
         prefetch: int = 4,
+        max_batch_items: int = 500,
         commit_items: int = 2000,
         commit_seconds: float = 1.0,
     ) -> None:
@@ -149,6 +151,7 @@ class BackupEngine:
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dingvault-commit")
         self._prefetch = prefetch
         self._spool_budget = SpoolBudget()
+        self._max_batch_items = max(1, max_batch_items)
         # Decided on the event loop, read when batches are prepared.
         self._blocked_cursors: set[tuple[str, str]] = set()
         self._failed_containers: set[tuple[str, str | None]] = set()
@@ -298,7 +301,9 @@ class BackupEngine:
         forwarder = asyncio.create_task(forward())
         try:
             async for batch in collector.collect(mode=mode, cursors=cursors, scope=scope):
-                await pending.put(asyncio.create_task(self._prepare(collector, batch, stats)))
+                cursor_key = batch.cursor.key if batch.cursor is not None else None
+                for chunk in _split(batch, self._max_batch_items):
+                    await pending.put(asyncio.create_task(self._prepare(collector, chunk, stats, cursor_key)))
                 if forward_error:
                     break
             await pending.put(None)
@@ -334,8 +339,16 @@ class BackupEngine:
             if isinstance(depts, list | tuple):
                 self.scope.learn_user(item.source_id, depts)
 
-    async def _prepare(self, collector: CollectorLike, batch: Batch, stats: RunStats) -> _Prepared:
-        prepared = _Prepared(family=collector.family, default_kind=_default_kind(collector))
+    async def _prepare(
+        self,
+        collector: CollectorLike,
+        batch: Batch,
+        stats: RunStats,
+        cursor_key: tuple[str, str] | None = None,
+    ) -> _Prepared:
+        prepared = _Prepared(
+            family=collector.family, default_kind=_default_kind(collector), cursor_key=cursor_key
+        )
         items: list[Item] = []
         for item in batch.items:
             self._learn(item)
@@ -388,13 +401,12 @@ class BackupEngine:
         batch = prepared.batch
         assert batch is not None
         self._failed_containers |= prepared.failed_containers
-        if batch.cursor is not None:
-            if prepared.failures:
-                # Hold this stream's cursor for the rest of the run: the next run reads the
-                # failed page again (unchanged items on it cost no download).
-                self._blocked_cursors.add(batch.cursor.key)
-            if batch.cursor.key not in self._blocked_cursors:
-                prepared.cursor = (batch.cursor.key, dict(batch.cursor.state))
+        if prepared.failures and prepared.cursor_key is not None:
+            # Hold this stream's cursor for the rest of the run: the next run reads the failed
+            # page again (unchanged items on it cost no download).
+            self._blocked_cursors.add(prepared.cursor_key)
+        if batch.cursor is not None and batch.cursor.key not in self._blocked_cursors:
+            prepared.cursor = (batch.cursor.key, dict(batch.cursor.state))
         if batch.deleted:
             kind = (
                 batch.deleted_kind or (batch.items[0].kind if batch.items else None) or prepared.default_kind
@@ -566,6 +578,26 @@ class _TreeScope:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._scope, name)
+
+
+def _split(batch: Batch, size: int) -> list[Batch]:
+    """A collector page cut into chunks of at most ``size`` items, so the number of items in the
+    pipeline stays bounded even when an API answers with very large pages. Only the last chunk
+    carries the page's cursor, deletions and completions: they apply once all of it is stored."""
+    if len(batch.items) <= size:
+        return [batch]
+    parts = [batch.items[i : i + size] for i in range(0, len(batch.items), size)]
+    chunks = [Batch(items=part) for part in parts[:-1]]
+    chunks.append(
+        Batch(
+            items=parts[-1],
+            cursor=batch.cursor,
+            deleted=batch.deleted,
+            deleted_kind=batch.deleted_kind,
+            complete=batch.complete,
+        )
+    )
+    return chunks
 
 
 def _default_kind(collector: Any) -> str | None:
