@@ -29,7 +29,9 @@ FAMILIES = ("contacts", "approvals", "files", "attendance", "calendar", "todo", 
 QPS = 20
 
 
-async def read_all(client: DingTalkClient, mode: str, cursors: dict, settings: CollectorSettings, download: bool) -> dict[str, Any]:
+async def read_all(
+    client: DingTalkClient, mode: str, cursors: dict, settings: CollectorSettings, download: bool
+) -> dict[str, Any]:
     collectors = build_collectors(client, families=FAMILIES, settings=settings)
     items = 0
     nbytes = 0
@@ -80,9 +82,15 @@ def report(title: str, result: dict[str, Any], stats: dict[str, Any]) -> None:
     total = sum(v for k, v in calls.items() if k != "download")
     floor, busiest = floor_seconds(calls)
     print(f"\n{title}")
-    print(f"  items: {result['items']}, API calls: {total}, downloads: {calls.get('download', 0)} ({result['bytes'] / 1e6:.1f} MB)")
-    print(f"  wall: {result['seconds']:.1f} s; rate-limit floor: {floor:.1f} s ({calls[busiest]} calls to {busiest})")
-    print(f"  wall / floor: {result['seconds'] / floor:.2f}; throttled answers: {stats['throttled']}, retries: {stats['retries']}")
+    print(
+        f"  items: {result['items']}, API calls: {total}, downloads: {calls.get('download', 0)} ({result['bytes'] / 1e6:.1f} MB)"
+    )
+    print(
+        f"  wall: {result['seconds']:.1f} s; rate-limit floor: {floor:.1f} s ({calls[busiest]} calls to {busiest})"
+    )
+    print(
+        f"  wall / floor: {result['seconds'] / floor:.2f}; throttled answers: {stats['throttled']}, retries: {stats['retries']}"
+    )
     print("  per family (s):", ", ".join(f"{k} {v:.1f}" for k, v in result["timings"].items()))
     if result["failures"]:
         print("  failures:", *result["failures"], sep="\n    ")
@@ -97,14 +105,26 @@ async def main() -> None:
     emu = serve_in_thread(EmulatorConfig(profile=args.profile, limits="realistic", seed=1))
     try:
         org = emu.state.org
-        known = [g["chatId"] for g in httpx.get(f"{emu.base_url}/_emulator/truth?kind=group").json()["items"] if g.get("origin") == "api"]
+        known = [
+            g["chatId"]
+            for g in httpx.get(f"{emu.base_url}/_emulator/truth?kind=group").json()["items"]
+            if g.get("origin") == "api"
+        ]
         settings = CollectorSettings(known_chat_ids=known)
-        config = ClientConfig(app_key=org.app_key, app_secret=org.app_secret, api_base=emu.base_url, oapi_base=emu.base_url)
-        print(f"profile {args.profile}, realistic limits ({QPS} calls/s per API), load average {os.getloadavg()[0]:.2f}")
+        config = ClientConfig(
+            app_key=org.app_key, app_secret=org.app_secret, api_base=emu.base_url, oapi_base=emu.base_url
+        )
+        print(
+            f"profile {args.profile}, realistic limits ({QPS} calls/s per API), load average {os.getloadavg()[0]:.2f}"
+        )
         async with DingTalkClient(config) as client:
             full = await read_all(client, "full", {}, settings, args.download)
             report("full run", full, client.stats())
-        httpx.post(f"{emu.base_url}/_emulator/mutate", json={"op": "random", "count": args.mutations, "seed": 2}, timeout=60)
+        httpx.post(
+            f"{emu.base_url}/_emulator/mutate",
+            json={"op": "random", "count": args.mutations, "seed": 2},
+            timeout=60,
+        )
         async with DingTalkClient(config) as client:
             incremental = await read_all(client, "incremental", full["cursors"], settings, args.download)
             report(f"incremental run after {args.mutations} random changes", incremental, client.stats())

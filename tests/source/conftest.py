@@ -19,7 +19,9 @@ def fast_config(**overrides: object) -> ClientConfig:
         "app_secret": "s3cret-value",
         "api_base": API,
         "oapi_base": OAPI,
-        "retry": RetryPolicy(max_attempts=4, base_delay=0.001, max_delay=0.01, throttle_delay=0.001, qpm_delay=0.002),
+        "retry": RetryPolicy(
+            max_attempts=4, base_delay=0.001, max_delay=0.01, throttle_delay=0.001, qpm_delay=0.002
+        ),
         "ban_default_wait": 0.05,
         "ban_wait_unit": 0.01,
     }
@@ -30,9 +32,7 @@ def fast_config(**overrides: object) -> ClientConfig:
 @pytest.fixture
 def mock() -> respx.MockRouter:
     with respx.mock(assert_all_called=False) as router:
-        router.post(f"{API}/v1.0/oauth2/accessToken").respond(
-            json={"accessToken": "tok-1", "expireIn": 7200}
-        )
+        router.post(f"{API}/v1.0/oauth2/accessToken").respond(json={"accessToken": "tok-1", "expireIn": 7200})
         yield router
 
 

@@ -21,7 +21,9 @@ def client_for(emulator: Any, **overrides: Any) -> DingTalkClient:
         "api_base": emulator.base_url,
         "oapi_base": emulator.base_url,
         "rate_per_api": 1000,
-        "retry": RetryPolicy(max_attempts=8, base_delay=0.01, max_delay=0.2, throttle_delay=0.05, qpm_delay=0.05),
+        "retry": RetryPolicy(
+            max_attempts=8, base_delay=0.01, max_delay=0.2, throttle_delay=0.05, qpm_delay=0.05
+        ),
         "ban_default_wait": 0.2,
         "ban_wait_unit": 0.02,
     }
@@ -66,7 +68,9 @@ async def run(
     result = RunResult(cursors=dict(cursors or {}))
     for collector in collectors:
         try:
-            async for batch in collector.collect(mode=mode, cursors=dict(cursors or {}), scope=scope or AllScope()):
+            async for batch in collector.collect(
+                mode=mode, cursors=dict(cursors or {}), scope=scope or AllScope()
+            ):
                 result.batches.append(batch)
                 for item in batch.items:
                     result.items[item.key] = item

@@ -29,7 +29,9 @@ SPACES = f"{API}/v1.0/drive/spaces"
 OK_LEGACY = {"errcode": 0, "errmsg": "ok", "result": {"has_more": False, "list": []}}
 
 
-async def test_legacy_success_sends_token_in_query_and_json_body(client: DingTalkClient, mock: respx.MockRouter) -> None:
+async def test_legacy_success_sends_token_in_query_and_json_body(
+    client: DingTalkClient, mock: respx.MockRouter
+) -> None:
     route = mock.post(USER_LIST).respond(json=OK_LEGACY)
     body = await client.oapi("POST", "/topapi/v2/user/list", json={"dept_id": 1, "cursor": 0, "size": 100})
     assert body["result"]["has_more"] is False
@@ -75,7 +77,10 @@ async def test_legacy_token_error_refreshes_once_and_retries(
         ]
     )
     route = mock.post(USER_LIST).mock(
-        side_effect=[httpx.Response(200, json={"errcode": code, "errmsg": "不合法的access_token"}), httpx.Response(200, json=OK_LEGACY)]
+        side_effect=[
+            httpx.Response(200, json={"errcode": code, "errmsg": "不合法的access_token"}),
+            httpx.Response(200, json=OK_LEGACY),
+        ]
     )
     await client.oapi("POST", "/topapi/v2/user/list", json={})
     assert [c.request.url.params["access_token"] for c in route.calls] == ["tok-old", "tok-new"]
@@ -84,7 +89,9 @@ async def test_legacy_token_error_refreshes_once_and_retries(
 async def test_new_api_invalid_authentication_refreshes_once_then_gives_up(
     client: DingTalkClient, mock: respx.MockRouter
 ) -> None:
-    mock.get(SPACES).respond(400, json={"code": "InvalidAuthentication", "message": "不合法的access_token", "requestid": "R1"})
+    mock.get(SPACES).respond(
+        400, json={"code": "InvalidAuthentication", "message": "不合法的access_token", "requestid": "R1"}
+    )
     with pytest.raises(AuthenticationError) as info:
         await client.api("GET", "/v1.0/drive/spaces")
     assert info.value.endpoint == "/v1.0/drive/spaces"
@@ -110,7 +117,8 @@ async def test_token_is_refreshed_before_expiry(mock: respx.MockRouter) -> None:
 
 async def test_bad_credentials_are_an_authentication_error(mock: respx.MockRouter) -> None:
     mock.post(f"{API}/v1.0/oauth2/accessToken").respond(
-        400, json={"code": "invalidClientIdOrSecret", "message": "无效的clientId或clientSecret", "requestid": "X"}
+        400,
+        json={"code": "invalidClientIdOrSecret", "message": "无效的clientId或clientSecret", "requestid": "X"},
     )
     async with DingTalkClient(fast_config()) as c:
         with pytest.raises(AuthenticationError) as info:
@@ -129,11 +137,24 @@ async def test_secret_not_in_config_repr() -> None:
         (httpx.Response(200, json={"errcode": 90018, "errmsg": "qps"}), "90018"),
         (httpx.Response(200, json={"errcode": 90002, "errmsg": "全局限流"}), "90002"),
         (httpx.Response(200, json={"errcode": -1, "errmsg": "系统繁忙"}), "-1"),
-        (httpx.Response(200, json={"errcode": 15, "errmsg": "timeout", "sub_code": "isp.top-remote-connection-timeout"}), "15"),
+        (
+            httpx.Response(
+                200,
+                json={"errcode": 15, "errmsg": "timeout", "sub_code": "isp.top-remote-connection-timeout"},
+            ),
+            "15",
+        ),
         (httpx.Response(200, json={"errcode": 88, "errmsg": "鉴权异常", "sub_code": ""}), "88"),
         (httpx.Response(502, text="Bad gateway"), None),
         (httpx.Response(200, text='{"errcode":0,"result":'), None),
-        (httpx.Response(200, text="<html><body>Service Unavailable</body></html>", headers={"content-type": "text/html"}), None),
+        (
+            httpx.Response(
+                200,
+                text="<html><body>Service Unavailable</body></html>",
+                headers={"content-type": "text/html"},
+            ),
+            None,
+        ),
     ],
 )
 async def test_legacy_retryable_answers_are_retried(
@@ -149,9 +170,20 @@ async def test_legacy_retryable_answers_are_retried(
 @pytest.mark.parametrize(
     "answer",
     [
-        httpx.Response(403, json={"code": "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi", "message": "qps", "requestid": "r"}),
-        httpx.Response(403, json={"code": "Forbidden.AccessDenied.QpsLimitForApi", "message": "qps", "requestid": "r"}),
-        httpx.Response(403, json={"code": "Forbidden.AccessDenied.QpmLimitForAppkeyAndApi", "message": "qpm"}),
+        httpx.Response(
+            403,
+            json={
+                "code": "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi",
+                "message": "qps",
+                "requestid": "r",
+            },
+        ),
+        httpx.Response(
+            403, json={"code": "Forbidden.AccessDenied.QpsLimitForApi", "message": "qps", "requestid": "r"}
+        ),
+        httpx.Response(
+            403, json={"code": "Forbidden.AccessDenied.QpmLimitForAppkeyAndApi", "message": "qpm"}
+        ),
         httpx.Response(429, text=""),
         httpx.Response(504, json={"code": "gatewayTimeout", "message": "timeout"}),
         httpx.Response(500, json={"code": "systemError.busy", "message": "请求太频繁"}),
@@ -161,7 +193,9 @@ async def test_legacy_retryable_answers_are_retried(
 async def test_new_api_retryable_answers_are_retried(
     client: DingTalkClient, mock: respx.MockRouter, answer: httpx.Response
 ) -> None:
-    route = mock.get(SPACES).mock(side_effect=[answer, httpx.Response(200, json={"spaces": [], "nextToken": ""})])
+    route = mock.get(SPACES).mock(
+        side_effect=[answer, httpx.Response(200, json={"spaces": [], "nextToken": ""})]
+    )
     body = await client.api("GET", "/v1.0/drive/spaces")
     assert body == {"spaces": [], "nextToken": ""}
     assert route.call_count == 2
@@ -169,13 +203,19 @@ async def test_new_api_retryable_answers_are_retried(
 
 async def test_connection_errors_are_retried(client: DingTalkClient, mock: respx.MockRouter) -> None:
     route = mock.get(SPACES).mock(
-        side_effect=[httpx.ConnectError("refused"), httpx.ReadTimeout("slow"), httpx.Response(200, json={"spaces": []})]
+        side_effect=[
+            httpx.ConnectError("refused"),
+            httpx.ReadTimeout("slow"),
+            httpx.Response(200, json={"spaces": []}),
+        ]
     )
     assert await client.api("GET", "/v1.0/drive/spaces") == {"spaces": []}
     assert route.call_count == 3
 
 
-async def test_persistent_throttling_gives_up_with_a_clear_error(client: DingTalkClient, mock: respx.MockRouter) -> None:
+async def test_persistent_throttling_gives_up_with_a_clear_error(
+    client: DingTalkClient, mock: respx.MockRouter
+) -> None:
     route = mock.post(USER_LIST).respond(json={"errcode": 90018, "errmsg": "qps limit"})
     with pytest.raises(Throttled) as info:
         await client.oapi("POST", "/topapi/v2/user/list", json={})
@@ -194,19 +234,25 @@ async def test_persistent_html_page_is_a_bad_response_naming_endpoint_and_conten
     assert "Welcome to nginx" in str(info.value)
 
 
-async def test_malformed_json_gives_up_with_bad_response(client: DingTalkClient, mock: respx.MockRouter) -> None:
+async def test_malformed_json_gives_up_with_bad_response(
+    client: DingTalkClient, mock: respx.MockRouter
+) -> None:
     mock.get(SPACES).respond(200, content=b"\xff\xfe{not json")
     with pytest.raises(BadResponse, match="malformed JSON"):
         await client.api("GET", "/v1.0/drive/spaces")
 
 
-async def test_json_that_is_not_an_object_is_a_bad_response(client: DingTalkClient, mock: respx.MockRouter) -> None:
+async def test_json_that_is_not_an_object_is_a_bad_response(
+    client: DingTalkClient, mock: respx.MockRouter
+) -> None:
     mock.get(SPACES).respond(200, json=[1, 2, 3])
     with pytest.raises(BadResponse, match="JSON object"):
         await client.api("GET", "/v1.0/drive/spaces")
 
 
-async def test_scope_message_names_required_scopes_from_new_api(client: DingTalkClient, mock: respx.MockRouter) -> None:
+async def test_scope_message_names_required_scopes_from_new_api(
+    client: DingTalkClient, mock: respx.MockRouter
+) -> None:
     mock.get(SPACES).respond(
         403,
         json={
@@ -225,15 +271,21 @@ async def test_scope_message_names_required_scopes_from_new_api(client: DingTalk
     assert client.calls["/v1.0/drive/spaces"] == 1  # not retried
 
 
-async def test_legacy_60011_names_the_scope_from_the_table(client: DingTalkClient, mock: respx.MockRouter) -> None:
-    mock.post(f"{OAPI}/topapi/report/list").respond(json={"errcode": 60011, "errmsg": "no permission", "request_id": "q"})
+async def test_legacy_60011_names_the_scope_from_the_table(
+    client: DingTalkClient, mock: respx.MockRouter
+) -> None:
+    mock.post(f"{OAPI}/topapi/report/list").respond(
+        json={"errcode": 60011, "errmsg": "no permission", "request_id": "q"}
+    )
     with pytest.raises(PermissionDenied) as info:
         await client.oapi("POST", "/topapi/report/list", json={})
     assert info.value.required_scopes == ["qyapi_report_query"]
     assert info.value.code == "60011" and info.value.request_id == "q"
 
 
-async def test_legacy_60011_for_an_undocumented_endpoint_says_so(client: DingTalkClient, mock: respx.MockRouter) -> None:
+async def test_legacy_60011_for_an_undocumented_endpoint_says_so(
+    client: DingTalkClient, mock: respx.MockRouter
+) -> None:
     mock.post(f"{OAPI}/attendance/list").respond(json={"errcode": 60011, "errmsg": "no permission"})
     with pytest.raises(PermissionDenied, match="not documented"):
         await client.oapi("POST", "/attendance/list", json={})
@@ -246,7 +298,12 @@ async def test_legacy_60011_for_an_undocumented_endpoint_says_so(client: DingTal
         (httpx.Response(200, json={"errcode": 33012, "errmsg": "无效的USERID"}), NotFound),
         (httpx.Response(200, json={"errcode": 60020, "errmsg": "ip"}), IpNotWhitelisted),
         (httpx.Response(200, json={"errcode": 50004, "errmsg": "range"}), PermissionDenied),
-        (httpx.Response(200, json={"errcode": 88, "errmsg": "鉴权异常", "sub_code": "isv.x", "sub_msg": "m"}), AuthenticationError),
+        (
+            httpx.Response(
+                200, json={"errcode": 88, "errmsg": "鉴权异常", "sub_code": "isv.x", "sub_msg": "m"}
+            ),
+            AuthenticationError,
+        ),
         (httpx.Response(200, json={"errcode": 40035, "errmsg": "不合法的参数"}), DingTalkError),
         (httpx.Response(200, json={"errcode": "abc"}), BadResponse),
     ],
@@ -268,7 +325,10 @@ async def test_legacy_final_errors_are_mapped_and_not_retried(
         (httpx.Response(404, json={"code": "dentryNotExist", "message": "x", "requestid": "r"}), NotFound),
         (httpx.Response(400, json={"code": "processInstanceNotExist", "message": "x"}), NotFound),
         (httpx.Response(403, json={"code": "permissionDenied", "message": "x"}), PermissionDenied),
-        (httpx.Response(403, json={"code": "Forbidden.AccessDenied.IpNotInWhiteList", "message": "x"}), IpNotWhitelisted),
+        (
+            httpx.Response(403, json={"code": "Forbidden.AccessDenied.IpNotInWhiteList", "message": "x"}),
+            IpNotWhitelisted,
+        ),
         (httpx.Response(401, json={"code": "authFailed", "message": "鉴权失败"}), AuthenticationError),
         (httpx.Response(400, json={"code": "invalidParameter", "message": "bad"}), DingTalkError),
     ],
@@ -283,8 +343,12 @@ async def test_new_final_errors_are_mapped(
     assert not isinstance(info.value, TransientError)
 
 
-async def test_quota_stops_non_exempt_calls_but_not_contacts(client: DingTalkClient, mock: respx.MockRouter) -> None:
-    spaces = mock.get(SPACES).respond(403, json={"code": "Forbidden.AccessDenied.ApiCountLimitForOrg", "message": "quota"})
+async def test_quota_stops_non_exempt_calls_but_not_contacts(
+    client: DingTalkClient, mock: respx.MockRouter
+) -> None:
+    spaces = mock.get(SPACES).respond(
+        403, json={"code": "Forbidden.AccessDenied.ApiCountLimitForOrg", "message": "quota"}
+    )
     reports = mock.post(f"{OAPI}/topapi/report/list").respond(json={"errcode": 0, "result": {}})
     users = mock.post(USER_LIST).respond(json=OK_LEGACY)
     with pytest.raises(QuotaExhausted):
@@ -303,9 +367,13 @@ async def test_legacy_90020_is_quota(client: DingTalkClient, mock: respx.MockRou
         await client.oapi("POST", "/attendance/list", json={})
 
 
-async def test_ip_ban_json_pauses_every_call_for_the_announced_wait(client: DingTalkClient, mock: respx.MockRouter) -> None:
+async def test_ip_ban_json_pauses_every_call_for_the_announced_wait(
+    client: DingTalkClient, mock: respx.MockRouter
+) -> None:
     ban = {"status": 1111, "wait": 5, "source": "x5", "punish": "deny", "uuid": "u"}
-    route = mock.get(SPACES).mock(side_effect=[httpx.Response(200, json=ban), httpx.Response(200, json={"spaces": []})])
+    route = mock.get(SPACES).mock(
+        side_effect=[httpx.Response(200, json=ban), httpx.Response(200, json={"spaces": []})]
+    )
     started = time.monotonic()
     assert await client.api("GET", "/v1.0/drive/spaces") == {"spaces": []}
     assert time.monotonic() - started >= 0.05 * 0.9  # wait=5 units of 0.01 s
@@ -317,7 +385,10 @@ async def test_ip_ban_json_pauses_every_call_for_the_announced_wait(client: Ding
 async def test_ip_ban_html_page_is_detected(client: DingTalkClient, mock: respx.MockRouter) -> None:
     page = "<html><body><h1>访问被拒绝 (punish: deny)</h1></body></html>"
     route = mock.post(USER_LIST).mock(
-        side_effect=[httpx.Response(200, text=page, headers={"content-type": "text/html"}), httpx.Response(200, json=OK_LEGACY)]
+        side_effect=[
+            httpx.Response(200, text=page, headers={"content-type": "text/html"}),
+            httpx.Response(200, json=OK_LEGACY),
+        ]
     )
     await client.oapi("POST", "/topapi/v2/user/list", json={})
     assert client.ban_gate.bans == 1 and route.call_count == 2
@@ -338,9 +409,14 @@ async def test_ban_is_shared_by_other_apis(client: DingTalkClient, mock: respx.M
     assert time.monotonic() - started >= 0.18
 
 
-async def test_stats_count_calls_per_template_and_errors(client: DingTalkClient, mock: respx.MockRouter) -> None:
+async def test_stats_count_calls_per_template_and_errors(
+    client: DingTalkClient, mock: respx.MockRouter
+) -> None:
     mock.get(url__regex=rf"{API}/v1.0/storage/spaces/\w+/dentries").mock(
-        side_effect=[httpx.Response(504, json={"code": "x", "message": "t"}), httpx.Response(200, json={"dentries": []})]
+        side_effect=[
+            httpx.Response(504, json={"code": "x", "message": "t"}),
+            httpx.Response(200, json={"dentries": []}),
+        ]
     )
     for space in ("s1",):
         await client.api("GET", "/v1.0/storage/spaces/{spaceId}/dentries", path={"spaceId": space})
@@ -351,6 +427,8 @@ async def test_stats_count_calls_per_template_and_errors(client: DingTalkClient,
 
 
 async def test_bare_429_counts_as_throttling(client: DingTalkClient, mock: respx.MockRouter) -> None:
-    mock.get(SPACES).mock(side_effect=[httpx.Response(429, text="Too Many Requests"), httpx.Response(200, json={"spaces": []})])
+    mock.get(SPACES).mock(
+        side_effect=[httpx.Response(429, text="Too Many Requests"), httpx.Response(200, json={"spaces": []})]
+    )
     await client.api("GET", "/v1.0/drive/spaces")
     assert client.throttled == 1

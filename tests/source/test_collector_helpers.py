@@ -37,7 +37,11 @@ def test_windows_cover_the_range_without_gaps() -> None:
 
 
 def test_iso_variants_parse_to_the_same_instant() -> None:
-    assert ms_from_iso("2022-08-31T11:52Z") == ms_from_iso("2022-08-31T11:52:00Z") == ms_from_iso("2022-08-31T19:52:00+08:00")
+    assert (
+        ms_from_iso("2022-08-31T11:52Z")
+        == ms_from_iso("2022-08-31T11:52:00Z")
+        == ms_from_iso("2022-08-31T19:52:00+08:00")
+    )
     assert normalise_iso("2022-08-31T11:52Z") == "2022-08-31T11:52:00Z"
     assert ms_from_iso("not a date") is None and ms_from_iso(None) is None
 
@@ -95,11 +99,21 @@ def test_approval_attachments_from_form_and_operation_records() -> None:
     detail = {
         "createTime": "2026-03-01T10:00Z",
         "formComponentValues": [
-            {"componentType": "DDAttachment", "value": json.dumps([{"fileId": "f1", "fileName": "#abc.file", "fileType": "pdf", "fileSize": "12"}])},
+            {
+                "componentType": "DDAttachment",
+                "value": json.dumps(
+                    [{"fileId": "f1", "fileName": "#abc.file", "fileType": "pdf", "fileSize": "12"}]
+                ),
+            },
             {"componentType": "DDAttachment", "value": "not json"},
             {"componentType": "TextField", "value": "[]"},
         ],
-        "operationRecords": [{"date": "2026-03-02T10:00Z", "attachments": [{"fileId": "f2", "fileName": "證明.png"}, {"fileId": "f1"}]}],
+        "operationRecords": [
+            {
+                "date": "2026-03-02T10:00Z",
+                "attachments": [{"fileId": "f2", "fileName": "證明.png"}, {"fileId": "f1"}],
+            }
+        ],
     }
     refs = approval_attachments("PI-1", detail)
     assert [(r.ref["fileId"], r.name, r.size, r.ref["comment"]) for r in refs] == [
@@ -111,18 +125,29 @@ def test_approval_attachments_from_form_and_operation_records() -> None:
     assert item.fields["modified"] == "2026-03-02T10:00:00Z"
 
 
-async def test_listing_that_repeats_its_next_token_is_an_error_not_a_hang(client: DingTalkClient, mock: respx.MockRouter) -> None:
-    mock.post(f"{API}/v1.0/storage/spaces/s1/dentries/listAll").respond(json={"dentries": [{"id": "1"}], "nextToken": "same"})
+async def test_listing_that_repeats_its_next_token_is_an_error_not_a_hang(
+    client: DingTalkClient, mock: respx.MockRouter
+) -> None:
+    mock.post(f"{API}/v1.0/storage/spaces/s1/dentries/listAll").respond(
+        json={"dentries": [{"id": "1"}], "nextToken": "same"}
+    )
     with pytest.raises(BadResponse, match="repeated its nextToken"):
         async for _ in list_all(client, "s1", "u1"):
             pass
 
 
-async def test_user_list_without_advancing_cursor_is_an_error(client: DingTalkClient, mock: respx.MockRouter) -> None:
-    mock.post(f"{OAPI}/topapi/v2/department/get").respond(json={"errcode": 0, "result": {"dept_id": 1, "name": "Org"}})
+async def test_user_list_without_advancing_cursor_is_an_error(
+    client: DingTalkClient, mock: respx.MockRouter
+) -> None:
+    mock.post(f"{OAPI}/topapi/v2/department/get").respond(
+        json={"errcode": 0, "result": {"dept_id": 1, "name": "Org"}}
+    )
     mock.post(f"{OAPI}/topapi/v2/department/listsub").respond(json={"errcode": 0, "result": []})
     mock.post(f"{OAPI}/topapi/v2/user/list").respond(
-        json={"errcode": 0, "result": {"has_more": True, "next_cursor": 0, "list": [{"userid": "u1", "unionid": "x"}]}}
+        json={
+            "errcode": 0,
+            "result": {"has_more": True, "next_cursor": 0, "list": [{"userid": "u1", "unionid": "x"}]},
+        }
     )
     directory = await Directory.load(client)
     # The department's member list is marked incomplete (so no one is taken for gone) ...
@@ -139,16 +164,26 @@ async def test_user_list_without_advancing_cursor_is_an_error(client: DingTalkCl
 
 
 async def test_cyclic_department_tree_terminates(client: DingTalkClient, mock: respx.MockRouter) -> None:
-    mock.post(f"{OAPI}/topapi/v2/department/get").respond(json={"errcode": 0, "result": {"dept_id": 1, "name": "Org"}})
+    mock.post(f"{OAPI}/topapi/v2/department/get").respond(
+        json={"errcode": 0, "result": {"dept_id": 1, "name": "Org"}}
+    )
 
     def children(request: httpx.Request) -> httpx.Response:
         dept = json.loads(request.content)["dept_id"]
         # 2 -> 3 -> 2 (a cycle), and 3 also claims the root as its child
         table = {1: [2], 2: [3], 3: [2, 1]}
-        return httpx.Response(200, json={"errcode": 0, "result": [{"dept_id": c, "name": f"d{c}", "parent_id": dept} for c in table[dept]]})
+        return httpx.Response(
+            200,
+            json={
+                "errcode": 0,
+                "result": [{"dept_id": c, "name": f"d{c}", "parent_id": dept} for c in table[dept]],
+            },
+        )
 
     mock.post(f"{OAPI}/topapi/v2/department/listsub").mock(side_effect=children)
-    mock.post(f"{OAPI}/topapi/v2/user/list").respond(json={"errcode": 0, "result": {"has_more": False, "list": []}})
+    mock.post(f"{OAPI}/topapi/v2/user/list").respond(
+        json={"errcode": 0, "result": {"has_more": False, "list": []}}
+    )
     directory = await asyncio.wait_for(Directory.load(client), timeout=5)
     assert sorted(directory.departments) == [1, 2, 3]
 
@@ -171,18 +206,27 @@ async def test_run_together_cancels_the_others_and_keeps_the_error_type() -> Non
     assert finished == []
 
 
-async def test_one_garbled_approval_is_reported_and_the_rest_kept(client: DingTalkClient, mock: respx.MockRouter) -> None:
+async def test_one_garbled_approval_is_reported_and_the_rest_kept(
+    client: DingTalkClient, mock: respx.MockRouter
+) -> None:
     from dingvault.source.collectors.approvals import ApprovalsCollector
 
-    mock.post(f"{OAPI}/topapi/v2/department/get").respond(json={"errcode": 0, "result": {"dept_id": 1, "name": "Org"}})
+    mock.post(f"{OAPI}/topapi/v2/department/get").respond(
+        json={"errcode": 0, "result": {"dept_id": 1, "name": "Org"}}
+    )
     mock.post(f"{OAPI}/topapi/v2/department/listsub").respond(json={"errcode": 0, "result": []})
     mock.post(f"{OAPI}/topapi/v2/user/list").respond(
-        json={"errcode": 0, "result": {"has_more": False, "list": [{"userid": "boss", "unionid": "u-boss", "admin": True}]}}
+        json={
+            "errcode": 0,
+            "result": {"has_more": False, "list": [{"userid": "boss", "unionid": "u-boss", "admin": True}]},
+        }
     )
     mock.get(f"{API}/v1.0/workflow/processes/managements/templates").respond(
         json={"result": [{"processCode": "PROC-1", "flowTitle": "請假", "gmtModified": "2026-01-01T00:00Z"}]}
     )
-    mock.post(f"{API}/v1.0/workflow/processes/instanceIds/query").respond(json={"result": {"list": ["good", "bad", "gone"]}})
+    mock.post(f"{API}/v1.0/workflow/processes/instanceIds/query").respond(
+        json={"result": {"list": ["good", "bad", "gone"]}}
+    )
 
     def detail(request: httpx.Request) -> httpx.Response:
         pid = request.url.params["processInstanceId"]
@@ -190,7 +234,9 @@ async def test_one_garbled_approval_is_reported_and_the_rest_kept(client: DingTa
             return httpx.Response(200, json={"result": ["not", "an", "object"]})
         if pid == "gone":
             return httpx.Response(400, json={"code": "processInstanceNotExist", "message": "x"})
-        return httpx.Response(200, json={"result": {"title": "t", "createTime": "2026-11-01T10:00Z", "status": "COMPLETED"}})
+        return httpx.Response(
+            200, json={"result": {"title": "t", "createTime": "2026-11-01T10:00Z", "status": "COMPLETED"}}
+        )
 
     mock.get(f"{API}/v1.0/workflow/processInstances").mock(side_effect=detail)
     collector = ApprovalsCollector(client)

@@ -77,7 +77,11 @@ async def test_approvals_full_listing_and_attachments_equal_truth(emulator: Runn
         assert result.error is None
         assert result.ids("approval_template") == live_ids(emulator, "approval_template")
         everything = {t["id"]: t for t in truth(emulator, "approval")}
-        reachable = {i for i, t in everything.items() if t["createTime"] >= time.time() * 1000 - 365 * DAY_MS + 2 * 3600_000}
+        reachable = {
+            i
+            for i, t in everything.items()
+            if t["createTime"] >= time.time() * 1000 - 365 * DAY_MS + 2 * 3600_000
+        }
         got = result.ids("approval")
         assert reachable <= got <= set(everything)
         assert len(reachable) > 100
@@ -125,7 +129,11 @@ async def test_files_full_listing_and_contents_equal_truth(emulator: RunningEmul
             content = b"".join([c async for c in collector.open_attachment(item.attachments[0])])
             assert hashlib.sha256(content).hexdigest() == expected["sha256"], item.source_id
             downloaded += 1
-            older = {v["version"]: v["sha256"] for v in expected.get("versions", []) if v["version"] != expected["version"]}
+            older = {
+                v["version"]: v["sha256"]
+                for v in expected.get("versions", [])
+                if v["version"] != expected["version"]
+            }
             for ref in item.attachments[1:]:
                 blob = b"".join([c async for c in collector.open_attachment(ref)])
                 assert hashlib.sha256(blob).hexdigest() == older[ref.ref["version"]]
@@ -135,7 +143,13 @@ async def test_files_full_listing_and_contents_equal_truth(emulator: RunningEmul
 async def test_attendance_calendar_reports_equal_truth(emulator: RunningEmulator) -> None:
     async with client_for(emulator) as client:
         context = CollectorContext(client)
-        result = await run([AttendanceCollector(client, context), CalendarCollector(client, context), ReportsCollector(client, context)])
+        result = await run(
+            [
+                AttendanceCollector(client, context),
+                CalendarCollector(client, context),
+                ReportsCollector(client, context),
+            ]
+        )
     assert result.error is None
     for kind in ("attendance", "calendar_event", "report"):
         assert result.ids(kind) == live_ids(emulator, kind), kind
@@ -147,7 +161,9 @@ async def test_todos_equal_truth_within_the_api_reach(emulator: RunningEmulator)
     assert result.error is None
     now = time.time() * 1000
     everything = {t["id"]: t for t in truth(emulator, "todo") if not t.get("deleted")}
-    reachable = {i for i, t in everything.items() if not t["isDone"] or now - t["modifiedTime"] < 179 * DAY_MS}
+    reachable = {
+        i for i, t in everything.items() if not t["isDone"] or now - t["modifiedTime"] < 179 * DAY_MS
+    }
     assert reachable <= result.ids("todo") <= set(everything)
 
 
@@ -157,7 +173,9 @@ async def test_groups_equal_truth_with_configured_api_groups(emulator: RunningEm
         settings = CollectorSettings(known_chat_ids=api_group_chat_ids(emulator))
         with_config = await run([GroupsCollector(client, CollectorContext(client, settings))])
     everything = live_ids(emulator, "group")
-    dept_groups = {t["id"] for t in truth(emulator, "group") if t.get("origin") == "dept" and not t.get("deleted")}
+    dept_groups = {
+        t["id"] for t in truth(emulator, "group") if t.get("origin") == "dept" and not t.get("deleted")
+    }
     assert without.ids("group") == dept_groups
     assert with_config.error is None
     assert with_config.ids("group") == everything

@@ -49,9 +49,7 @@ class FlakyBlobServer:
             if match and not self.ignore_range:
                 start = int(match.group(1))
                 body = self.blob[start:]
-                status = (
-                    f"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {start}-{len(self.blob) - 1}/{len(self.blob)}\r\n"
-                )
+                status = f"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {start}-{len(self.blob) - 1}/{len(self.blob)}\r\n"
             else:
                 body = self.blob
                 status = "HTTP/1.1 200 OK\r\n"
@@ -108,7 +106,9 @@ async def test_size_mismatch_with_expected_size_is_an_error(blob_server: FlakyBl
             await _fetch(c, blob_server.url, expected_size=len(BLOB) + 1)
 
 
-async def test_endless_truncation_gives_up_without_leaking_the_signature(blob_server: FlakyBlobServer) -> None:
+async def test_endless_truncation_gives_up_without_leaking_the_signature(
+    blob_server: FlakyBlobServer,
+) -> None:
     blob_server.cut_after = [1000] * 20
     async with DingTalkClient(fast_config(download_attempts=3)) as c:
         with pytest.raises(DownloadError) as info:

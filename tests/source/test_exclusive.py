@@ -19,7 +19,11 @@ async def test_exclusive_org_reads_groups_and_audit_logs() -> None:
         async with client_for(emu) as client:
             collector = ExclusiveCollector(client)
             result = await run([collector])
-            recent = {t["id"] for t in truth(emu, "file_audit_log") if t["gmtCreate"] >= time.time() * 1000 - 179 * DAY_MS}
+            recent = {
+                t["id"]
+                for t in truth(emu, "file_audit_log")
+                if t["gmtCreate"] >= time.time() * 1000 - 179 * DAY_MS
+            }
             everything = live_ids(emu, "file_audit_log")
             groups = live_ids(emu, "org_group")
     finally:

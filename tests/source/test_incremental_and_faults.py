@@ -22,8 +22,17 @@ from dingvault.source.items import AllScope
 from .emulator_support import RunResult, client_for, run, truth
 
 KINDS = (
-    "department", "user", "resigned_user", "approval", "file", "wiki_node", "doc",
-    "calendar_event", "todo", "report", "group",
+    "department",
+    "user",
+    "resigned_user",
+    "approval",
+    "file",
+    "wiki_node",
+    "doc",
+    "calendar_event",
+    "todo",
+    "report",
+    "group",
 )
 # Kinds whose every payload change shows in the truth record: there, "detected" must equal "changed".
 EXACT_KINDS = ("resigned_user", "approval", "doc", "calendar_event", "todo", "report")
@@ -42,7 +51,9 @@ def _snapshot(emu: RunningEmulator) -> dict[str, dict[str, dict[str, Any]]]:
 
 
 def _settings(emu: RunningEmulator) -> CollectorSettings:
-    return CollectorSettings(known_chat_ids=[g["chatId"] for g in truth(emu, "group") if g.get("origin") == "api"])
+    return CollectorSettings(
+        known_chat_ids=[g["chatId"] for g in truth(emu, "group") if g.get("origin") == "api"]
+    )
 
 
 def _deletions(full: RunResult, incremental: RunResult, kind: str) -> set[str]:
@@ -52,35 +63,47 @@ def _deletions(full: RunResult, incremental: RunResult, kind: str) -> set[str]:
         if k != kind:
             continue
         before = {sid for (k2, sid), item in full.items.items() if k2 == kind and item.container == container}
-        now = {sid for (k2, sid), item in incremental.items.items() if k2 == kind and item.container == container}
+        now = {
+            sid for (k2, sid), item in incremental.items.items() if k2 == kind and item.container == container
+        }
         gone |= before - now
     return gone
 
 
 @pytest.mark.slow
-async def test_incremental_after_random_mutations_returns_exactly_the_changes(emulator: RunningEmulator) -> None:
+async def test_incremental_after_random_mutations_returns_exactly_the_changes(
+    emulator: RunningEmulator,
+) -> None:
     settings = _settings(emulator)
     async with client_for(emulator) as client:
         full = await run(build_collectors(client, families=FAMILIES, settings=settings))
         full_calls = sum(client.calls.values())
     assert full.error is None
     before = _snapshot(emulator)
-    answer = httpx.post(f"{emulator.base_url}/_emulator/mutate", json={"op": "random", "count": 50, "seed": 11}, timeout=30)
+    answer = httpx.post(
+        f"{emulator.base_url}/_emulator/mutate", json={"op": "random", "count": 50, "seed": 11}, timeout=30
+    )
     applied = [r for r in answer.json()["results"] if "skipped" not in r]
     assert len(applied) >= 40
     after = _snapshot(emulator)
     async with client_for(emulator) as client:
         incremental = await run(
-            build_collectors(client, families=FAMILIES, settings=_settings(emulator)), mode="incremental", cursors=full.cursors
+            build_collectors(client, families=FAMILIES, settings=_settings(emulator)),
+            mode="incremental",
+            cursors=full.cursors,
         )
         incremental_calls = sum(client.calls.values())
     assert incremental.error is None
     # Groups created through the API after the first run are unknown to the connector (no API lists
     # them): they are out of reach by design, as is their file space.
-    new_api_groups = {i for i, t in after["group"].items() if i not in before["group"] and t.get("origin") == "api"}
+    new_api_groups = {
+        i for i, t in after["group"].items() if i not in before["group"] and t.get("origin") == "api"
+    }
     # A group without members has a file space nobody may read (only members can): out of reach too.
     unreachable_spaces = {
-        str(t.get("spaceId")) for i, t in after["group"].items() if i in new_api_groups or not t.get("memberCount")
+        str(t.get("spaceId"))
+        for i, t in after["group"].items()
+        if i in new_api_groups or not t.get("memberCount")
     }
     checked = 0
     for kind in KINDS:
@@ -94,7 +117,8 @@ async def test_incremental_after_random_mutations_returns_exactly_the_changes(em
         detected = {
             sid
             for (k, sid), item in incremental.items.items()
-            if k == kind and (full.items.get((k, sid)) is None or full.items[(k, sid)].version_key != item.version_key)
+            if k == kind
+            and (full.items.get((k, sid)) is None or full.items[(k, sid)].version_key != item.version_key)
         }
         assert changed <= detected, f"{kind}: missed {sorted(changed - detected)[:5]}"
         # Only what the first run could see can be seen to go (e.g. not todos done > 180 days ago).
@@ -115,8 +139,16 @@ async def test_collectors_lose_nothing_under_injected_faults(emulator: RunningEm
         clean = await run(build_collectors(client, families=families, settings=settings))
     assert clean.error is None
     spec = {
-        "throttle": 0.08, "5xx": 0.02, "timeout": 0.01, "busy": 0.01, "reset": 0.005,
-        "malformed": 0.005, "html": 0.005, "truncate": 0.05, "token_expire_after": 300, "seed": 5,
+        "throttle": 0.08,
+        "5xx": 0.02,
+        "timeout": 0.01,
+        "busy": 0.01,
+        "reset": 0.005,
+        "malformed": 0.005,
+        "html": 0.005,
+        "truncate": 0.05,
+        "token_expire_after": 300,
+        "seed": 5,
     }
     httpx.put(f"{emulator.base_url}/_emulator/faults", json=spec, timeout=10).raise_for_status()
     async with client_for(emulator) as client:
@@ -151,7 +183,9 @@ async def test_pacing_stays_under_the_per_api_limit_and_apis_run_in_parallel() -
                 await asyncio.gather(*(client.oapi("POST", template, json=body) for _ in range(n)))
 
             started = time.monotonic()
-            await asyncio.gather(burst("/topapi/v2/user/list", 60), burst("/topapi/v2/department/listsub", 60))
+            await asyncio.gather(
+                burst("/topapi/v2/user/list", 60), burst("/topapi/v2/department/listsub", 60)
+            )
             elapsed = time.monotonic() - started
             stats = client.stats()
     finally:
@@ -163,25 +197,38 @@ async def test_pacing_stays_under_the_per_api_limit_and_apis_run_in_parallel() -
     assert stats["calls"]["/topapi/v2/user/list"] >= 60
 
 
-async def test_full_run_never_takes_an_unreachable_space_or_a_leavers_todos_for_deleted(emulator: RunningEmulator) -> None:
+async def test_full_run_never_takes_an_unreachable_space_or_a_leavers_todos_for_deleted(
+    emulator: RunningEmulator,
+) -> None:
     settings = _settings(emulator)
     async with client_for(emulator) as client:
         first = await run(build_collectors(client, families=("contacts", "files", "todo"), settings=settings))
     assert first.error is None
-    group = next(t for t in truth(emulator, "group") if t.get("origin") == "dept" and t.get("memberCount") and t["status"] == 1)
+    group = next(
+        t
+        for t in truth(emulator, "group")
+        if t.get("origin") == "dept" and t.get("memberCount") and t["status"] == 1
+    )
     space = str(group["spaceId"])
     assert ("drive_space", space) in first.items
     todo_owner = next(iter(first.of_kind("todo"))).container.split("/")[0]  # type: ignore[union-attr]
     leaver = next(u.source_id for u in first.of_kind("user") if u.fields["unionid"] == todo_owner)
-    for op in ({"op": "group.disband", "openConversationId": group["id"]}, {"op": "user.leave", "userid": leaver}):
+    for op in (
+        {"op": "group.disband", "openConversationId": group["id"]},
+        {"op": "user.leave", "userid": leaver},
+    ):
         httpx.post(f"{emulator.base_url}/_emulator/mutate", json=op, timeout=10).raise_for_status()
     async with client_for(emulator) as client:
-        second = await run(build_collectors(client, families=("contacts", "files", "todo"), settings=_settings(emulator)))
+        second = await run(
+            build_collectors(client, families=("contacts", "files", "todo"), settings=_settings(emulator))
+        )
     # The disbanded group's space can no longer be listed, but it still exists: no deletion claim.
     assert ("drive_space", space) not in second.items
     assert space not in _deletions(first, second, "drive_space")
     # The leaver's todos cannot be asked for any more; they are kept, not taken for deleted.
-    leavers_todos = {i.source_id for i in first.of_kind("todo") if i.container and i.container.startswith(todo_owner + "/")}
+    leavers_todos = {
+        i.source_id for i in first.of_kind("todo") if i.container and i.container.startswith(todo_owner + "/")
+    }
     assert leavers_todos and not (leavers_todos & _deletions(first, second, "todo"))
     assert leaver in _deletions(first, second, "user")  # while the user is seen to have left
 
@@ -207,10 +254,11 @@ async def test_a_killed_run_resumes_from_its_committed_cursors(emulator: Running
         resumed_details = client.calls["/v1.0/workflow/processInstances"]
     assert resumed.error is None
     reachable = {
-        t["id"] for t in truth(emulator, "approval") if t["createTime"] >= time.time() * 1000 - 365 * 86_400_000 + 2 * 3600_000
+        t["id"]
+        for t in truth(emulator, "approval")
+        if t["createTime"] >= time.time() * 1000 - 365 * 86_400_000 + 2 * 3600_000
     }
     assert reachable <= seen | resumed.ids("approval")
     # The resumed run did not start over: it read fewer details than the whole history holds.
     assert resumed_details < len(reachable)
     assert first_details + resumed_details < 2 * len(reachable)
-

@@ -61,7 +61,9 @@ async def test_scope_limits_people_based_families_and_file_downloads() -> None:
             everyone = await run(build_collectors(client, families=["contacts"]))
             chosen = set(sorted(everyone.ids("user"))[:5])
             scoped = await run(
-                build_collectors(client, families=["contacts", "approvals", "attendance", "calendar", "files"]),
+                build_collectors(
+                    client, families=["contacts", "approvals", "attendance", "calendar", "files"]
+                ),
                 scope=OnlyUsers(chosen),
             )
     finally:

@@ -46,14 +46,21 @@ async def test_robot_messages_and_media_from_stream_callbacks() -> None:
         async with websockets.connect(url) as ws:
             for msgtype in ("picture", "file", "text"):
                 await asyncio.to_thread(
-                    httpx.post, f"{emu.base_url}/_emulator/mutate", json={"op": "robot.message", "conversation": "single", "msgtype": msgtype}
+                    httpx.post,
+                    f"{emu.base_url}/_emulator/mutate",
+                    json={"op": "robot.message", "conversation": "single", "msgtype": msgtype},
                 )
                 while True:
                     frame = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
                     headers = frame.get("headers", {})
                     if frame.get("type") == "CALLBACK" and headers.get("topic") == TOPIC:
                         payloads.append(json.loads(frame["data"]))
-                        ack = {"code": 200, "headers": {"messageId": headers["messageId"], "contentType": "application/json"}, "message": "OK", "data": json.dumps({"response": None})}
+                        ack = {
+                            "code": 200,
+                            "headers": {"messageId": headers["messageId"], "contentType": "application/json"},
+                            "message": "OK",
+                            "data": json.dumps({"response": None}),
+                        }
                         await ws.send(json.dumps(ack))
                         break
         expected = {t["id"]: t for t in truth(emu, "robot_message")}

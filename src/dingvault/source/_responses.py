@@ -48,7 +48,9 @@ NEW_QUOTA_CODE = "Forbidden.AccessDenied.ApiCountLimitForOrg"
 NEW_SCOPE_CODE = "Forbidden.AccessDenied.AccessTokenPermissionDenied"
 NEW_IP_WHITELIST_CODE = "Forbidden.AccessDenied.IpNotInWhiteList"
 # Operator-level denials: the app has the scope but the unionId used cannot see the resource.
-NEW_OPERATOR_DENIED = frozenset({"permissionDenied", "no.priviledge", "noPermission", "orgAuthLevelNotEnough"})
+NEW_OPERATOR_DENIED = frozenset(
+    {"permissionDenied", "no.priviledge", "noPermission", "orgAuthLevelNotEnough"}
+)
 # `fileArchived`: DingTalk un-archives the file on access; asking again later succeeds (§5.4).
 NEW_TRANSIENT_CODES = frozenset({"fileArchived", "operationTimeout", "systemError", "internalError"})
 
@@ -153,7 +155,9 @@ def _legacy(payload: dict[str, Any], status: int, kw: dict[str, Any]) -> dict[st
         # 鉴权异常 with an empty sub_code is a disguised timeout (§0.5); with a sub_code it is real.
         if not payload.get("sub_code"):
             raise TransientError(message, **kw)
-        raise AuthenticationError(f"{message}: {payload.get('sub_code')} {payload.get('sub_msg') or ''}".strip(), **kw)
+        raise AuthenticationError(
+            f"{message}: {payload.get('sub_code')} {payload.get('sub_msg') or ''}".strip(), **kw
+        )
     if code == 60011:
         scope = scope_for(kw["endpoint"])
         if scope is None:
@@ -189,7 +193,12 @@ def _new(payload: dict[str, Any], status: int, kw: dict[str, Any]) -> dict[str, 
         raise PermissionDenied(message, required_scopes=list(scopes or []), **kw)
     if code == NEW_IP_WHITELIST_CODE:
         raise IpNotWhitelisted(message, **kw)
-    if status == 401 or code in ("authFailed", "invalidClientIdOrSecret", "invalid.client", "unauthorized.client"):
+    if status == 401 or code in (
+        "authFailed",
+        "invalidClientIdOrSecret",
+        "invalid.client",
+        "unauthorized.client",
+    ):
         raise AuthenticationError(message, **kw)
     if status >= 500 or code in NEW_TRANSIENT_CODES:
         raise TransientError(message, **kw)

@@ -284,7 +284,9 @@ class DingTalkClient:
         async with self._slots:
             self.calls[template] += 1
             try:
-                response = await self._http.request(method, url, params=query, content=content, headers=headers)
+                response = await self._http.request(
+                    method, url, params=query, content=content, headers=headers
+                )
             except httpx.TransportError as exc:
                 self.errors[f"{template} {type(exc).__name__}"] += 1
                 raise TransientError(f"{type(exc).__name__}: {exc}", endpoint=template) from exc

@@ -124,26 +124,37 @@ COVERAGE: tuple[FamilyCoverage, ...] = (
         title="Calendars (日程)",
         kinds=("calendar_event",),
         captured=("Each user's primary calendar: events a year back and a year ahead (configurable).",),
-        not_available=("Future occurrences of recurring series (only the series and past instances are returned).",),
+        not_available=(
+            "Future occurrences of recurring series (only the series and past instances are returned).",
+        ),
         incremental="Per-user `syncToken`; cancellations arrive as deletions.",
-        not_yet=("Calendars other than each user's primary one (`GET /v1.0/calendar/users/{userId}/calendars`).",),
+        not_yet=(
+            "Calendars other than each user's primary one (`GET /v1.0/calendar/users/{userId}/calendars`).",
+        ),
     ),
     FamilyCoverage(
         family="todo",
         title="Enterprise todos (待办)",
         kinds=("todo",),
         captured=("Enterprise todos (created through the API) of every user in scope, open and done.",),
-        not_available=("Personal todos.", "Todos completed more than 180 days ago (unless already backed up)."),
+        not_available=(
+            "Personal todos.",
+            "Todos completed more than 180 days ago (unless already backed up).",
+        ),
         incremental="A complete listing each run (the API has no change feed).",
     ),
     FamilyCoverage(
         family="reports",
         title="Work reports (日志)",
         kinds=("report",),
-        captured=("Every report of the org in 180-day windows (a year back by default), with its content fields.",),
+        captured=(
+            "Every report of the org in 180-day windows (a year back by default), with its content fields.",
+        ),
         not_available=("Content values beyond 1000 characters (DingTalk truncates them).",),
         incremental="Reports modified since the cursor.",
-        not_yet=("Report comments and receivers (`topapi/report/comment/list`, `topapi/report/receiver/list`).",),
+        not_yet=(
+            "Report comments and receivers (`topapi/report/comment/list`, `topapi/report/receiver/list`).",
+        ),
     ),
     FamilyCoverage(
         family="groups",

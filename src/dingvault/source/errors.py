@@ -124,5 +124,7 @@ class IncompleteCollection(DingTalkError):
 
     def __init__(self, collector: str, problems: list[str]) -> None:
         self.problems = list(problems)
-        shown = "; ".join(self.problems[:5]) + (f"; … {len(self.problems) - 5} more" if len(self.problems) > 5 else "")
+        shown = "; ".join(self.problems[:5]) + (
+            f"; … {len(self.problems) - 5} more" if len(self.problems) > 5 else ""
+        )
         super().__init__(f"{len(self.problems)} part(s) could not be read: {shown}", endpoint=collector)

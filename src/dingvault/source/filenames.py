@@ -23,8 +23,7 @@ _HASH_LEN = 10
 
 # Unicode bidirectional formatting characters (Trojan-Source / RTLO tricks) and invisible marks.
 _BIDI_AND_INVISIBLE = frozenset(
-    "\u061c\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
-    "\u2060\u2066\u2067\u2068\u2069\ufeff"
+    "\u061c\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2060\u2066\u2067\u2068\u2069\ufeff"
 )
 # Characters that Windows (and therefore SMB shares and most zip tools) refuse in names.
 _FORBIDDEN = frozenset('<>:"/\\|?*')

@@ -188,6 +188,8 @@ class AllScope:
         return True
 
 
-def cursor_state(cursors: Mapping[CursorKey, dict[str, Any]], collector: str, container: str) -> dict[str, Any]:
+def cursor_state(
+    cursors: Mapping[CursorKey, dict[str, Any]], collector: str, container: str
+) -> dict[str, Any]:
     """The stored state for `(collector, container)`, or an empty dict."""
     return dict(cursors.get((collector, container)) or {})

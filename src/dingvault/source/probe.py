@@ -95,12 +95,16 @@ def _iso(dt: datetime) -> str:
 
 async def _someone(client: DingTalkClient) -> _Who:
     """Any user (preferably an admin) to act as: from the root department's member list."""
-    body = await client.oapi("POST", dirs.USER_LIST, json={"dept_id": dirs.ROOT_DEPT_ID, "cursor": 0, "size": 100})
+    body = await client.oapi(
+        "POST", dirs.USER_LIST, json={"dept_id": dirs.ROOT_DEPT_ID, "cursor": 0, "size": 100}
+    )
     users = [u for u in (body.get("result") or {}).get("list") or [] if isinstance(u, dict)]
     if not users:
         children = await client.oapi("POST", dirs.LISTSUB, json={"dept_id": dirs.ROOT_DEPT_ID})
         for dept in children.get("result") or []:
-            body = await client.oapi("POST", dirs.USER_LIST, json={"dept_id": dept.get("dept_id"), "cursor": 0, "size": 100})
+            body = await client.oapi(
+                "POST", dirs.USER_LIST, json={"dept_id": dept.get("dept_id"), "cursor": 0, "size": 100}
+            )
             users = [u for u in (body.get("result") or {}).get("list") or [] if isinstance(u, dict)]
             if users:
                 break
@@ -120,11 +124,18 @@ def _checks() -> dict[str, list[tuple[str, Check]]]:
         return await c.oapi("POST", dirs.LISTSUB, json={"dept_id": dirs.ROOT_DEPT_ID})
 
     async def user_list(c: DingTalkClient, who: _Who) -> Any:
-        return await c.oapi("POST", dirs.USER_LIST, json={"dept_id": dirs.ROOT_DEPT_ID, "cursor": 0, "size": 1})
+        return await c.oapi(
+            "POST", dirs.USER_LIST, json={"dept_id": dirs.ROOT_DEPT_ID, "cursor": 0, "size": 1}
+        )
 
     async def leave(c: DingTalkClient, who: _Who) -> Any:
         end = datetime.now(UTC)
-        params = {"startTime": _iso(end - timedelta(days=1)), "endTime": _iso(end), "nextToken": 0, "maxResults": 1}
+        params = {
+            "startTime": _iso(end - timedelta(days=1)),
+            "endTime": _iso(end),
+            "nextToken": 0,
+            "maxResults": 1,
+        }
         return await c.api("GET", contacts.LEAVE_RECORDS, params=params)
 
     async def templates(c: DingTalkClient, who: _Who) -> Any:
@@ -132,54 +143,93 @@ def _checks() -> dict[str, list[tuple[str, Check]]]:
 
     async def instance_ids(c: DingTalkClient, who: _Who) -> Any:
         start, end = _day_window_ms()
-        body = {"processCode": "PROC-" + PROBE_ID, "startTime": start, "endTime": end, "nextToken": 0, "maxResults": 1}
+        body = {
+            "processCode": "PROC-" + PROBE_ID,
+            "startTime": start,
+            "endTime": end,
+            "nextToken": 0,
+            "maxResults": 1,
+        }
         return await c.api("POST", approvals.INSTANCE_IDS, json=body)
 
     async def attachment(c: DingTalkClient, who: _Who) -> Any:
-        return await c.api("POST", approvals.ATTACHMENT_URL, json={"processInstanceId": PROBE_ID, "fileId": PROBE_ID})
+        return await c.api(
+            "POST", approvals.ATTACHMENT_URL, json={"processInstanceId": PROBE_ID, "fileId": PROBE_ID}
+        )
 
     async def spaces(c: DingTalkClient, who: _Who) -> Any:
-        return await c.api("GET", st.DRIVE_SPACES, params={"unionId": union(who), "spaceType": "org", "maxResults": 1})
+        return await c.api(
+            "GET", st.DRIVE_SPACES, params={"unionId": union(who), "spaceType": "org", "maxResults": 1}
+        )
 
     async def dentries(c: DingTalkClient, who: _Who) -> Any:
-        return await c.api("GET", st.DENTRIES, path={"spaceId": PROBE_ID}, params={"parentId": "0", "unionId": union(who)})
+        return await c.api(
+            "GET", st.DENTRIES, path={"spaceId": PROBE_ID}, params={"parentId": "0", "unionId": union(who)}
+        )
 
     async def download_info(c: DingTalkClient, who: _Who) -> Any:
         return await c.api(
-            "POST", st.DOWNLOAD_INFO, path={"spaceId": PROBE_ID, "dentryId": PROBE_ID}, params={"unionId": union(who)}, json={"option": {}}
+            "POST",
+            st.DOWNLOAD_INFO,
+            path={"spaceId": PROBE_ID, "dentryId": PROBE_ID},
+            params={"unionId": union(who)},
+            json={"option": {}},
         )
 
     async def workspaces(c: DingTalkClient, who: _Who) -> Any:
         return await c.api("GET", st.WIKI_WORKSPACES, params={"operatorId": union(who), "maxResults": 1})
 
     async def nodes(c: DingTalkClient, who: _Who) -> Any:
-        return await c.api("GET", st.WIKI_NODES, params={"parentNodeId": PROBE_ID, "operatorId": union(who), "maxResults": 1})
+        return await c.api(
+            "GET", st.WIKI_NODES, params={"parentNodeId": PROBE_ID, "operatorId": union(who), "maxResults": 1}
+        )
 
     async def group_space(c: DingTalkClient, who: _Who) -> Any:
-        return await c.api("POST", st.GROUP_SPACE, params={"unionId": union(who)}, json={"openConversationId": "cid" + PROBE_ID})
+        return await c.api(
+            "POST",
+            st.GROUP_SPACE,
+            params={"unionId": union(who)},
+            json={"openConversationId": "cid" + PROBE_ID},
+        )
 
     async def attendance_list(c: DingTalkClient, who: _Who) -> Any:
         day = datetime.now(UTC).date().isoformat()
-        body = {"workDateFrom": f"{day} 00:00:00", "workDateTo": f"{day} 23:59:59", "userIdList": [who.userid or PROBE_ID], "offset": 0, "limit": 1}
+        body = {
+            "workDateFrom": f"{day} 00:00:00",
+            "workDateTo": f"{day} 23:59:59",
+            "userIdList": [who.userid or PROBE_ID],
+            "offset": 0,
+            "limit": 1,
+        }
         return await c.oapi("POST", attendance.ATTENDANCE_LIST, json=body)
 
     async def events(c: DingTalkClient, who: _Who) -> Any:
         end = datetime.now(UTC)
         params = {"timeMin": _iso(end - timedelta(days=1)), "timeMax": _iso(end), "maxResults": 1}
-        return await c.api("GET", calendar.EVENTS, path={"userId": union(who), "calendarId": "primary"}, params=params)
+        return await c.api(
+            "GET", calendar.EVENTS, path={"userId": union(who), "calendarId": "primary"}, params=params
+        )
 
     async def todos(c: DingTalkClient, who: _Who) -> Any:
-        return await c.api("POST", todo.TASKS, path={"unionId": union(who)}, json={"nextToken": "0", "isDone": False})
+        return await c.api(
+            "POST", todo.TASKS, path={"unionId": union(who)}, json={"nextToken": "0", "isDone": False}
+        )
 
     async def report_list(c: DingTalkClient, who: _Who) -> Any:
         start, end = _day_window_ms()
-        return await c.oapi("POST", reports.REPORT_LIST, json={"start_time": start, "end_time": end, "cursor": 0, "size": 1})
+        return await c.oapi(
+            "POST", reports.REPORT_LIST, json={"start_time": start, "end_time": end, "cursor": 0, "size": 1}
+        )
 
     async def chat(c: DingTalkClient, who: _Who) -> Any:
         return await c.oapi("GET", conv.CHAT_GET, params={"chatid": "chat" + PROBE_ID})
 
     async def robot_media(c: DingTalkClient, who: _Who) -> Any:
-        return await c.api("POST", robot.MESSAGE_FILE_DOWNLOAD, json={"downloadCode": PROBE_ID, "robotCode": c.config.app_key})
+        return await c.api(
+            "POST",
+            robot.MESSAGE_FILE_DOWNLOAD,
+            json={"downloadCode": PROBE_ID, "robotCode": c.config.app_key},
+        )
 
     async def org_groups(c: DingTalkClient, who: _Who) -> Any:
         params = {"pageStart": 1, "pageSize": 1, "uuid": PROBE_ID, "operatorUserId": who.userid or PROBE_ID}
@@ -187,7 +237,9 @@ def _checks() -> dict[str, list[tuple[str, Check]]]:
 
     async def audit(c: DingTalkClient, who: _Who) -> Any:
         start, end = _day_window_ms()
-        return await c.api("GET", exclusive.FILE_AUDIT_LOGS, params={"startDate": start, "endDate": end, "pageSize": 1})
+        return await c.api(
+            "GET", exclusive.FILE_AUDIT_LOGS, params={"startDate": start, "endDate": end, "pageSize": 1}
+        )
 
     return {
         "contacts": [(dirs.LISTSUB, listsub), (dirs.USER_LIST, user_list), (contacts.LEAVE_RECORDS, leave)],
@@ -214,7 +266,9 @@ def _checks() -> dict[str, list[tuple[str, Check]]]:
     }
 
 
-async def _probe_family(client: DingTalkClient, family: str, checks: list[tuple[str, Check]], who: _Who) -> FamilyProbe:
+async def _probe_family(
+    client: DingTalkClient, family: str, checks: list[tuple[str, Check]], who: _Who
+) -> FamilyProbe:
     result = FamilyProbe(family)
     for endpoint, check in checks:
         try:

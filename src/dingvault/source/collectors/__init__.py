@@ -52,7 +52,9 @@ def build_collectors(
     wanted = set(families) if families is not None else set(FAMILIES)
     unknown = wanted - set(FAMILIES)
     if unknown:
-        raise ValueError(f"unknown famil{'ies' if len(unknown) > 1 else 'y'}: {', '.join(sorted(unknown))}; known: {', '.join(FAMILIES)}")
+        raise ValueError(
+            f"unknown famil{'ies' if len(unknown) > 1 else 'y'}: {', '.join(sorted(unknown))}; known: {', '.join(FAMILIES)}"
+        )
     context = CollectorContext(client, settings)
     return [cls(client, context) for cls in COLLECTOR_CLASSES if cls.family in wanted]
 

@@ -271,7 +271,11 @@ def approval_item(instance_id: str, process_code: str, detail: dict[str, Any]) -
 
 
 def _last_operation(detail: dict[str, Any]) -> str | None:
-    dates = [r.get("date") for r in as_list(detail.get("operationRecords")) if isinstance(r, dict) and r.get("date")]
+    dates = [
+        r.get("date")
+        for r in as_list(detail.get("operationRecords"))
+        if isinstance(r, dict) and r.get("date")
+    ]
     return max(dates, key=lambda d: ms_from_iso(d) or 0) if dates else None
 
 

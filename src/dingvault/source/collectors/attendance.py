@@ -66,7 +66,9 @@ class AttendanceCollector(Collector):
             last = min(today, day + timedelta(days=span - 1))
             seen: set[str] = set()
             items: list[Item] = []
-            async for group, result in bounded_map(lambda g, d=day, e=last: self._window(g, d, e), groups, self.settings.concurrency):
+            async for group, result in bounded_map(
+                lambda g, d=day, e=last: self._window(g, d, e), groups, self.settings.concurrency
+            ):
                 if isinstance(result, BaseException):
                     self.note_problem(f"attendance {day}..{last} of {len(group)} users", result)
                     continue
@@ -97,7 +99,11 @@ class AttendanceCollector(Collector):
                     "isI18n": False,
                 },
             )
-            page = [r for r in as_list(body.get("recordresult")) if isinstance(r, dict) and r.get("id") is not None]
+            page = [
+                r
+                for r in as_list(body.get("recordresult"))
+                if isinstance(r, dict) and r.get("id") is not None
+            ]
             records.extend(page)
             if not body.get("hasMore"):
                 return records

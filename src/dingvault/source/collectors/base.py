@@ -101,7 +101,10 @@ class CollectorContext:
         async with self._conversations_lock:
             if self._conversations is None:
                 self._conversations = await load_conversations(
-                    self.client, directory, list(self.settings.known_chat_ids), concurrency=self.settings.concurrency
+                    self.client,
+                    directory,
+                    list(self.settings.known_chat_ids),
+                    concurrency=self.settings.concurrency,
                 )
             return self._conversations
 
@@ -333,7 +336,9 @@ def whole_months(reach_ms: int, until_ms: int, include_current: bool) -> list[st
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
     while True:
         first = datetime(year, month, 1, tzinfo=UTC).timestamp() * 1000
-        nxt_dt = datetime(year + 1, 1, 1, tzinfo=UTC) if month == 12 else datetime(year, month + 1, 1, tzinfo=UTC)
+        nxt_dt = (
+            datetime(year + 1, 1, 1, tzinfo=UTC) if month == 12 else datetime(year, month + 1, 1, tzinfo=UTC)
+        )
         if first > until_ms:
             return out
         if nxt_dt.timestamp() * 1000 > until_ms and not include_current:
@@ -342,9 +347,7 @@ def whole_months(reach_ms: int, until_ms: int, include_current: bool) -> list[st
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
 
 
-async def interleave(
-    sources: Iterable[Callable[[], AsyncIterator[T]]], concurrency: int
-) -> AsyncIterator[T]:
+async def interleave(sources: Iterable[Callable[[], AsyncIterator[T]]], concurrency: int) -> AsyncIterator[T]:
     """Run up to `concurrency` async generators at once and yield their values as they come.
 
     Each source keeps its own order (so a container's cursor still follows its items); sources

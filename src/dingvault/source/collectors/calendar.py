@@ -74,7 +74,9 @@ class CalendarCollector(Collector):
             yield batch
         self.finish()
 
-    async def _user(self, union: str, mode: Mode, cursors: Mapping[CursorKey, dict[str, Any]]) -> AsyncIterator[Batch]:
+    async def _user(
+        self, union: str, mode: Mode, cursors: Mapping[CursorKey, dict[str, Any]]
+    ) -> AsyncIterator[Batch]:
         state = self.cursor(cursors, union)
         token = state.get("syncToken")
         if mode == "incremental" and isinstance(token, str) and token:
@@ -118,13 +120,17 @@ class CalendarCollector(Collector):
             yield Batch(items=items, deleted=deleted or None, deleted_kind="calendar_event")
         complete = None
         if mode == "full":
-            complete = [CompleteListing("calendar_event", f"{union}/{m}") for m in whole_months(start, end, False)]
+            complete = [
+                CompleteListing("calendar_event", f"{union}/{m}") for m in whole_months(start, end, False)
+            ]
         yield Batch(
             cursor=CursorUpdate(self.name, union, {"syncToken": newest_token}) if newest_token else None,
             complete=complete or None,
         )
 
-    async def _pages(self, union: str, params: dict[str, Any]) -> AsyncIterator[tuple[list[dict[str, Any]], str | None]]:
+    async def _pages(
+        self, union: str, params: dict[str, Any]
+    ) -> AsyncIterator[tuple[list[dict[str, Any]], str | None]]:
         next_token: str | None = None
         for _ in range(100_000):
             body = await self.client.api(
@@ -168,7 +174,9 @@ def event_item(union: str, event: dict[str, Any]) -> Item:
             "modified": normalise_iso(event.get("updateTime")),
             "owner": organizer.get("id") if isinstance(organizer, dict) else None,
             "status": event.get("status"),
-            "start": normalise_iso((event.get("start") or {}).get("dateTime")) if isinstance(event.get("start"), dict) else None,
+            "start": normalise_iso((event.get("start") or {}).get("dateTime"))
+            if isinstance(event.get("start"), dict)
+            else None,
             "calendar_owner": union,
         },
         version_key=str(event.get("updateTime") or content_hash(event)),

@@ -60,7 +60,9 @@ class ContactsCollector(Collector):
         yield Batch(items=departments, complete=[CompleteListing("department", ORG_CONTAINER)])
         details: dict[str, dict[str, Any]] = {}
         if self.settings.user_details:
-            async for userid, detail in bounded_map(self._user_detail, list(directory.users), self.settings.concurrency):
+            async for userid, detail in bounded_map(
+                self._user_detail, list(directory.users), self.settings.concurrency
+            ):
                 if isinstance(detail, NotFound):
                     continue  # left between the listing and now
                 if isinstance(detail, BaseException):
@@ -87,7 +89,9 @@ class ContactsCollector(Collector):
             raise BadResponse(f"user/get of {userid}: no result object", endpoint=USER_GET)
         return result
 
-    async def _resigned(self, mode: Mode, cursors: Mapping[CursorKey, dict[str, Any]]) -> AsyncIterator[Batch]:
+    async def _resigned(
+        self, mode: Mode, cursors: Mapping[CursorKey, dict[str, Any]]
+    ) -> AsyncIterator[Batch]:
         state = self.cursor(cursors, "resigned")
         end = now_ms()
         start = end - self.settings.resigned_history_days * DAY_MS
@@ -103,7 +107,9 @@ class ContactsCollector(Collector):
                     continue
                 seen.add(userid)
                 items.append(resigned_item(record))
-            yield Batch(items=items, cursor=CursorUpdate(self.name, "resigned", {"until": min(window_end, end)}))
+            yield Batch(
+                items=items, cursor=CursorUpdate(self.name, "resigned", {"until": min(window_end, end)})
+            )
 
     async def _leave_records(self, start: int, end: int) -> AsyncIterator[dict[str, Any]]:
         token: Any = 0

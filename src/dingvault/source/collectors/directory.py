@@ -78,7 +78,9 @@ class Directory:
             if isinstance(detail, BaseException) and is_family_fatal(detail):
                 raise detail
             directory.departments[dept_id].detail = None if isinstance(detail, BaseException) else detail
-        async for dept_id, users in bounded_map(lambda d: _dept_users(client, d), list(directory.departments), concurrency):
+        async for dept_id, users in bounded_map(
+            lambda d: _dept_users(client, d), list(directory.departments), concurrency
+        ):
             if isinstance(users, BaseException):
                 if is_family_fatal(users):
                     raise users

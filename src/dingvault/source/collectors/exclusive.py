@@ -72,7 +72,9 @@ class ExclusiveCollector(Collector):
         if scope.includes_kind("org_group"):
             try:
                 items = [org_group_item(g) async for g in self._org_groups(operator)]
-                yield Batch(items=items, complete=[CompleteListing("org_group", "org")] if mode == "full" else None)
+                yield Batch(
+                    items=items, complete=[CompleteListing("org_group", "org")] if mode == "full" else None
+                )
             except DingTalkError as exc:
                 if not _is_unavailable(exc):
                     raise
@@ -96,9 +98,16 @@ class ExclusiveCollector(Collector):
             body = await self.client.api(
                 "GET",
                 ORG_GROUPS,
-                params={"pageStart": page, "pageSize": GROUP_PAGE, "uuid": listing_id, "operatorUserId": operator},
+                params={
+                    "pageStart": page,
+                    "pageSize": GROUP_PAGE,
+                    "uuid": listing_id,
+                    "operatorUserId": operator,
+                },
             )
-            items = [g for g in as_list(body.get("items")) if isinstance(g, dict) and g.get("openConversationId")]
+            items = [
+                g for g in as_list(body.get("items")) if isinstance(g, dict) and g.get("openConversationId")
+            ]
             for group in items:
                 yield group
             seen += len(items)
@@ -123,7 +132,9 @@ class ExclusiveCollector(Collector):
                 params["nextGmtCreate"] = next_gmt
                 params["nextBizId"] = next_biz
             body = await self.client.api("GET", FILE_AUDIT_LOGS, params=params)
-            records = [r for r in as_list(body.get("list")) if isinstance(r, dict) and r.get("bizId") is not None]
+            records = [
+                r for r in as_list(body.get("list")) if isinstance(r, dict) and r.get("bizId") is not None
+            ]
             for record in records:
                 created = record.get("gmtCreate")
                 if isinstance(created, int):
@@ -132,7 +143,9 @@ class ExclusiveCollector(Collector):
             done = not records or len(records) < AUDIT_PAGE
             markers = (last.get("gmtCreate"), last.get("bizId")) if last else (None, None)
             if not done and markers == (next_gmt, next_biz):
-                raise BadResponse("fileAuditLogs: the next-page markers did not advance", endpoint=FILE_AUDIT_LOGS)
+                raise BadResponse(
+                    "fileAuditLogs: the next-page markers did not advance", endpoint=FILE_AUDIT_LOGS
+                )
             yield Batch(
                 items=[audit_item(r) for r in records],
                 cursor=CursorUpdate(self.name, "audit", {"since": newest}) if done else None,

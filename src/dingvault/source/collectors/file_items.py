@@ -23,7 +23,13 @@ WORKSPACE_DERIVED = ("modifiedTime", "modifierId", "permissionRole")
 DENTRY_DERIVED = ("modifiedTime", "modifierId", "thumbnail")
 # A node's size, counters and times follow its content (captured as the file or document itself).
 NODE_DERIVED = (
-    "modifiedTime", "modifiedTimestamp", "modifierId", "size", "statisticalInfo", "hasChildren", "permissionRole",
+    "modifiedTime",
+    "modifiedTimestamp",
+    "modifierId",
+    "size",
+    "statisticalInfo",
+    "hasChildren",
+    "permissionRole",
 )
 DOCS_CONTAINER = "docs"
 # Online documents have no file content to download (§5.4 operationNotSupported, inferred).
@@ -63,7 +69,9 @@ def node_marker(node: dict[str, Any]) -> str:
 
 
 def is_online_doc(node: dict[str, Any]) -> bool:
-    return node.get("category") == "ALIDOC" or str(node.get("extension") or "").lower() in ONLINE_DOC_EXTENSIONS
+    return (
+        node.get("category") == "ALIDOC" or str(node.get("extension") or "").lower() in ONLINE_DOC_EXTENSIONS
+    )
 
 
 def canonical_blocks_sha256(blocks: Any) -> str:
@@ -90,7 +98,12 @@ def space_item(space: Space) -> Item:
             "name": name,
             "title": name,
             "origin": space.origin,
-            "space_type": raw.get("spaceType") or ("personal" if space.origin == "wiki" and (raw.get("workspace") or {}).get("type") == "PERSONAL" else "org"),
+            "space_type": raw.get("spaceType")
+            or (
+                "personal"
+                if space.origin == "wiki" and (raw.get("workspace") or {}).get("type") == "PERSONAL"
+                else "org"
+            ),
             "created": normalise_iso(raw.get("createTime")),
             "modified": normalise_iso(raw.get("modifyTime") or raw.get("modifiedTime")),
             "operator": space.operator,
@@ -130,11 +143,16 @@ def file_item(
     if versions is not None:
         raw["versions"] = versions
     attachments: list[AttachmentRef] = []
-    is_doc = dentry.get("storageDriver") in ONLINE_DOC_DRIVERS or str(dentry.get("extension") or "").lower() in ONLINE_DOC_EXTENSIONS
+    is_doc = (
+        dentry.get("storageDriver") in ONLINE_DOC_DRIVERS
+        or str(dentry.get("extension") or "").lower() in ONLINE_DOC_EXTENSIONS
+    )
     if dentry.get("type") == "FILE" and not is_doc and scope.includes_file(name, size):
         base = {"spaceId": space.space_id, "dentryId": dentry_id, "unionId": space.operator}
         attachments.append(
-            AttachmentRef(name=name, size=size, ref={**base, "version": version, "size": size}, kind="file_content")
+            AttachmentRef(
+                name=name, size=size, ref={**base, "version": version, "size": size}, kind="file_content"
+            )
         )
         for old in versions or []:
             old_version = as_int(old.get("version"))
@@ -195,7 +213,11 @@ def node_item(workspace: Workspace, node: dict[str, Any]) -> Item:
 
 
 def doc_item(
-    workspace: Workspace, node: dict[str, Any], blocks: dict[str, Any] | None, *, stored_sha256: str | None = None
+    workspace: Workspace,
+    node: dict[str, Any],
+    blocks: dict[str, Any] | None,
+    *,
+    stored_sha256: str | None = None,
 ) -> Item:
     """A document; its version is its content (blocks hash) and name, so a touch that changes
     neither is not a new version. Without `blocks` (unchanged node), `stored_sha256` stands in."""

@@ -65,6 +65,7 @@ from dingvault.source.items import (
 
 MEMBER_ATTEMPTS = 3  # group members tried as the operator of a group file space
 
+
 class FilesCollector(Collector):
     name = "files"
     family = "files"
@@ -196,7 +197,9 @@ class FilesCollector(Collector):
                     self._root_converts = False
                 continue
             except DingTalkError as exc:
-                self._gap(f"storage space of knowledge base {workspace.workspace_id}", exc, ("drive_space", "wiki"))
+                self._gap(
+                    f"storage space of knowledge base {workspace.workspace_id}", exc, ("drive_space", "wiki")
+                )
                 return None
             if node_id == root:
                 self._root_converts = True
@@ -205,7 +208,9 @@ class FilesCollector(Collector):
                 raw = {"workspaceId": workspace.workspace_id, "workspace": workspace.raw}
                 return Space(str(sid), "wiki", workspace.operator, raw, container="wiki")
         if last is not None and workspace.first_node:
-            self._gap(f"storage space of knowledge base {workspace.workspace_id}", last, ("drive_space", "wiki"))
+            self._gap(
+                f"storage space of knowledge base {workspace.workspace_id}", last, ("drive_space", "wiki")
+            )
         elif workspace.first_node is None:
             # An empty knowledge base whose root does not convert: its space (if any) is unknown.
             self._claim("drive_space", "wiki", ok=False)
@@ -223,7 +228,9 @@ class FilesCollector(Collector):
             async for page in st.drive_spaces(self.client, admin_union, "org"):
                 for raw in page:
                     if raw.get("spaceId"):
-                        spaces.setdefault(str(raw["spaceId"]), Space(str(raw["spaceId"]), "drive", admin_union, raw))
+                        spaces.setdefault(
+                            str(raw["spaceId"]), Space(str(raw["spaceId"]), "drive", admin_union, raw)
+                        )
             self._claim("drive_space", "org")
         except DingTalkError as exc:
             self._gap("org drive spaces", exc, ("drive_space", "org"))
@@ -248,7 +255,8 @@ class FilesCollector(Collector):
     async def _group_spaces(self, directory: Any, spaces: dict[str, Space]) -> None:
         conversations = [c for c in await self.context.conversations() if c.open_conversation_id]
         conversations += [
-            _ConfiguredConversation(cid) for cid in self.settings.known_conversation_ids  # type: ignore[misc]
+            _ConfiguredConversation(cid)
+            for cid in self.settings.known_conversation_ids  # type: ignore[misc]
         ]
         fallback = directory.people()[0][1]
 
@@ -279,15 +287,23 @@ class FilesCollector(Collector):
         async for conversation, result in bounded_map(read, conversations, self.settings.concurrency):
             if isinstance(result, NotFound):
                 self._claim("drive_space", "groups", ok=False)
-                self.skipped.append(f"file space of group {conversation.open_conversation_id}: {result.message}")
+                self.skipped.append(
+                    f"file space of group {conversation.open_conversation_id}: {result.message}"
+                )
                 continue
             if isinstance(result, BaseException):
-                self._gap(f"file space of group {conversation.open_conversation_id}", result, ("drive_space", "groups"))
+                self._gap(
+                    f"file space of group {conversation.open_conversation_id}",
+                    result,
+                    ("drive_space", "groups"),
+                )
                 continue
             raw, union = result
             if raw is None and not union:
                 self._claim("drive_space", "groups", ok=False)
-                self.skipped.append(f"file space of group {conversation.open_conversation_id}: the group has no members")
+                self.skipped.append(
+                    f"file space of group {conversation.open_conversation_id}: the group has no members"
+                )
                 continue
             if raw and raw.get("spaceId"):
                 sid = str(raw["spaceId"])
@@ -310,7 +326,11 @@ class FilesCollector(Collector):
         self._claim("drive_space", "wiki")
         async for (uid, union), result in bounded_map(read, people, self.settings.concurrency):
             if isinstance(result, BaseException):
-                blocked = (("wiki_workspace", "team"), ("wiki_workspace", f"personal:{uid}"), ("drive_space", "wiki"))
+                blocked = (
+                    ("wiki_workspace", "team"),
+                    ("wiki_workspace", f"personal:{uid}"),
+                    ("drive_space", "wiki"),
+                )
                 self._gap(f"knowledge bases of {uid}", result, *blocked)
                 continue
             team, mine = result
@@ -322,7 +342,6 @@ class FilesCollector(Collector):
                     if raw.get("type") == "PERSONAL":
                         container = f"personal:{uid}"
                     workspaces[str(wid)] = Workspace(str(wid), union, raw, container=container)
-
 
     # ------------------------------------------------------------------ files of one space
 
@@ -452,7 +471,9 @@ class FilesCollector(Collector):
                     visited.update(str(n["nodeId"]) for n in fresh)
                     if fresh and workspace.first_node is None:
                         workspace.first_node = str(fresh[0]["nodeId"])
-                    parents.extend(str(n["nodeId"]) for n in fresh if n.get("hasChildren") or n.get("type") == "FOLDER")
+                    parents.extend(
+                        str(n["nodeId"]) for n in fresh if n.get("hasChildren") or n.get("type") == "FOLDER"
+                    )
                     items = [node_item(workspace, n) for n in fresh]
                     docs, docs_failed = await self._docs(workspace, fresh, captured_docs)
                     failed = failed or docs_failed
@@ -511,7 +532,9 @@ class FilesCollector(Collector):
             return await st.download_info(self.client, space_id, dentry_id, union, version)
 
         url, headers = await refresh()
-        async for chunk in self.client.download(url, headers, expected_size=as_int(data.get("size")), refresh=refresh):
+        async for chunk in self.client.download(
+            url, headers, expected_size=as_int(data.get("size")), refresh=refresh
+        ):
             yield chunk
 
 

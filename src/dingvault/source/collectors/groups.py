@@ -58,7 +58,9 @@ def group_item(conversation: Conversation) -> Item:
             "owner": info.get("owner"),
             "member_count": len(as_list(info.get("useridlist"))),
             "dept_id": conversation.dept_id,
-            "status": {1: "normal", 2: "disbanded"}.get(status, status) if isinstance(status, int) else status,
+            "status": {1: "normal", 2: "disbanded"}.get(status, status)
+            if isinstance(status, int)
+            else status,
         },
         version_key=content_hash(raw),
         container=CONTAINER,

@@ -76,7 +76,9 @@ class ReportsCollector(Collector):
                 cursor=CursorUpdate(self.name, "", {"modified_until": now}) if last else None,
             )
 
-    async def _reports(self, start: int, end: int, modified_since: int | None) -> AsyncIterator[dict[str, Any]]:
+    async def _reports(
+        self, start: int, end: int, modified_since: int | None
+    ) -> AsyncIterator[dict[str, Any]]:
         cursor = 0
         for _ in range(1_000_000):
             body: dict[str, Any] = {"start_time": start, "end_time": end, "cursor": cursor, "size": PAGE}
@@ -93,7 +95,10 @@ class ReportsCollector(Collector):
                 return
             next_cursor = result.get("next_cursor")
             if not isinstance(next_cursor, int) or next_cursor <= cursor:
-                raise BadResponse(f"report/list: has_more without an advancing next_cursor ({next_cursor!r})", endpoint=REPORT_LIST)
+                raise BadResponse(
+                    f"report/list: has_more without an advancing next_cursor ({next_cursor!r})",
+                    endpoint=REPORT_LIST,
+                )
             cursor = next_cursor
         raise BadResponse("report/list did not end", endpoint=REPORT_LIST)
 

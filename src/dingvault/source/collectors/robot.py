@@ -54,7 +54,9 @@ class RobotCollector(Collector):
         )
         url = body.get("downloadUrl")
         if not isinstance(url, str) or not url:
-            raise BadResponse("messageFiles/download answer without downloadUrl", endpoint=MESSAGE_FILE_DOWNLOAD)
+            raise BadResponse(
+                "messageFiles/download answer without downloadUrl", endpoint=MESSAGE_FILE_DOWNLOAD
+            )
         return url, {}
 
     async def open_attachment(self, ref: AttachmentRef | Mapping[str, Any]) -> AsyncIterator[bytes]:
@@ -103,7 +105,12 @@ def media_refs(message: Mapping[str, Any], robot_code: str) -> list[AttachmentRe
     def add(code: Any, name: str) -> None:
         if code:
             refs.append(
-                AttachmentRef(name=name, size=None, ref={"downloadCode": str(code), "robotCode": robot_code}, kind="robot_media")
+                AttachmentRef(
+                    name=name,
+                    size=None,
+                    ref={"downloadCode": str(code), "robotCode": robot_code},
+                    kind="robot_media",
+                )
             )
 
     msg_id = str(message.get("msgId") or "media")

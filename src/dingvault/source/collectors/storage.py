@@ -33,9 +33,7 @@ DOC_BLOCKS = "/v1.0/doc/suites/documents/{docKey}/blocks"
 MAX_PAGES = 100_000  # a guard against a server that never ends a listing
 
 
-async def paged(
-    fetch: Any, endpoint: str, items_key: str
-) -> AsyncIterator[list[dict[str, Any]]]:
+async def paged(fetch: Any, endpoint: str, items_key: str) -> AsyncIterator[list[dict[str, Any]]]:
     """Follow `nextToken` pages: `fetch(token)` returns a body with `items_key` and `nextToken`."""
     token: str | None = None
     for _ in range(MAX_PAGES):
@@ -50,7 +48,9 @@ async def paged(
     raise BadResponse(f"{endpoint}: listing did not end after {MAX_PAGES} pages", endpoint=endpoint)
 
 
-async def drive_spaces(client: DingTalkClient, union_id: str, space_type: str) -> AsyncIterator[list[dict[str, Any]]]:
+async def drive_spaces(
+    client: DingTalkClient, union_id: str, space_type: str
+) -> AsyncIterator[list[dict[str, Any]]]:
     async def fetch(token: str | None) -> dict[str, Any]:
         return await client.api(
             "GET",
@@ -62,7 +62,9 @@ async def drive_spaces(client: DingTalkClient, union_id: str, space_type: str) -
         yield page
 
 
-async def group_space(client: DingTalkClient, union_id: str, open_conversation_id: str) -> dict[str, Any] | None:
+async def group_space(
+    client: DingTalkClient, union_id: str, open_conversation_id: str
+) -> dict[str, Any] | None:
     body = await client.api(
         "POST", GROUP_SPACE, params={"unionId": union_id}, json={"openConversationId": open_conversation_id}
     )
@@ -80,7 +82,11 @@ async def list_all(
         if token:
             option["nextToken"] = token
         return await client.api(
-            "POST", LIST_ALL, path={"spaceId": space_id}, params={"unionId": union_id}, json={"option": option}
+            "POST",
+            LIST_ALL,
+            path={"spaceId": space_id},
+            params={"unionId": union_id},
+            json={"option": option},
         )
 
     async for page in paged(fetch, LIST_ALL, "dentries"):
@@ -102,7 +108,9 @@ async def list_children(
         yield page
 
 
-async def versions(client: DingTalkClient, space_id: str, dentry_id: str, union_id: str) -> list[dict[str, Any]]:
+async def versions(
+    client: DingTalkClient, space_id: str, dentry_id: str, union_id: str
+) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
 
     async def fetch(token: str | None) -> dict[str, Any]:
@@ -159,12 +167,19 @@ async def mine_workspace(client: DingTalkClient, operator_id: str) -> dict[str, 
     return workspace if isinstance(workspace, dict) else None
 
 
-async def wiki_nodes(client: DingTalkClient, parent_node_id: str, operator_id: str) -> AsyncIterator[list[dict[str, Any]]]:
+async def wiki_nodes(
+    client: DingTalkClient, parent_node_id: str, operator_id: str
+) -> AsyncIterator[list[dict[str, Any]]]:
     async def fetch(token: str | None) -> dict[str, Any]:
         return await client.api(
             "GET",
             WIKI_NODES,
-            params={"parentNodeId": parent_node_id, "operatorId": operator_id, "maxResults": 50, "nextToken": token},
+            params={
+                "parentNodeId": parent_node_id,
+                "operatorId": operator_id,
+                "maxResults": 50,
+                "nextToken": token,
+            },
         )
 
     async for page in paged(fetch, WIKI_NODES, "nodes"):
@@ -172,7 +187,9 @@ async def wiki_nodes(client: DingTalkClient, parent_node_id: str, operator_id: s
 
 
 async def uuid_to_dentry(client: DingTalkClient, dentry_uuid: str, operator_id: str) -> dict[str, Any]:
-    return await client.api("GET", UUID_TO_DENTRY, path={"dentryUuid": dentry_uuid}, params={"operatorId": operator_id})
+    return await client.api(
+        "GET", UUID_TO_DENTRY, path={"dentryUuid": dentry_uuid}, params={"operatorId": operator_id}
+    )
 
 
 async def doc_blocks(client: DingTalkClient, doc_key: str, operator_id: str) -> dict[str, Any]:
@@ -183,7 +200,9 @@ async def doc_blocks(client: DingTalkClient, doc_key: str, operator_id: str) -> 
     return result
 
 
-async def recycle_items(client: DingTalkClient, space_id: str, union_id: str) -> AsyncIterator[list[dict[str, Any]]]:
+async def recycle_items(
+    client: DingTalkClient, space_id: str, union_id: str
+) -> AsyncIterator[list[dict[str, Any]]]:
     """Deleted dentries of a space, from its recycle bin.
 
     The recycle-bin endpoints appear only in the API index; parameter and field names follow the

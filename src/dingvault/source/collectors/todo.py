@@ -119,5 +119,7 @@ def todo_item(card: dict[str, Any], union: str) -> Item:
             "due": iso_from_ms(card.get("dueTime")),
         },
         version_key=str(modified) if modified is not None else content_hash(card),
-        container=f"{union}/done/{month_of(modified if isinstance(modified, int) else None)}" if done else f"{union}/open",
+        container=f"{union}/done/{month_of(modified if isinstance(modified, int) else None)}"
+        if done
+        else f"{union}/open",
     )
