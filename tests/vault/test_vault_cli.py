@@ -45,6 +45,8 @@ def test_info_verify_and_exit_status_on_damage(repo: Path) -> None:
     add_data(repo)
     info = vault_cmd(repo, "info")
     assert info.exit_code == 0 and "snapshots" in info.output
+    listed = vault_cmd(repo, "snapshots")
+    assert listed.exit_code == 0 and "100" in listed.output  # one snapshot of 100 records
     ok = vault_cmd(repo, "verify", "--read-data")
     assert ok.exit_code == 0, ok.output
     assert "vault OK" in ok.output

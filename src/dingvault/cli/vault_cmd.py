@@ -207,6 +207,18 @@ def info(ctx: typer.Context) -> None:
         out.print(levels)
 
 
+@vault_app.command()
+def snapshots(ctx: typer.Context) -> None:
+    """Snapshots, oldest first."""
+    with _open(ctx) as vault:
+        found = vault.snapshots()
+    table = Table("time", "records", "tags", "host")
+    table.add_column("id", no_wrap=True, min_width=64)
+    for s in found:
+        table.add_row(s.time, str(s.records), ",".join(s.tags), s.host, s.snapshot_id)
+    out.print(table)
+
+
 def _parse_subset(text: str | None) -> float | None:
     if text is None:
         return None
