@@ -212,10 +212,10 @@ def snapshots(ctx: typer.Context) -> None:
     """Snapshots, oldest first."""
     with _open(ctx) as vault:
         found = vault.snapshots()
-    table = Table("time", "records", "tags", "host")
-    table.add_column("id", no_wrap=True, min_width=64)
+    table = Table("time", "records", "tags")
+    table.add_column("id", overflow="fold")
     for s in found:
-        table.add_row(s.time, str(s.records), ",".join(s.tags), s.host, s.snapshot_id)
+        table.add_row(s.time, str(s.records), ",".join(s.tags), s.snapshot_id)
     out.print(table)
 
 
