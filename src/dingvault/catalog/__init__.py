@@ -44,7 +44,9 @@ Items and versions
 Deletion detection (full runs)
     Every record/``mark_seen`` stamps the item with the run id; ``mark_unseen_deleted(kind, run_id,
     container)`` then marks the rest deleted in one SQL statement (memory-flat), or iterate
-    ``unseen_ids`` / ``live_ids`` and call ``mark_deleted(kind, ids, run_id)`` yourself.
+    ``unseen_ids`` / ``live_ids`` and call ``mark_deleted(kind, ids, run_id)`` yourself. A listing
+    resumed from a cursor after a crash was partly done by the interrupted run: pass its id as
+    ``also_seen_by=[...]``, or what only it saw is marked deleted.
 Cursors
     ``get_cursor(collector, container_key)``, ``set_cursor(collector, container_key, state, run_id)``
     (committed on return), ``delete_cursor``, ``list_cursors``.

@@ -494,44 +494,52 @@ class Catalog:
             total += self._write(lambda conn, s=stmt: conn.execute(s).rowcount)
         return total
 
-    def _unseen_filter(self, kind: str, run_id: int, container: str | None) -> list[sa.ColumnElement[bool]]:
+    def _unseen_filter(
+        self, kind: str, run_id: Any, container: str | None, also_seen_by: Iterable[int]
+    ) -> list[sa.ColumnElement[bool]]:
+        kind = v.required_text("kind", kind, v.MAX_KIND)
+        run = v.run_id(run_id)
+        if run is None:
+            raise CatalogInputError("run_id is required")
+        seen_by = {run, *(v.run_id(r) for r in also_seen_by)} - {None}
+        container = v.text("container", container, v.MAX_CONTAINER, optional=True)
         conditions: list[sa.ColumnElement[bool]] = [
             items.c.kind == kind,
             items.c.deleted_at_source == sa.false(),
-            sa.or_(items.c.last_seen_run_id.is_(None), items.c.last_seen_run_id != run_id),
+            sa.or_(items.c.last_seen_run_id.is_(None), items.c.last_seen_run_id.not_in(sorted(seen_by))),
         ]
         if container is not None:
             conditions.append(items.c.container == container)
         return conditions
 
-    def unseen_ids(self, kind: str, run_id: int, container: str | None = None) -> Iterator[str]:
+    def unseen_ids(
+        self, kind: str, run_id: int, container: str | None = None, *, also_seen_by: Iterable[int] = ()
+    ) -> Iterator[str]:
         """Live items of ``kind`` (in ``container``) that run ``run_id`` did not see; streamed.
 
         After a *complete* listing in a full run, these are the items deleted at the source.
+        ``also_seen_by``: see :meth:`mark_unseen_deleted`.
         """
-        kind = v.required_text("kind", kind, v.MAX_KIND)
-        run = v.run_id(run_id)
-        if run is None:
-            raise CatalogInputError("run_id is required")
-        container = v.text("container", container, v.MAX_CONTAINER, optional=True)
-        return self._keyset_ids(self._unseen_filter(kind, run, container))
+        return self._keyset_ids(self._unseen_filter(kind, run_id, container, also_seen_by))
 
-    def mark_unseen_deleted(self, kind: str, run_id: int, container: str | None = None) -> int:
+    def mark_unseen_deleted(
+        self, kind: str, run_id: int, container: str | None = None, *, also_seen_by: Iterable[int] = ()
+    ) -> int:
         """Mark every live item of ``kind`` (in ``container``) that run ``run_id`` did not see as deleted.
 
         The set difference happens in SQL, so memory stays flat whatever the organisation's size.
         Call it only after the listing of that kind/container completed without error: a partial
         listing would otherwise "delete" what it did not reach.
+
+        A listing resumed from a cursor was done partly by the interrupted run(s): pass their ids
+        as ``also_seen_by`` (e.g. remember the run that started the listing in the cursor state),
+        or the items only they saw would be marked deleted.
         """
-        kind = v.required_text("kind", kind, v.MAX_KIND)
-        run = v.run_id(run_id)
-        if run is None:
-            raise CatalogInputError("run_id is required")
-        container = v.text("container", container, v.MAX_CONTAINER, optional=True)
+        conditions = self._unseen_filter(kind, run_id, container, also_seen_by)
         stmt = (
             items.update()
-            .where(*self._unseen_filter(kind, run, container))
-            .values(deleted_at_source=True, deleted_at=v.utcnow(), deleted_run_id=run)
+            .where(*conditions)
+            .values(deleted_at_source=True, deleted_at=v.utcnow(), deleted_run_id=run_id)
         )
         return self._write(lambda conn: conn.execute(stmt).rowcount)
 
