@@ -58,6 +58,8 @@ class PgSchemas:
         if not self.created:
             return
         with self._admin() as conn:
+            # A connection leaked by a failing test must not hang the teardown.
+            conn.execute("SET lock_timeout = '10s'")
             for name in self.created:
                 conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
 
