@@ -351,17 +351,26 @@ def main() -> None:
         "--engine-records", type=int, default=0, help="also run (e), the engine alone, with N records"
     )
     args = parser.parse_args()
+    if args.only:
+        # One scenario in this process (the parent runs each in a fresh one, so the peak RSS of a
+        # scenario never includes what an earlier one left on the heap).
+        {
+            "a": lambda: scenario_a(args.profile, args.max_seconds),
+            "engine": lambda: scenario_engine(args.engine_records),
+            "large": lambda: scenario_large(args.large_seconds),
+            "b": lambda: scenarios_b_c(args.limits_profile),
+        }[args.only]()
+        return
     skip = set(filter(None, args.skip.split(",")))
-    print(f"bench/backup.py on {os.cpu_count()} CPUs; {load()}")
-    if "a" not in skip:
-        scenario_a(args.profile, args.max_seconds)
-    if args.engine_records > 0:
-        scenario_engine(args.engine_records)
-    if args.large_seconds > 0:
-        scenario_large(args.large_seconds)
-    if "b" not in skip:
-        scenarios_b_c(args.limits_profile)
-    print(f"\nend; {load()}; lifetime peak RSS of this process {peak_rss_mb():,.0f} MB")
+    print(f"bench/backup.py on {os.cpu_count()} CPUs; {load()}", flush=True)
+    wanted = [x for x in ("a", "engine", "large", "b") if x not in skip]
+    if args.engine_records <= 0:
+        wanted.remove("engine")
+    if args.large_seconds <= 0:
+        wanted.remove("large")
+    for name in wanted:
+        subprocess.run([sys.executable, __file__, *sys.argv[1:], "--only", name], check=False)
+    print(f"\nend; {load()}")
 
 
 if __name__ == "__main__":
