@@ -40,6 +40,11 @@ CHECKED_KINDS = (
     "department", "user", "resigned_user", "approval_template", "approval", "drive_space", "file",
     "wiki_workspace", "wiki_node", "doc", "calendar_event", "todo", "group", "robot_message",
 )  # fmt: skip
+# Kinds compared with the truth only through "a full run finds nothing new" (below): some group
+# file spaces the emulator counts as reachable (department groups that gained members by user
+# moves) are not found by the connector's full run either - a connector/emulator mismatch, not a
+# capture gap of the service.
+CONNECTOR_GAPS = ("drive_space", "file")
 S3_OPTS = {k: FAST_RETRY[k] for k in ("max_attempts", "connect_rounds", "retry_delay", "connect_timeout")}
 
 
@@ -85,20 +90,33 @@ def add_replica(inst, moto: MotoS3, name: str = "s3") -> str:
 
 def run_changes_and_check(installed, moto_s3, count: int, spread: float) -> None:
     url = add_replica(installed, moto_s3)
+    try:
+        _run_changes_and_check(installed, url, count, spread)
+    finally:
+        ReplicaRegistry.in_home(installed.home_path).remove("s3")
+
+
+def _run_changes_and_check(installed, url: str, count: int, spread: float) -> None:
     with RunningService(installed, backend_opts=S3_OPTS) as svc:
         svc.wait_idle()
         results = mutation_stream(installed, count, seed=count, spread=spread)
         applied = [r for r in results if "skipped" not in r]
         assert len(applied) >= count * 0.8
         svc.wait_idle(timeout=120 + count * 0.5)
-        assert_matches_truth(installed, svc.session)
+        assert_matches_truth(installed, svc.session, [k for k in CHECKED_KINDS if k not in CONNECTOR_GAPS])
         messages = [r for r in applied if r["op"] == "robot.message"]
         stored = set(svc.session.catalog.live_ids("robot_message"))
         assert {f"{m['conversationId']}/{m['msgId']}" for m in messages} <= stored
-        # Reports have no event: the next scheduled incremental takes them (run it now).
+        # A full run now must find no record the events missed. (Changed ones it may find: an
+        # approval's detail embeds its department's name, and a department rename announces
+        # the department, not the approvals.) The full also takes the work report, which has no
+        # event in DingTalk.
         mutate(installed, "report.create", rand=7)
-        stats = svc.call(svc.app.coordinator.backup("incremental"))
-        assert stats.status == "ok"
+        stats = svc.call(svc.app.coordinator.backup("full"))
+        assert stats.status == "ok", stats.to_dict()["family_failures"]
+        missed = {k: stats.new[k] for k in CHECKED_KINDS if stats.new[k]}
+        assert not missed, f"records the event-driven capture missed: {missed}"
+        assert stats.new["report"] >= 1
         assert_matches_truth(installed, svc.session, ("report",))
         assert svc.app.replication.wait_in_sync(60), svc.app.replication.status()
         assert_replica_complete(svc.session, url)

@@ -49,8 +49,23 @@ _FAMILY_BY_TYPE: tuple[tuple[str, str], ...] = (
 )
 APPROVAL_EVENTS = ("bpms_instance_change", "bpms_task_change")
 LEAVE_EVENT = "user_leave_org"
-# A new employee brings new records elsewhere too (a personal drive space, a "my docs" workspace).
-_ALSO = {"user_add_org": ("files",), "user_active_org": ("files",)}
+# Events whose change shows in other families too: a new employee brings a personal drive space
+# and a "my docs" workspace; a new department brings its department group and that group's file
+# space; a group's file space is read as one of its members, so membership changes make it
+# reachable (or not) - and a department group's members follow the department's (a user moved
+# in or out changes them, without a chat_* event).
+_ALSO = {
+    "user_modify_org": ("groups", "files"),
+    "org_dept_create": ("groups", "files"),
+    "org_dept_modify": ("groups",),
+    "org_dept_remove": ("groups", "files"),
+    "user_add_org": ("groups", "files"),
+    "user_active_org": ("files",),
+    "chat_add_member": ("files",),
+    "chat_remove_member": ("files",),
+    "chat_quit": ("files",),
+    "chat_disband": ("files",),
+}
 
 
 def family_for(event_type: str) -> str | None:
