@@ -350,6 +350,7 @@ def main() -> None:
     parser.add_argument(
         "--engine-records", type=int, default=0, help="also run (e), the engine alone, with N records"
     )
+    parser.add_argument("--only", choices=("a", "engine", "large", "b"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.only:
         # One scenario in this process (the parent runs each in a fresh one, so the peak RSS of a
