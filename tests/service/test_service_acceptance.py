@@ -192,6 +192,17 @@ def test_health_metrics_and_bad_events_do_not_stop_the_service(installed):
         # Still capturing afterwards.
         started = mutate(installed, "approval.start", rand=31337)
         wait_for(lambda: svc.session.catalog.get_item("approval", started["processInstanceId"]), 20, "capture")
+        # File-change events flow: the service subscribed the organisation at start-up.
+        assert svc.app.state.get("storage_subscribed") == svc.config.extra["corp_id"]
+        mutate(installed, "file.upload", rand=99)
+        wait_for(lambda: any(t.startswith("storage_dentry_") for _i, t, _r, _d in svc.app.state.done_events()),
+                 20, "a storage_dentry_* event captured")  # fmt: skip
+        # Staleness: with a limit of a few milliseconds every family is stale; back to a day, it clears.
+        svc.app.config.staleness_minutes = 0.0001
+        svc.app.config.alert_check_seconds = 0.1
+        wait_for(lambda: "stale:approvals" in svc.app.alerts.active, 20, "the staleness alert")
+        svc.app.config.staleness_minutes = 1440
+        wait_for(lambda: not any(k.startswith("stale:") for k in svc.app.alerts.active), 20, "staleness cleared")
         metrics = svc.metrics()
         for name in ("dingvault_runs_total", "dingvault_items_total", "dingvault_api_calls_total",
                      "dingvault_capture_latency_seconds_bucket", "dingvault_stream_connected 1.0"):  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import signal
@@ -13,7 +14,7 @@ import time
 import httpx
 from s3fixture import MotoS3, free_port
 
-from backup.emulator_env import PASSPHRASE, control
+from backup.emulator_env import FAST_CLIENT, PASSPHRASE, control
 from dingvault.home import open_home
 from dingvault.service.config import DingTalkAlertConfig
 from dingvault.vault.replicas import Replica, ReplicaRegistry
@@ -29,7 +30,7 @@ KILL_OPS = (
     "approval.start", "approval.finish", "todo.create", "todo.update", "calendar.create",
     "calendar.update", "dept.rename", "file.upload", "file.rename", "user.move",
 )  # fmt: skip
-KILL_KINDS = ("approval", "todo", "calendar_event", "department", "file", "user")
+KILL_KINDS = ("approval", "todo", "calendar_event", "department", "user")  # files: see CONNECTOR_GAPS
 
 
 def _serve(home, port: int) -> subprocess.Popen:
@@ -106,6 +107,10 @@ def test_sigkill_mid_stream_then_restart_loses_and_duplicates_nothing(installed,
     assert proc.returncode == 0, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
     with installed.session() as s:
         assert_matches_truth(installed, s, KILL_KINDS)
+        # And a full run finds no record (of any kind) that the killed and restarted service missed.
+        stats = asyncio.run(s.backup("full", client_overrides=FAST_CLIENT))
+        missed = {k: n for k, n in stats.new.items() if n and k != "report"}
+        assert not missed, f"records missed across the SIGKILL: {missed}"
         # Nothing duplicated: no item holds two versions of the same content.
         for kind in ("approval", "todo", "calendar_event"):
             for sid in s.catalog.live_ids(kind):

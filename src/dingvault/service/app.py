@@ -192,10 +192,10 @@ class ServiceApp:
         self.phase = "stopped"
 
     async def _checks(self) -> None:
-        every = min(self.config.alert_check_seconds, 1.0)
-        slow_every = self.config.alert_check_seconds
         last_slow = 0.0
         while not self._stop.is_set():
+            every = min(self.config.alert_check_seconds, 1.0)
+            slow_every = self.config.alert_check_seconds
             try:
                 await asyncio.to_thread(self.replication.check)
                 now = self.clock()
