@@ -207,3 +207,17 @@ def test_health_metrics_and_bad_events_do_not_stop_the_service(installed):
         for name in ("dingvault_runs_total", "dingvault_items_total", "dingvault_api_calls_total",
                      "dingvault_capture_latency_seconds_bucket", "dingvault_stream_connected 1.0"):  # fmt: skip
             assert name in metrics, name
+
+
+def test_an_offboarding_cut_short_by_a_crash_resumes_at_the_next_start(installed):
+    from dingvault.service.state import ServiceState
+
+    userid = sorted(str(u["id"]) for u in truth_items(installed.emu.base_url, "user") if not u.get("deleted"))[3]
+    # What the runner writes before it marks a user_leave_org event handled.
+    state = ServiceState.in_home(installed.home_path)
+    state.put("offboarding_pending", [userid])
+    state.close()
+    with RunningService(installed) as svc:
+        hold = wait_for(lambda: [h for h in svc.app.state.holds() if h.subject == f"user/{userid}"], 60, "the hold")
+        assert hold[0].label == "offboarding"
+        wait_for(lambda: svc.app.state.get("offboarding_pending") == [], 10, "the pending list emptied")

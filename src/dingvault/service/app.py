@@ -163,6 +163,10 @@ class ServiceApp:
                 asyncio.create_task(self.schedule.loop(self._stop), name="schedule"),
                 asyncio.create_task(self._checks(), name="checks"),
             ]
+            leftover = self.state.get("offboarding_pending") or []
+            if leftover:
+                log.info("resuming the offboarding of %s", leftover)
+                self._tasks.append(asyncio.create_task(self._leavers(list(leftover)), name="offboarding"))
             self.phase = "running"
             if ready is not None:
                 ready(self)
@@ -201,6 +205,9 @@ class ServiceApp:
                 now = self.clock()
                 self.state.put("alive_at", now)
                 if now - last_slow >= slow_every:
+                    if now - last_slow >= 3600:
+                        # Handled events older than a week no longer need their id for dedupe.
+                        await asyncio.to_thread(self.state.forget_done, now - 7 * 86400)
                     last_slow = now
                     self._check_staleness(now)
                     self._check_verification()

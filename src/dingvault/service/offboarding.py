@@ -45,6 +45,7 @@ class Offboarding:
     async def handle(self, userids: list[str]) -> list[dict[str, Any]]:
         fresh = [u for u in dict.fromkeys(userids) if not self.state.get(f"offboarded:{u}")]
         if not fresh:
+            self._forget_pending(userids)
             return []
         before = self._latest_snapshot()
         stats = await self.coordinator.backup_families("incremental", PERSONAL_FAMILIES, label="offboarding")
@@ -60,7 +61,12 @@ class Offboarding:
             self.state.put(f"offboarded:{userid}", {"at": time.time(), "hold": hold_id, "summary": str(path)})
             log.info("offboarding %s: hold %d on %s, summary %s", userid, hold_id, snapshots, path)
             summaries.append(summary)
+        self._forget_pending(userids)
         return summaries
+
+    def _forget_pending(self, userids: list[str]) -> None:
+        pending = [u for u in self.state.get("offboarding_pending") or [] if u not in set(userids)]
+        self.state.put("offboarding_pending", pending)
 
     def _latest_snapshot(self) -> str | None:
         snaps = self.coordinator.session.catalog.list_snapshots(limit=1)

@@ -82,6 +82,8 @@ class ReplicationGlue:
         if snapshot_id and event_times:
             with self._lock:
                 self._tracked[snapshot_id] = (event_times, {r.name for r in self.replicas})
+                while len(self._tracked) > 10_000:  # a replica gone for days: keep the newest
+                    self._tracked.pop(next(iter(self._tracked)))
 
     def status(self) -> dict[str, ReplicaStatus]:
         return self.replicator.status() if self.replicator is not None else {}

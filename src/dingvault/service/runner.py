@@ -184,6 +184,11 @@ class RunCoordinator:
                 retry.append(e.id)
             else:
                 done.append(e.id)
+        if plan.leavers:
+            # Remembered before the events are marked handled: a crash before the offboarding
+            # capture and hold are done resumes them at the next start (ServiceApp.run).
+            pending = list(dict.fromkeys([*(self.state.get("offboarding_pending") or []), *plan.leavers]))
+            await asyncio.to_thread(self.state.put, "offboarding_pending", pending)
         await asyncio.to_thread(self.state.mark_done, done)
         self._count("captured", len(done))
         now = self.clock()
