@@ -186,3 +186,25 @@ def test_stream_dropped_repeatedly_reconnects_with_backoff_and_catches_up(instal
         assert svc.app.metrics.catchups._value.get() >= 1
         assert svc.metrics().count("catch-up") >= catchups_before
         assert any(mode == "catch-up" and status == "ok" for mode, status, _ in svc.app.coordinator.runs)
+
+
+def test_a_primary_object_failing_verification_raises_an_alert_and_is_not_shipped(installed, tmp_path):
+    replica_dir = tmp_path / "usb-replica"
+    ReplicaRegistry.in_home(installed.home_path).add(Replica("usb", str(replica_dir)))
+    bad_key = "data/internal/ab/ab" + "0" * 62  # named by a SHA-256 its bytes do not have
+    try:
+        with RunningService(installed) as svc:
+            backend = svc.session.vault.backend
+            backend.put(bad_key, b"bit rot")
+            try:
+                svc._loop.call_soon_threadsafe(svc.app.replication.replicator.notify)
+                wait_for(lambda: "verify:usb" in svc.app.alerts.active, 30, "the verification alert")
+                assert not (replica_dir / bad_key).exists()
+                assert bad_key in svc.app.replication.status()["usb"].corrupt_on_primary
+                health = svc.health()
+                assert health["status"] == "degraded"
+                assert any("fail verification" in title for title in health["alerts"]), health["alerts"]
+            finally:
+                backend.delete(bad_key)
+    finally:
+        ReplicaRegistry.in_home(installed.home_path).remove("usb")
