@@ -208,3 +208,27 @@ def test_a_primary_object_failing_verification_raises_an_alert_and_is_not_shippe
                 backend.delete(bad_key)
     finally:
         ReplicaRegistry.in_home(installed.home_path).remove("usb")
+
+
+def test_a_failing_event_run_is_retried_then_given_up_with_an_alert_never_forever(installed):
+    with RunningService(installed) as svc:
+        svc.wait_idle()
+        coordinator = svc.app.coordinator
+        real = coordinator.run_events
+        calls: list[int] = []
+
+        async def broken(plan):
+            calls.append(1)
+            raise RuntimeError("vault unwritable")
+
+        coordinator.max_attempts = 2
+        coordinator.run_events = broken
+        svc.app.state.add_event("doomed", "event", "bpms_instance_change", None, {"processInstanceId": "p"})
+        svc._loop.call_soon_threadsafe(coordinator.notify)
+        wait_for(lambda: svc.app.state.event_status("doomed") == "failed", 30, "the event given up")
+        assert len(calls) == 2
+        assert "events-failed" in svc.app.alerts.active
+        coordinator.run_events = real
+        started = mutate(svc.inst, "approval.start", rand=777)
+        wait_for(lambda: svc.session.catalog.get_item("approval", started["processInstanceId"]), 30,
+                 "capture after the failures")  # fmt: skip

@@ -170,7 +170,19 @@ class RunCoordinator:
             await asyncio.to_thread(self.state.mark_done, list(by_id))
             self._count("ignored", len(events))
             return len(events)
-        stats = await self.run_events(plan)
+        try:
+            stats = await self.run_events(plan)
+        except Exception as exc:
+            # The run as a whole failed (vault unwritable, DingTalk unreachable): every event of
+            # the slice stays pending, with an attempt counted, so none is retried forever.
+            given_up = await asyncio.to_thread(
+                self.state.mark_failed, list(by_id), f"{type(exc).__name__}: {exc}", self.max_attempts
+            )
+            if given_up and self.alerts is not None:
+                self.alerts.raise_(
+                    "events-failed", f"{len(given_up)} events could not be captured", f"{type(exc).__name__}: {exc}"
+                )
+            raise
         failed_families = {f.family for f in stats.family_failures}
         failed_ids = {(f.kind, f.source_id) for f in stats.item_failures}
         retry: list[str] = []
