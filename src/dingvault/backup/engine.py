@@ -146,8 +146,9 @@ class BackupEngine:
         self._commit_seconds = commit_seconds
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dingvault-store")
         # Change-detection reads run beside the writer (SQLite in WAL mode serves readers while
-        # it writes), so fetching never waits behind a pack being compressed.
-        self._reader = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dingvault-read")
+        # it writes), so fetching never waits behind a pack being compressed. One thread: each
+        # catalog connection keeps its own page cache, and memory must stay bounded.
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dingvault-read")
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dingvault-commit")
         self._prefetch = prefetch
         self._spool_budget = SpoolBudget()
