@@ -37,3 +37,19 @@ def test_serve_without_a_connected_app(tmp_path):
         app, ["serve", "--home", str(home.path), "--listen", "127.0.0.1:0"], env={"DINGVAULT_PASSPHRASE": PASS}
     )
     assert result.exit_code == 2 and "dingvault connect" in result.output
+
+
+def test_vault_prune_honours_the_services_offboarding_holds(tmp_path):
+    from dingvault.service.state import ServiceState
+
+    home = open_home(tmp_path / "home")
+    init_home(home, PASS, kdf=FAST_KDF_FOR_TESTS)
+    env = {"DINGVAULT_PASSPHRASE": PASS, "DINGVAULT_HOME": str(home.path)}
+    assert CliRunner().invoke(app, ["vault", "prune", "--dry-run"], env=env).exit_code == 0
+    state = ServiceState.in_home(home.path)
+    state.add_hold("offboarding", "user/u1", 4e9, ["ab" * 32], {"userid": "u1"})
+    state.close()
+    # The hold names a snapshot the vault does not have: prune refuses rather than guess.
+    result = CliRunner().invoke(app, ["vault", "prune", "--dry-run"], env=env)
+    assert result.exit_code != 0
+    assert "ab" * 32 in result.output and "held" in result.output

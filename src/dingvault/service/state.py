@@ -209,3 +209,11 @@ class ServiceHolds:
 
     def held_blob_ids(self) -> Iterable[bytes]:
         return ()
+
+
+def service_holds_in_home(home: Path) -> ServiceHolds | None:
+    """The service's holds of an installation, for ``vault prune``; None when it never ran."""
+    path = Path(home) / "service" / "state.db"
+    if not path.exists():
+        return None
+    return ServiceHolds(ServiceState(path))
