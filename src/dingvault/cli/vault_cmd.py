@@ -332,7 +332,14 @@ def prune(
 
 
 def _holds() -> Any:
-    """Holds come from governance when it is installed; without it, nothing extra is held."""
+    """Holds come from governance when it is installed, and from the service (offboarding holds)."""
+    from dingvault.service.state import service_holds_in_home
+
+    providers = [p for p in (_governance_holds(), service_holds_in_home(_home())) if p is not None]
+    return providers or None
+
+
+def _governance_holds() -> Any:
     try:
         from dingvault.governance import holds as gov_holds  # type: ignore[attr-defined]
     except ImportError:
