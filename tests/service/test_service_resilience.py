@@ -232,3 +232,14 @@ def test_a_failing_event_run_is_retried_then_given_up_with_an_alert_never_foreve
         started = mutate(svc.inst, "approval.start", rand=777)
         wait_for(lambda: svc.session.catalog.get_item("approval", started["processInstanceId"]), 30,
                  "capture after the failures")  # fmt: skip
+
+
+def test_a_stream_down_for_too_long_raises_an_alert_that_clears_on_reconnect(installed):
+    with RunningService(installed, stream_down_seconds=1.0, reconnect_max=0.5) as svc:
+        svc.wait_idle()
+        control(installed.emu, "POST", "stream/drop", json={"new_connections": "all"})
+        wait_for(lambda: "stream-down" in svc.app.alerts.active, 20, "the stream-down alert")
+        assert svc.health()["stream"]["connected"] is False
+        control(installed.emu, "POST", "stream/drop", json={"new_connections": 0})
+        wait_for(lambda: "stream-down" not in svc.app.alerts.active, 20, "the alert to clear")
+        assert svc.app.alerts.sent.count(("stream-down", "raised")) == 1

@@ -97,6 +97,7 @@ class ServiceApp:
             clock=clock,
         )
         self.listener: StreamListener | None = None
+        self._stream_down_since: float | None = None
         self.http: HealthServer | None = None
         self.phase = "starting"
         self._stop = asyncio.Event()
@@ -204,6 +205,7 @@ class ServiceApp:
                 await asyncio.to_thread(self.replication.check)
                 now = self.clock()
                 self.state.put("alive_at", now)
+                self._check_stream(now)
                 if now - last_slow >= slow_every:
                     if now - last_slow >= 3600:
                         # Handled events older than a week no longer need their id for dedupe.
@@ -222,6 +224,23 @@ class ServiceApp:
             c.family for c in COLLECTOR_CLASSES
             if c.family not in ("robot", "exclusive") and any(scope.includes_kind(k) for k in c.kinds)
         ]
+
+    def _check_stream(self, now: float) -> None:
+        if self.listener is None:
+            return
+        if self.listener.connected:
+            self._stream_down_since = None
+        elif self._stream_down_since is None:
+            self._stream_down_since = now
+        down = now - self._stream_down_since if self._stream_down_since is not None else 0.0
+        self.alerts.set(
+            "stream-down",
+            down > self.config.stream_down_seconds,
+            f"no Stream connection for {down:.0f} s",
+            "Events are not arriving: the service keeps reconnecting with back-off and will run a "
+            "catch-up incremental once connected. Check the app's Stream-mode setting, the network "
+            "and `journalctl -u dingvault`.",
+        )
 
     def _check_staleness(self, now: float) -> None:
         limit = self.config.staleness_minutes * 60

@@ -75,6 +75,7 @@ class ServiceConfig:
     listen: str = "127.0.0.1:8870"
     staleness_minutes: float = 1500.0  # a day and an hour: the daily incremental must have run
     replica_lag_seconds: float = 300.0
+    stream_down_seconds: float = 300.0  # alert when no Stream connection for this long
     offboarding_hold_days: int = 365
     # Event processing: events collected for at most this long go into one event-driven run.
     batch_seconds: float = 0.2
