@@ -159,25 +159,53 @@ def run_demo(
             console.print(f"   verify: {status}  {report_v.counters}")
 
             counts = s.catalog.counts_per_kind()
-            table = Table(
-                title="What the vault holds (after both runs) vs. what the API can reach at the source"
-            )
-            for col in ("kind", "at source", "live in backup", "deleted marked", "versions", "coverage"):
+            table = Table(title="What the vault holds (after both runs) vs. the source")
+            for col in (
+                "kind",
+                "at source",
+                "API can reach",
+                "live in backup",
+                "deleted marked",
+                "versions",
+                "coverage",
+            ):
                 table.add_column(col, justify="left" if col == "kind" else "right")
             all_complete = True
+            problems: list[tuple[str, list[str], list[str]]] = []
             for kind in sorted(counts):
                 c = counts[kind]
+                live = set(s.catalog.live_ids(kind))
                 try:
-                    truth = len(reachable_truth(base, kind))
+                    at_source = {str(i["id"]) for i in truth_items(base, kind) if not i.get("deleted")}
+                    reachable = reachable_truth(base, kind)
                 except httpx.HTTPError:
-                    truth = -1
-                pct = f"{100.0 * min(c.live, truth) / truth:.0f}%" if truth > 0 else "-"
-                if truth >= 0 and c.live != truth:
-                    all_complete = False
+                    table.add_row(kind, "?", "?", str(c.live), str(c.deleted), str(c.versions), "-")
+                    continue
+                # Complete: everything the API can reach is in the backup, and nothing the source
+                # no longer has is still counted as live.
+                ok = reachable <= live <= at_source
+                all_complete = all_complete and ok
+                # Rounded down, so one missing record never shows as 100%.
+                pct = f"{100 * len(reachable & live) // len(reachable)}%" if reachable else "-"
+                if not ok:
+                    problems.append((kind, sorted(reachable - live)[:3], sorted(live - at_source)[:3]))
                 table.add_row(
-                    kind, str(truth if truth >= 0 else "?"), str(c.live), str(c.deleted), str(c.versions), pct
+                    kind,
+                    str(len(at_source)),
+                    str(len(reachable)),
+                    str(c.live),
+                    str(c.deleted),
+                    str(c.versions),
+                    pct if ok else f"[red]{pct}[/]",
                 )
             console.print(table)
+            for kind, missing, extra in problems:
+                if missing:
+                    console.print(
+                        f"[red]{kind}: reachable at the source but not in the backup, e.g. {missing}[/]"
+                    )
+                if extra:
+                    console.print(f"[red]{kind}: live in the backup but gone at the source, e.g. {extra}[/]")
             size = _vault_size(s.vault)
             console.print(
                 f"Total time {time.monotonic() - started:.1f} s; vault size {size / 1e6:.1f} MB "
