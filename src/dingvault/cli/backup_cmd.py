@@ -30,13 +30,19 @@ def _split(values: list[str] | None) -> list[str]:
 
 def backup(
     full: bool = typer.Option(
-        False, "--full", help="Re-list everything: finds deletions and gaps (unchanged content is not downloaded again)."
+        False,
+        "--full",
+        help="Re-list everything: finds deletions and gaps (unchanged content is not downloaded again).",
     ),
     incremental: bool = typer.Option(
         False, "--incremental", help="Fetch only what changed since the last run's cursors (the default)."
     ),
-    kinds: list[str] = typer.Option(None, "--kinds", help="Only these kinds, e.g. --kinds approval,file (see `dingvault coverage`)."),
-    dept: list[str] = typer.Option(None, "--dept", help="Only this department id and its subtree (repeatable)."),
+    kinds: list[str] = typer.Option(
+        None, "--kinds", help="Only these kinds, e.g. --kinds approval,file (see `dingvault coverage`)."
+    ),
+    dept: list[str] = typer.Option(
+        None, "--dept", help="Only this department id and its subtree (repeatable)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the run's statistics as JSON."),
     home: Path = home_option(),
     passphrase_file: Path = passphrase_file_option(),
@@ -56,7 +62,9 @@ def backup(
         else:
             with backup_progress() as progress:
                 stats = asyncio.run(
-                    s.backup(mode, kinds=_split(kinds), depts=_split(dept), progress=RichBackupProgress(progress))
+                    s.backup(
+                        mode, kinds=_split(kinds), depts=_split(dept), progress=RichBackupProgress(progress)
+                    )
                 )
     data = stats.to_dict()
     if as_json:
@@ -73,7 +81,9 @@ def print_summary(data: dict) -> None:
     for kind, c in data["per_kind"].items():
         table.add_row(kind, *(str(c[k]) for k in ("new", "changed", "unchanged", "deleted", "failed")))
     t = data["totals"]
-    table.add_row("[bold]total", *(f"[bold]{t[k]}" for k in ("new", "changed", "unchanged", "deleted", "failed")))
+    table.add_row(
+        "[bold]total", *(f"[bold]{t[k]}" for k in ("new", "changed", "unchanged", "deleted", "failed"))
+    )
     out.print(table)
     out.print(
         f"API calls: {data['api_calls_total']:,}   downloaded: {data['bytes_downloaded'] / 1e6:,.1f} MB "
@@ -83,6 +93,8 @@ def print_summary(data: dict) -> None:
     for f in data["family_failures"]:
         out.print(f"[red]family {f['family']} stopped[/]: {f['error']}: {f['message']}", highlight=False)
     for f in data["item_failures"][:20]:
-        out.print(f"[red]failed[/] {f['kind']}/{f['source_id']}: {f['error']}: {f['message']}", highlight=False)
+        out.print(
+            f"[red]failed[/] {f['kind']}/{f['source_id']}: {f['error']}: {f['message']}", highlight=False
+        )
     if len(data["item_failures"]) > 20:
         out.print(f"... and {len(data['item_failures']) - 20} more (see `dingvault status --json`)")

@@ -9,7 +9,9 @@ from rich.table import Table
 
 from dingvault.config.cli_common import clear_errors, fail, home_option, out, passphrase_file_option
 
-catalog_app = typer.Typer(help="The catalog (metadata index): rebuild it from the vault.", no_args_is_help=True)
+catalog_app = typer.Typer(
+    help="The catalog (metadata index): rebuild it from the vault.", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -18,10 +20,14 @@ def register(app: typer.Typer) -> None:
 
 @catalog_app.command("rebuild")
 def rebuild(
-    export_id: str = typer.Option(None, "--export", help="A catalog export id (default: the newest in the vault)."),
+    export_id: str = typer.Option(
+        None, "--export", help="A catalog export id (default: the newest in the vault)."
+    ),
     to: str = typer.Option(None, "--to", help="Target database URL (default: the configured catalog)."),
     replace: bool = typer.Option(
-        False, "--replace", help="Move an existing SQLite catalog aside (renamed, not deleted) and rebuild in its place."
+        False,
+        "--replace",
+        help="Move an existing SQLite catalog aside (renamed, not deleted) and rebuild in its place.",
     ),
     home: Path = home_option(),
     passphrase_file: Path = passphrase_file_option(),
@@ -42,7 +48,9 @@ def rebuild(
         passphrase = read_passphrase(passphrase_file)
         vault = Vault.open(from_url(settings.vault_url), passphrase, cache_dir=h.cache_dir)
         try:
-            result = rebuild_from_vault(vault, to or settings.catalog_url, export_id=export_id, replace=replace)
+            result = rebuild_from_vault(
+                vault, to or settings.catalog_url, export_id=export_id, replace=replace
+            )
         except RebuildError as exc:
             fail(str(exc))
         finally:

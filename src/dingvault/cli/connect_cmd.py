@@ -20,9 +20,15 @@ def connect(
     app_secret: str = typer.Option(
         None, "--app-secret", help="The Client Secret (prefer --app-secret-file: arguments show in `ps`)."
     ),
-    app_secret_file: Path = typer.Option(None, "--app-secret-file", help="Read the Client Secret from this file."),
-    api_base: str = typer.Option(None, "--api-base", help="New API base URL (default https://api.dingtalk.com)."),
-    oapi_base: str = typer.Option(None, "--oapi-base", help="Legacy API base URL (default https://oapi.dingtalk.com)."),
+    app_secret_file: Path = typer.Option(
+        None, "--app-secret-file", help="Read the Client Secret from this file."
+    ),
+    api_base: str = typer.Option(
+        None, "--api-base", help="New API base URL (default https://api.dingtalk.com)."
+    ),
+    oapi_base: str = typer.Option(
+        None, "--oapi-base", help="Legacy API base URL (default https://oapi.dingtalk.com)."
+    ),
     home: Path = home_option(),
     passphrase_file: Path = passphrase_file_option(),
 ) -> None:
@@ -42,16 +48,22 @@ def connect(
         if not app_secret:
             fail(f"{app_secret_file} is empty")
     else:
-        err.print("[yellow]note:[/] a secret on the command line is visible to other local users; prefer --app-secret-file")
+        err.print(
+            "[yellow]note:[/] a secret on the command line is visible to other local users; prefer --app-secret-file"
+        )
     assert app_secret is not None
     with session(home, passphrase_file) as s:
         report = asyncio.run(s.connect(app_key, app_secret, api_base=api_base, oapi_base=oapi_base))
-    out.print(f"[green]Connected[/] app [bold]{app_key}[/] ({s.settings.dingtalk.api_base}); secret stored sealed.")
+    out.print(
+        f"[green]Connected[/] app [bold]{app_key}[/] ({s.settings.dingtalk.api_base}); secret stored sealed."
+    )
     table = Table(title="What the granted scopes allow", show_lines=False)
     table.add_column("family")
     table.add_column("status")
     for family, status in report.items():
         text = str(status)
-        style = "green" if text == "ok" else ("yellow" if "unknown" in text or "unavailable" in text else "red")
+        style = (
+            "green" if text == "ok" else ("yellow" if "unknown" in text or "unavailable" in text else "red")
+        )
         table.add_row(family, f"[{style}]{text}[/]")
     out.print(table)

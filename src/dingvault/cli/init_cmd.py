@@ -17,9 +17,13 @@ def register(app: typer.Typer) -> None:
 def init(
     home: Path = home_option(),
     passphrase_file: Path = passphrase_file_option(),
-    vault: str = typer.Option(None, "--vault", help="Vault location: a path or an s3:// URL (default <home>/vault)."),
+    vault: str = typer.Option(
+        None, "--vault", help="Vault location: a path or an s3:// URL (default <home>/vault)."
+    ),
     catalog: str = typer.Option(
-        None, "--catalog", help="Catalog database URL (default sqlite:///<home>/catalog.db; or postgresql+psycopg://...)."
+        None,
+        "--catalog",
+        help="Catalog database URL (default sqlite:///<home>/catalog.db; or postgresql+psycopg://...).",
     ),
 ) -> None:
     """Create a dingvault home: config.toml, an encrypted vault and an empty catalog.

@@ -69,7 +69,9 @@ def status(
     if as_json:
         out.print_json(json.dumps(data, default=str))
         return
-    out.print(f"home [bold]{data['home']}[/]  vault {data['vault']}  app {data['app_key'] or '[red]not connected[/]'}")
+    out.print(
+        f"home [bold]{data['home']}[/]  vault {data['vault']}  app {data['app_key'] or '[red]not connected[/]'}"
+    )
     counts = Table(title="Items in the catalog")
     for col in ("kind", "live", "deleted at source", "versions"):
         counts.add_column(col, justify="left" if col == "kind" else "right")
@@ -83,9 +85,15 @@ def status(
         i = r["items"]
         style = {"succeeded": "green", "partial": "yellow"}.get(r["status"], "red")
         runs.add_row(
-            str(r["id"]), r["kind"], f"[{style}]{r['status']}[/]", r["started"] or "",
-            *(str(i.get(k, 0)) for k in ("new", "changed", "deleted", "failed")), str(r["api_calls"]),
+            str(r["id"]),
+            r["kind"],
+            f"[{style}]{r['status']}[/]",
+            r["started"] or "",
+            *(str(i.get(k, 0)) for k in ("new", "changed", "deleted", "failed")),
+            str(r["api_calls"]),
         )
     out.print(runs)
     for e in data["last_run_errors"][:20]:
-        out.print(f"[red]error[/] {e['kind']}/{e['source_id'] or ''}: {e['error']}: {e['message']}", highlight=False)
+        out.print(
+            f"[red]error[/] {e['kind']}/{e['source_id'] or ''}: {e['error']}: {e['message']}", highlight=False
+        )

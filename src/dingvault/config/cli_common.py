@@ -129,7 +129,9 @@ class RichBackupProgress:
         task = self._tasks.get(family)
         if task is not None:
             mark = "[green]done[/]" if ok else "[red]stopped[/]"
-            self._progress.update(task, description=f"{family} {mark}", total=self._progress.tasks[task].completed)
+            self._progress.update(
+                task, description=f"{family} {mark}", total=self._progress.tasks[task].completed
+            )
 
 
 def backup_progress(console: Console | None = None) -> Progress:
