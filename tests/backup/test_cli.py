@@ -117,3 +117,26 @@ def test_coverage_says_what_the_api_cannot_give():
     families = {f["family"] for f in data["families"]}
     assert {"contacts", "approvals", "files"} <= families
     assert any("group" in c["what"].lower() and "chat" in c["what"].lower() for c in data["not_captured"])
+
+
+def test_backup_progress_counts_items_and_uses_previous_totals_for_the_eta():
+    import io
+
+    from rich.console import Console
+
+    from dingvault.config.cli_common import RichBackupProgress, backup_progress
+
+    progress = backup_progress(Console(file=io.StringIO(), width=200))
+    view = RichBackupProgress(progress, {"approvals": 100})
+    view.family_started("approvals")
+    view.family_started("files")  # never seen before: no total, no ETA
+    view.advance("approvals", 60, 0)
+    view.advance("files", 5, 2_000_000)
+    view.advance("files", 0, 1_000_000)
+    approvals, files = progress.tasks
+    assert (approvals.completed, approvals.total) == (60, 100)
+    assert files.completed == 5 and files.total is None and files.fields["mb"] == 3.0
+    view.advance("approvals", 70, 0)  # more than expected: the total follows
+    assert approvals.completed == approvals.total == 130
+    view.family_done("files", ok=False)
+    assert "stopped" in files.description and files.total == 5

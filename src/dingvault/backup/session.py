@@ -140,6 +140,18 @@ class Session:
             scope = scope.narrowed(kinds=list(kinds or []) or None, depts=list(depts or []) or None)
         return scope
 
+    def expected_items(self) -> dict[str, int]:
+        """family -> items the catalog holds for its kinds: what a run will list again (for ETAs)."""
+        from dingvault.source.collectors import COLLECTOR_CLASSES
+
+        counts = self.catalog.counts_per_kind()
+        out: dict[str, int] = {}
+        for cls in COLLECTOR_CLASSES:
+            n = sum(counts[k].live for k in cls.kinds if k in counts)
+            if n:
+                out[cls.family] = out.get(cls.family, 0) + n
+        return out
+
     async def backup(
         self,
         mode: str = "incremental",

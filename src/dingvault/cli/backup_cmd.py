@@ -63,7 +63,10 @@ def backup(
             with backup_progress() as progress:
                 stats = asyncio.run(
                     s.backup(
-                        mode, kinds=_split(kinds), depts=_split(dept), progress=RichBackupProgress(progress)
+                        mode,
+                        kinds=_split(kinds),
+                        depts=_split(dept),
+                        progress=RichBackupProgress(progress, s.expected_items()),
                     )
                 )
     data = stats.to_dict()

@@ -123,14 +123,16 @@ def run_demo(
 
         with open_session(h, passphrase) as s:
             report = asyncio.run(s.connect(org["appKey"], org["appSecret"], api_base=base, oapi_base=base))
-            ok = sum(1 for v in report.values() if v == "ok")
+            ok = sum(1 for v in report.values() if str(v) == "ok")
             console.print(
                 f"2. [green]connect[/]  app {org['appKey']}: credentials valid; {ok}/{len(report)} families allowed"
             )
 
             console.print("3. [bold]full backup[/]")
             with backup_progress(console) as progress:
-                full = asyncio.run(s.backup("full", progress=RichBackupProgress(progress)))
+                full = asyncio.run(
+                    s.backup("full", progress=RichBackupProgress(progress, s.expected_items()))
+                )
             print_summary(full.to_dict())
 
             r = httpx.post(
@@ -150,7 +152,9 @@ def run_demo(
             )
             console.print("5. [bold]incremental backup[/]")
             with backup_progress(console) as progress:
-                inc = asyncio.run(s.backup("incremental", progress=RichBackupProgress(progress)))
+                inc = asyncio.run(
+                    s.backup("incremental", progress=RichBackupProgress(progress, s.expected_items()))
+                )
             print_summary(inc.to_dict())
 
             console.print("6. [bold]vault verify[/] (structure + every pack decrypted and checked)")

@@ -16,13 +16,13 @@ import typer
 from rich.console import Console
 from rich.progress import (
     BarColumn,
-    DownloadColumn,
+    MofNCompleteColumn,
     Progress,
     SpinnerColumn,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
-    TransferSpeedColumn,
+    TimeRemainingColumn,
 )
 
 out = Console()
@@ -105,25 +105,35 @@ def session(home: Path | None, passphrase_file: Path | None) -> Iterator[Any]:
 
 
 class RichBackupProgress:
-    """The engine's Progress protocol on a rich progress display: items and bytes per family."""
+    """The engine's Progress protocol on a rich display: items per family with rate and ETA.
 
-    def __init__(self, progress: Progress) -> None:
+    The ETA needs a total: ``expected`` (family -> items the previous runs saw, from the catalog)
+    gives one; a first run has none and shows a pulsing bar. A family that lists more than
+    expected simply raises its total.
+    """
+
+    def __init__(self, progress: Progress, expected: dict[str, int] | None = None) -> None:
         self._progress = progress
+        self._expected = expected or {}
         self._tasks: dict[str, TaskID] = {}
 
     def family_started(self, family: str) -> None:
         if family not in self._tasks:
-            self._tasks[family] = self._progress.add_task(family, total=None, items=0, rate="")
+            total = self._expected.get(family) or None
+            self._tasks[family] = self._progress.add_task(family, total=total, rate="", mb=0.0)
 
     def advance(self, family: str, items: int, nbytes: int) -> None:
         task = self._tasks.get(family)
         if task is None:
             return
         t = self._progress.tasks[task]
-        done = t.fields.get("items", 0) + items
+        done = t.completed + items
         elapsed = t.elapsed or 0.0
         rate = f"{done / elapsed:,.0f}/s" if elapsed > 0.5 else ""
-        self._progress.update(task, advance=nbytes, items=done, rate=rate)
+        total = t.total if t.total is None or done <= t.total else done
+        self._progress.update(
+            task, completed=done, total=total, rate=rate, mb=t.fields.get("mb", 0.0) + nbytes / 1e6
+        )
 
     def family_done(self, family: str, ok: bool) -> None:
         task = self._tasks.get(family)
@@ -137,11 +147,12 @@ class RichBackupProgress:
 def backup_progress(console: Console | None = None) -> Progress:
     return Progress(
         SpinnerColumn(),
-        TextColumn("[bold]{task.description:<22}"),
-        TextColumn("{task.fields[items]:>8} items {task.fields[rate]:>8}"),
+        TextColumn("[bold]{task.description:<18}"),
+        MofNCompleteColumn(),
+        TextColumn("items {task.fields[rate]:>8}"),
         BarColumn(bar_width=20),
-        DownloadColumn(),
-        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[mb]:>8.1f} MB"),
         TimeElapsedColumn(),
         console=console or err,
         transient=False,
