@@ -21,27 +21,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dingvault.source.items import KINDS
+
 # The item kinds of the shared ground-truth contract (docs/coverage.md lists where each comes from).
-KNOWN_KINDS: tuple[str, ...] = (
-    "department",
-    "user",
-    "resigned_user",
-    "approval_template",
-    "approval",
-    "drive_space",
-    "file",
-    "wiki_workspace",
-    "wiki_node",
-    "doc",
-    "attendance",
-    "calendar_event",
-    "todo",
-    "report",
-    "group",
-    "robot_message",
-    "org_group",
-    "file_audit_log",
-)
+KNOWN_KINDS: tuple[str, ...] = KINDS
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4}
