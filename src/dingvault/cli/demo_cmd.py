@@ -26,8 +26,11 @@ def demo(
     ),
     mutations: int = typer.Option(50, help="Random changes made at the source between the two backups."),
 ) -> None:
-    """Run the real job against an emulated DingTalk: init, connect, full backup, changes,
-    incremental backup, vault verify, and a summary against the emulator's ground truth."""
+    """Run the real job against an emulated DingTalk, end to end.
+
+    init, connect, full backup, changes at the source, incremental backup, vault verify, and a
+    summary against the emulator's ground truth.
+    """
     from dingvault.cli.demo_run import run_demo
     from dingvault.config.cli_common import clear_errors
 

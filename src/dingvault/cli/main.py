@@ -5,6 +5,8 @@ Command modules register themselves here so that `main.py` stays a table of cont
 
 from __future__ import annotations
 
+import importlib
+
 import typer
 
 app = typer.Typer(
@@ -16,39 +18,25 @@ app = typer.Typer(
 )
 
 
+# One module per command (group), listed in the order `--help` shows them. Each module keeps its
+# heavy imports inside its command functions, so `dingvault --help` stays fast.
+COMMAND_MODULES: tuple[str, ...] = (
+    "init_cmd",
+    "connect_cmd",
+    "backup_cmd",
+    "status_cmd",
+    "snapshots_cmd",
+    "coverage_cmd",
+    "serve_cmd",
+    "vault_cmd",
+    "catalog_cmd",
+    "demo_cmd",
+)
+
+
 def _register() -> None:
-    # Imported here, not at module top, so that `dingvault --help` stays fast and a
-    # broken optional group never stops the others from loading.
-    from dingvault.cli import demo_cmd
-
-    demo_cmd.register(app)
-    from dingvault.cli import vault_cmd
-
-    vault_cmd.register(app)
-    from dingvault.cli import init_cmd
-
-    init_cmd.register(app)
-    from dingvault.cli import connect_cmd
-
-    connect_cmd.register(app)
-    from dingvault.cli import backup_cmd
-
-    backup_cmd.register(app)
-    from dingvault.cli import status_cmd
-
-    status_cmd.register(app)
-    from dingvault.cli import snapshots_cmd
-
-    snapshots_cmd.register(app)
-    from dingvault.cli import coverage_cmd
-
-    coverage_cmd.register(app)
-    from dingvault.cli import catalog_cmd
-
-    catalog_cmd.register(app)
-    from dingvault.cli import serve_cmd
-
-    serve_cmd.register(app)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"dingvault.cli.{name}").register(app)
 
 
 _register()
