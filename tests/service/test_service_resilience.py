@@ -226,8 +226,8 @@ def test_a_failing_event_run_is_retried_then_given_up_with_an_alert_never_foreve
         svc.app.state.add_event("doomed", "event", "bpms_instance_change", None, {"processInstanceId": "p"})
         svc._loop.call_soon_threadsafe(coordinator.notify)
         wait_for(lambda: svc.app.state.event_status("doomed") == "failed", 30, "the event given up")
+        wait_for(lambda: "events-failed" in svc.app.alerts.active, 10, "the alert")  # raised just after
         assert len(calls) == 2
-        assert "events-failed" in svc.app.alerts.active
         coordinator.run_events = real
         started = mutate(svc.inst, "approval.start", rand=777)
         wait_for(lambda: svc.session.catalog.get_item("approval", started["processInstanceId"]), 30,

@@ -53,6 +53,7 @@ class RunCoordinator:
         alerts: Any = None,
         batch_seconds: float = 0.2,
         max_attempts: int = 8,
+        followup_seconds: float = 60.0,
         client_overrides: dict[str, Any] | None = None,
         engine_options: dict[str, Any] | None = None,
         on_committed: Callable[[RunStats, list[InboxEvent]], None] | None = None,
@@ -76,6 +77,9 @@ class RunCoordinator:
         self._catchup_since: float | None = None
         self._client: Any = None
         self._failures = 0
+        self.followup_seconds = followup_seconds
+        self._followups: dict[str, float] = {}  # family -> when its follow-up run is due
+        self._followup_tries: dict[str, int] = {}
         self.runs: list[tuple[str, str, float]] = []  # (mode or "events", status, finished), newest last
         # (event type, event time -> durable locally, seconds) of recent events, for bench/rpo.py.
         self.latencies: deque[tuple[str, float]] = deque(maxlen=200_000)
@@ -125,6 +129,7 @@ class RunCoordinator:
                 await self.process_pending()
                 if self._catchup_since is not None:
                     await self.catch_up()
+                await self.run_due_followups()
                 self._failures = 0
             except Exception as exc:
                 self._failures += 1
@@ -183,7 +188,14 @@ class RunCoordinator:
                     "events-failed", f"{len(given_up)} events could not be captured", f"{type(exc).__name__}: {exc}"
                 )
             raise
-        failed_families = {f.family for f in stats.family_failures}
+        # A family that read some parts but not others (IncompleteCollection) stored what it read
+        # and kept the cursors of the failed parts: its events are handled, and a follow-up run
+        # of the family retries the failed parts later (with back-off) instead of the events
+        # being replayed again and again.
+        incomplete = {f.family for f in stats.family_failures if f.error == "IncompleteCollection"}
+        for fam in incomplete:
+            self._schedule_followup(fam)
+        failed_families = {f.family for f in stats.family_failures} - incomplete
         failed_ids = {(f.kind, f.source_id) for f in stats.item_failures}
         retry: list[str] = []
         done: list[str] = []
@@ -266,6 +278,28 @@ class RunCoordinator:
         if learned:
             values["known_chat_ids"] = sorted(set(values.get("known_chat_ids") or []) | set(learned))
         return CollectorSettings(**values)
+
+    def _schedule_followup(self, family: str) -> None:
+        tries = self._followup_tries.get(family, 0) + 1
+        self._followup_tries[family] = tries
+        delay = min(900.0, self.followup_seconds * 2 ** (tries - 1))
+        self._followups.setdefault(family, self.clock() + delay)
+
+    async def run_due_followups(self) -> RunStats | None:
+        now = self.clock()
+        due = sorted(f for f, t in self._followups.items() if t <= now)
+        if not due:
+            return None
+        for f in due:
+            del self._followups[f]
+        stats = await self.backup_families("incremental", due, label="follow-up")
+        still = {f.family for f in stats.family_failures}
+        for f in due:
+            if f in still or "*" in still:
+                self._schedule_followup(f)
+            else:
+                self._followup_tries.pop(f, None)
+        return stats
 
     # ---- catch-up and scheduled runs --------------------------------------------------------------
     async def catch_up(self) -> RunStats | None:
