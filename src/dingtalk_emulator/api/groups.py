@@ -189,7 +189,7 @@ def truth_groups(state: EmulatorState) -> Iterator[dict[str, Any]]:
     for g in list(w.groups.groups.values()):
         yield {"id": g.open_conversation_id, "chatId": g.chatid, "name": g.name, "memberCount": len(w.groups.members(g)),
                "status": g.status, "origin": g.origin, "version": g.version, "spaceId": g.space_id,
-               "robotPresent": g.robot_present}
+               "robotPresent": g.robot_present, "deptId": g.dept_id if g.origin == "dept" else None}
 
 
 def register(state: EmulatorState) -> None:

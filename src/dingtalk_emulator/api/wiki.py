@@ -182,7 +182,10 @@ async def query_dentry_id(call: Call) -> dict[str, Any]:
 def truth_workspaces(state: EmulatorState) -> Iterator[dict[str, Any]]:
     w = world(state)
     for ws in list(w.workspaces.values()):
-        yield {"id": ws.workspace_id, "name": ws.name, "type": ws.type, "rootNodeId": ws.root_node_id, "spaceId": ws.space_id}
+        item = {"id": ws.workspace_id, "name": ws.name, "type": ws.type, "rootNodeId": ws.root_node_id, "spaceId": ws.space_id}
+        if ws.type == "PERSONAL":
+            item["owner"] = ws.owner  # unionId: only its owner can open "my docs" (mineWorkspaces)
+        yield item
 
 
 def truth_nodes(state: EmulatorState) -> Iterator[dict[str, Any]]:

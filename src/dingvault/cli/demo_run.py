@@ -38,7 +38,9 @@ def reachable_truth(base_url: str, kind: str, now_ms: float | None = None) -> se
 
     The emulator's truth also holds records no API call returns: approval instances older than
     365 days (§4.2), completed todos older than ~180 days (§6.3), knowledge-base spaces with no
-    node to reach them through, and file spaces of groups without members. A backup is complete when it holds every *reachable* record.
+    node to reach them through, file spaces of groups without members or disbanded (§5.2), groups of
+    removed departments (§3.4) and "my docs" of people who have left. A backup is complete when it
+    holds every *reachable* record; what it captured before a record went out of reach stays in it.
     """
     now = now_ms if now_ms is not None else time.time() * 1000
     items = [i for i in truth_items(base_url, kind) if not i.get("deleted")]
@@ -46,16 +48,23 @@ def reachable_truth(base_url: str, kind: str, now_ms: float | None = None) -> se
         items = [i for i in items if i.get("createTime", now) >= now - 365 * DAY_MS + 2 * 3600_000]
     elif kind == "todo":
         items = [i for i in items if not i.get("isDone") or now - i.get("modifiedTime", now) < 179 * DAY_MS]
-    elif kind in ("drive_space", "file"):
-        # Only a group's members may read its file space (calls are made "as" a member's unionId),
-        # so the space of a group without members, and its files, are out of reach.
-        memberless = {
-            str(g.get("spaceId"))
-            for g in truth_items(base_url, "group")
-            if not g.get("deleted") and not g.get("memberCount") and g.get("spaceId")
-        }
+    elif kind == "group":
+        # No API lists a standard org's groups (§3.4): a department group's chatid comes only from
+        # its department (`dept_group_chat_id`), so once the department is removed its group (then
+        # disbanded) is out of reach, e.g. one created and disbanded between two runs. Groups the app
+        # created stay reachable through the chatids it keeps.
+        live_depts = {str(d["id"]) for d in truth_items(base_url, "department") if not d.get("deleted")}
+        items = [i for i in items if i.get("origin") != "dept" or str(i.get("deptId")) in live_depts]
+    elif kind == "wiki_workspace":
+        # "My docs" opens only as its owner (§5.2 mineWorkspaces): a person who has left cannot.
+        active = _active_unionids(base_url)
+        items = [i for i in items if i.get("type") != "PERSONAL" or i.get("owner") in active]
+    if kind in ("drive_space", "file", "wiki_node", "doc"):
+        closed = _unreachable_spaces(base_url)
         if kind == "file":
-            items = [i for i in items if str(i["id"]).split("/")[0] not in memberless]
+            items = [i for i in items if str(i["id"]).split("/")[0] not in closed]
+        elif kind in ("wiki_node", "doc"):
+            items = [i for i in items if str(i.get("spaceId")) not in closed]
         else:
             with_files = {
                 str(f["id"]).split("/")[0] for f in truth_items(base_url, "file") if not f.get("deleted")
@@ -63,10 +72,36 @@ def reachable_truth(base_url: str, kind: str, now_ms: float | None = None) -> se
             items = [
                 i
                 for i in items
-                if (i.get("origin") != "wiki" or str(i["id"]) in with_files)
-                and not (i.get("origin") == "group" and str(i["id"]) in memberless)
+                if (i.get("origin") != "wiki" or str(i["id"]) in with_files) and str(i["id"]) not in closed
             ]
     return {str(i["id"]) for i in items}
+
+
+def _active_unionids(base_url: str) -> set[str]:
+    return {
+        str(u["unionid"]) for u in truth_items(base_url, "user") if not u.get("deleted") and u.get("unionid")
+    }
+
+
+def _unreachable_spaces(base_url: str) -> set[str]:
+    """Storage spaces no API call can open: a group's file space is read as one of its members
+    (§5.1), so a group without members keeps it closed, and a disbanded group's answers
+    `conversationNotExist` (§5.2); "my docs" of a person who has left opens for nobody."""
+    closed = {
+        str(g["spaceId"])
+        for g in truth_items(base_url, "group")
+        if not g.get("deleted") and g.get("spaceId") and (not g.get("memberCount") or g.get("status") != 1)
+    }
+    active = _active_unionids(base_url)
+    closed |= {
+        str(w["spaceId"])
+        for w in truth_items(base_url, "wiki_workspace")
+        if not w.get("deleted")
+        and w.get("type") == "PERSONAL"
+        and w.get("owner") not in active
+        and w.get("spaceId")
+    }
+    return closed
 
 
 def _vault_size(vault: Any) -> int:
