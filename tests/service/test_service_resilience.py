@@ -243,3 +243,14 @@ def test_a_stream_down_for_too_long_raises_an_alert_that_clears_on_reconnect(ins
         control(installed.emu, "POST", "stream/drop", json={"new_connections": 0})
         wait_for(lambda: "stream-down" not in svc.app.alerts.active, 20, "the alert to clear")
         assert svc.app.alerts.sent.count(("stream-down", "raised")) == 1
+
+
+def test_a_partly_read_family_gets_a_follow_up_run(installed):
+    with RunningService(installed) as svc:
+        svc.wait_idle()
+        coordinator = svc.app.coordinator
+        coordinator.followup_seconds = 0.2
+        svc._loop.call_soon_threadsafe(coordinator._schedule_followup, "todo")
+        wait_for(lambda: any(m == "follow-up" for m, _s, _f in coordinator.runs), 30, "the follow-up run")
+        wait_for(lambda: not coordinator._followups and not coordinator._followup_tries, 10, "nothing left due")
+        assert [s for m, s, _f in coordinator.runs if m == "follow-up"] == ["ok"]
