@@ -10,6 +10,13 @@ are not (§6.2).
 
 Containers are `<unionId>/<YYYY-MM>` of the event's start, so a full run only declares complete the
 months its windows fully covered.
+
+People who left: the directory lists active users only, so a user who left since the last run is
+no longer listed, yet their calendar may have changed between that run and their departure (new
+events, edits, cancellations). Every run (full or incremental) therefore asks once more with the
+syncToken it kept for such a user ("final sync"); whatever the answer — the changes, or a refusal
+because DingTalk no longer knows the user — the cursor is then marked `departed` so later runs do
+not ask again. Records already captured stay in the backup (their containers are not re-listed).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from dingvault.source.collectors.base import (
     content_hash,
     has_more_token,
     interleave,
+    is_family_fatal,
     iso_seconds,
     month_of,
     ms_from_iso,
@@ -33,7 +41,7 @@ from dingvault.source.collectors.base import (
     whole_months,
     windows,
 )
-from dingvault.source.errors import BadResponse, DingTalkError
+from dingvault.source.errors import BadResponse, DingTalkError, NotFound
 from dingvault.source.items import Batch, CompleteListing, CursorKey, CursorUpdate, Item, Mode, ScopeFilter
 
 EVENTS = "/v1.0/calendar/users/{userId}/calendars/{calendarId}/events"
@@ -59,23 +67,67 @@ class CalendarCollector(Collector):
         self._directory = directory
         people = [(uid, union) for uid, union in directory.people() if scope.includes_user(uid)]
 
+        active = {union for _, union in directory.people()}
+        departed = [
+            (union, state)
+            for (name, union), state in cursors.items()
+            if name == self.name and union not in active and _departed_pending(state, scope)
+        ]
+
         def source(userid: str, union: str) -> Callable[[], AsyncIterator[Batch]]:
             async def run() -> AsyncIterator[Batch]:
                 try:
-                    async for batch in self._user(union, mode, cursors):
+                    async for batch in self._user(union, mode, cursors, userid):
                         yield batch
                 except DingTalkError as exc:
                     self.note_problem(f"calendar of {userid}", exc)
 
             return run
 
+        def farewell(union: str, state: dict[str, Any]) -> Callable[[], AsyncIterator[Batch]]:
+            async def run() -> AsyncIterator[Batch]:
+                try:
+                    async for batch in self._final_sync(union, state):
+                        yield batch
+                except DingTalkError as exc:
+                    self.note_problem(f"calendar of {state.get('userid') or union} (left)", exc)
+
+            return run
+
         # Users are independent: read several at once so the API's rate, not latency, is the limit.
-        async for batch in interleave((source(u, n) for u, n in people), self.settings.concurrency):
+        sources = [source(u, n) for u, n in people] + [farewell(n, dict(st)) for n, st in departed]
+        async for batch in interleave(sources, self.settings.concurrency):
             yield batch
         self.finish()
 
+    async def _final_sync(self, union: str, state: dict[str, Any]) -> AsyncIterator[Batch]:
+        """The changes made to a departed user's calendar since the last run, asked for once."""
+        userid = state.get("userid")
+        items: list[Item] = []
+        deleted: list[str] = []
+        try:
+            async for page, _ in self._pages(union, {"syncToken": state["syncToken"], "showDeleted": True}):
+                for event in page:
+                    if event.get("status") == "cancelled":
+                        deleted.append(f"{union}/{event['id']}")
+                    else:
+                        item = owner_by_unionid(event_item(union, event), self._directory)
+                        if item.fields.get("owner") is None and item.fields.get("owner_unionid") == union:
+                            item.fields["owner"] = userid
+                        items.append(item)
+        except DingTalkError as exc:
+            if not _gone(exc):
+                raise
+            # DingTalk no longer answers for this user (or refused the token): nothing more to read.
+        yield Batch(
+            items=items,
+            deleted=deleted or None,
+            deleted_kind="calendar_event",
+            cursor=CursorUpdate(self.name, union, {"departed": True, "userid": userid}),
+        )
+
     async def _user(
-        self, union: str, mode: Mode, cursors: Mapping[CursorKey, dict[str, Any]]
+        self, union: str, mode: Mode, cursors: Mapping[CursorKey, dict[str, Any]], userid: str
     ) -> AsyncIterator[Batch]:
         state = self.cursor(cursors, union)
         token = state.get("syncToken")
@@ -95,7 +147,9 @@ class CalendarCollector(Collector):
                     items=items,
                     deleted=deleted or None,
                     deleted_kind="calendar_event",
-                    cursor=CursorUpdate(self.name, union, {"syncToken": new_token or token}),
+                    cursor=CursorUpdate(
+                        self.name, union, {"syncToken": new_token or token, "userid": userid}
+                    ),
                 )
                 return
             except DingTalkError as exc:
@@ -124,7 +178,9 @@ class CalendarCollector(Collector):
                 CompleteListing("calendar_event", f"{union}/{m}") for m in whole_months(start, end, False)
             ]
         yield Batch(
-            cursor=CursorUpdate(self.name, union, {"syncToken": newest_token}) if newest_token else None,
+            cursor=CursorUpdate(self.name, union, {"syncToken": newest_token, "userid": userid})
+            if newest_token
+            else None,
             complete=complete or None,
         )
 
@@ -153,6 +209,25 @@ class CalendarCollector(Collector):
 
 def _refused_token(exc: DingTalkError) -> bool:
     return exc.status == 400 or (exc.code or "").lower().startswith(("invalid", "synctoken"))
+
+
+def _departed_pending(state: Mapping[str, Any], scope: ScopeFilter) -> bool:
+    """A kept syncToken not yet used for a final sync, of a user still in scope.
+
+    Cursors written before the userid was kept in them name no userid: the cursor itself shows the
+    user was in scope when it was written.
+    """
+    if state.get("departed") or not isinstance(state.get("syncToken"), str) or not state["syncToken"]:
+        return False
+    userid = state.get("userid")
+    return not userid or scope.includes_user(str(userid))
+
+
+def _gone(exc: DingTalkError) -> bool:
+    """A client error for a departed user's calendar: the user (or the token) is no longer known."""
+    if exc.retryable or is_family_fatal(exc):
+        return False
+    return isinstance(exc, NotFound) or _refused_token(exc) or exc.status in (403, 404)
 
 
 def _start_ms(event: dict[str, Any]) -> int | None:
