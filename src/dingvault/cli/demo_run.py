@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +22,9 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
+# Piped output (CI logs, `make demo | tee`) gets a width that fits the summary tables; a
+# terminal keeps its own width.
+console = Console(width=None if sys.stdout.isatty() else 110)
 
 
 DAY_MS = 86_400_000
