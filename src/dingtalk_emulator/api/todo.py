@@ -152,47 +152,24 @@ async def query_org_tasks(call: Call) -> dict[str, Any]:
     return body
 
 
+def _truth_row(book: Any, tid: str, current: dict[str, Any] | None) -> dict[str, Any]:
+    """One truth row: the current task, or its last state marked deleted."""
+    t = current if current is not None else book.deleted[tid]
+    row = {"id": tid, "subject": t["subject"], "isDone": t["isDone"], "modifiedTime": t["modifiedTime"]}
+    if current is None:
+        row["deleted"] = True
+    return row
+
+
 def truth_todos(state: EmulatorState) -> Iterator[dict[str, Any]]:
     book = _book(state)
     for u in range(len(book.staff)):
         for j in range(book.per_user):
             tid = book.task_id(u, j)
-            t = book.current(tid)
-            if t is None:
-                t = book.deleted[tid]
-                yield {
-                    "id": tid,
-                    "subject": t["subject"],
-                    "isDone": t["isDone"],
-                    "modifiedTime": t["modifiedTime"],
-                    "deleted": True,
-                }
-            else:
-                yield {
-                    "id": tid,
-                    "subject": t["subject"],
-                    "isDone": t["isDone"],
-                    "modifiedTime": t["modifiedTime"],
-                }
+            yield _truth_row(book, tid, book.current(tid))
     for ids in list(book.new_ids.values()):  # copies: truth walks run in a worker thread
         for tid in list(ids):
-            t = book.changed.get(tid)
-            if t is None:
-                t = book.deleted[tid]
-                yield {
-                    "id": tid,
-                    "subject": t["subject"],
-                    "isDone": t["isDone"],
-                    "modifiedTime": t["modifiedTime"],
-                    "deleted": True,
-                }
-            else:
-                yield {
-                    "id": tid,
-                    "subject": t["subject"],
-                    "isDone": t["isDone"],
-                    "modifiedTime": t["modifiedTime"],
-                }
+            yield _truth_row(book, tid, book.changed.get(tid))
 
 
 def _event(state: EmulatorState, name: str, t: dict[str, Any]) -> None:
