@@ -55,6 +55,11 @@ Runs
     ``record_run_error(s)``, ``run_errors``, ``get_run``, ``list_runs``, ``last_successful_run(kind,
     family)``, ``last_successful_runs()``, ``mark_interrupted_runs(kinds=..., started_before=...)``
     (at process start; pass the run kinds this process owns so another writer's live run stays open).
+Holds
+    ``CatalogHolds(catalog)``: ``add(label, subject, until, snapshot_ids, summary)``, ``active(at)``,
+    ``held_snapshot_ids(at)``, ``release(hold_id)``, ``list_holds``, ``get``. Snapshots a hold names
+    are kept by the vault's prune (the service offers them as its ``HoldProvider``); holds are part
+    of the catalog export, so a catalog rebuilt from the vault keeps them.
 Snapshots and status
     ``record_snapshot(vault_snapshot_id, run_id, counts)``, ``list_snapshots``, ``get_snapshot``,
     ``counts_per_kind()``.
@@ -97,6 +102,7 @@ from dingvault.catalog.export import (
     read_export_header,
     rebuild_catalog,
 )
+from dingvault.catalog.holds import CatalogHolds, HoldInfo
 from dingvault.catalog.records import (
     CHANGED,
     NEW,
@@ -127,11 +133,13 @@ __all__ = [
     "Catalog",
     "CatalogBusyError",
     "CatalogError",
+    "CatalogHolds",
     "CatalogInputError",
     "CatalogSchemaError",
     "CatalogStateError",
     "CursorInfo",
     "ExportFormatError",
+    "HoldInfo",
     "ItemInfo",
     "KindCounts",
     "Outcome",

@@ -152,5 +152,32 @@ run_errors = sa.Table(
     sa.Index(None, "run_id", "id"),
 )
 
+# Holds: snapshots that prune must keep (offboarding, later legal holds), in the catalog rather than
+# in the service's local state so that a rebuilt catalog (from the export in the vault) still has
+# them. A released hold is kept (``released_at`` set) as the record of what was held and when.
+holds = sa.Table(
+    "holds",
+    metadata,
+    sa.Column("id", id_type(), primary_key=True, autoincrement=True),
+    sa.Column("label", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(512), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("until", UTCDateTime(), nullable=True),  # NULL: until released
+    sa.Column("snapshot_ids", json_type(), nullable=False),  # ["<vault snapshot id>", ...]
+    sa.Column("summary", json_type(), nullable=False),  # e.g. the offboarding hand-over summary
+    sa.Column("released_at", UTCDateTime(), nullable=True),
+    sa.Index(None, "label", "subject"),
+    sa.Index(None, "released_at", "until"),
+)
+
 # Export and rebuild walk the tables in this order (parents before children).
-EXPORT_ORDER: tuple[sa.Table, ...] = (runs, run_families, items, versions, snapshots, cursors, run_errors)
+EXPORT_ORDER: tuple[sa.Table, ...] = (
+    runs,
+    run_families,
+    items,
+    versions,
+    snapshots,
+    cursors,
+    run_errors,
+    holds,
+)
