@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
 from dingvault.catalog import Catalog, CatalogInputError, VersionRecord
 
@@ -84,3 +85,89 @@ def test_deletion_inputs_are_checked(catalog: Catalog) -> None:
         catalog.mark_unseen_deleted("file", None)  # type: ignore[arg-type]
     with pytest.raises(CatalogInputError):
         catalog.mark_deleted("file", ["x"], -3)
+
+
+def _seed_containers(catalog: Catalog, run: int) -> None:
+    """Three containers of files (c1: 4 items, c2: 3, c3: 2) and two container-less files."""
+    sizes = {"c1": 4, "c2": 3, "c3": 2}
+    catalog.record_versions(
+        [
+            VersionRecord("file", f"{c}/{i}", f"h{i}", run_id=run, container=c)
+            for c, n in sizes.items()
+            for i in range(n)
+        ]
+        + [VersionRecord("file", f"loose/{i}", f"h{i}", run_id=run) for i in range(2)]
+    )
+
+
+def test_batched_form_marks_what_one_call_per_container_marks(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("dingvault.catalog.catalog._IN_CHUNK", 2)  # several IN chunks
+    first = catalog.start_run("full")
+    _seed_containers(catalog, first)
+    second = catalog.start_run("full")
+    # c1: one of four seen; c2: every item seen (nothing to mark); c3: none seen; c4 holds nothing.
+    catalog.mark_seen("file", ["c1/0", "c2/0", "c2/1", "c2/2"], second)
+    marked = catalog.mark_unseen_deleted_in("file", second, ["c3", "c1", "c2", "c4", "c1"])
+    assert marked == 3 + 0 + 2
+    assert sorted(catalog.live_ids("file")) == ["c1/0", "c2/0", "c2/1", "c2/2", "loose/0", "loose/1"]
+    # Items outside the listed containers (and the container-less ones) are never touched.
+    assert catalog.mark_unseen_deleted_in("file", second, ["c1", "c2", "c3"]) == 0
+    assert catalog.mark_unseen_deleted_in("file", second, []) == 0
+    gone = catalog.get_item("file", "c3/1")
+    assert gone is not None and gone.deleted_at_source and gone.deleted_run_id == second
+
+
+def test_batched_form_with_none_covers_the_whole_kind(catalog: Catalog) -> None:
+    first = catalog.start_run("full")
+    _seed_containers(catalog, first)
+    second = catalog.start_run("full")
+    catalog.mark_seen("file", ["c1/1", "loose/1"], second)
+    # None among the containers: the whole kind was listed, containers or not.
+    assert catalog.mark_unseen_deleted_in("file", second, ["c2", None]) == 11 - 2
+    assert sorted(catalog.live_ids("file")) == ["c1/1", "loose/1"]
+
+
+def test_batched_form_keeps_also_seen_by(catalog: Catalog) -> None:
+    first = catalog.start_run("full")
+    _seed_containers(catalog, first)
+    interrupted = catalog.start_run("full")
+    catalog.mark_seen("file", ["c1/0", "c1/1", "c2/0"], interrupted)
+    resumed = catalog.start_run("full")
+    catalog.mark_seen("file", ["c1/2"], resumed)
+    marked = catalog.mark_unseen_deleted_in("file", resumed, ["c1", "c2"], also_seen_by=[interrupted])
+    assert marked == 1 + 2  # c1/3; c2/1 and c2/2
+    assert sorted(catalog.live_ids("file", container="c1")) == ["c1/0", "c1/1", "c1/2"]
+    assert list(catalog.live_ids("file", container="c2")) == ["c2/0"]
+
+
+def test_batched_form_is_one_statement_per_chunk(catalog: Catalog) -> None:
+    first = catalog.start_run("full")
+    _seed_containers(catalog, first)
+    second = catalog.start_run("full")
+    updates: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany) -> None:
+        if statement.lstrip().upper().startswith("UPDATE"):
+            updates.append(statement)
+
+    sa.event.listen(catalog.engine, "before_cursor_execute", count)
+    try:
+        assert catalog.mark_unseen_deleted_in("file", second, [f"c{i}" for i in range(1, 300)]) == 9
+    finally:
+        sa.event.remove(catalog.engine, "before_cursor_execute", count)
+    assert len(updates) == 1
+
+
+def test_batched_form_inputs_are_checked(catalog: Catalog) -> None:
+    run = catalog.start_run("full")
+    _seed_containers(catalog, run)
+    with pytest.raises(CatalogInputError):
+        catalog.mark_unseen_deleted_in("file", run, ["c1", ""])
+    with pytest.raises(CatalogInputError):
+        catalog.mark_unseen_deleted_in("file", run, ["c1", 3])  # type: ignore[list-item]
+    with pytest.raises(CatalogInputError):
+        catalog.mark_unseen_deleted_in("file", None, ["c1"])  # type: ignore[arg-type]
+    # A refused call marks nothing, not even the valid containers before the bad one.
+    assert len(list(catalog.live_ids("file"))) == 11

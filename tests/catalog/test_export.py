@@ -22,6 +22,7 @@ from dingvault.catalog import (
     read_export_header,
     rebuild_catalog,
 )
+from dingvault.catalog.migrate import head_revision
 from dingvault.catalog.schema import EXPORT_ORDER
 
 from .conftest import DIALECTS
@@ -137,7 +138,7 @@ def test_header_and_trailer(catalog: Catalog) -> None:
     assert trailer["rows"]["items"] == 40 and trailer["rows"]["versions"] == 45
     header = read_export_header(io.BytesIO(buf.getvalue()))
     assert header["format"] == "dingvault-catalog-export"
-    assert header["schema_revision"] == trailer["schema_revision"] == "0001"
+    assert header["schema_revision"] == trailer["schema_revision"] == head_revision()
     assert header["source_dialect"] == catalog.dialect
 
 

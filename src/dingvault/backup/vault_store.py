@@ -132,55 +132,19 @@ class VaultCatalogStore:
 
     # ---- the commit ---------------------------------------------------------------------------
     def commit(self, run_id: int, commit: Commit) -> CommitResult:
-        result = CommitResult()
-        new: Counter[str] = Counter()
-        changed: Counter[str] = Counter()
-        unchanged: Counter[str] = Counter()
-        deleted: Counter[str] = Counter()
+        """Everything in ``commit`` in ONE catalog transaction (retried whole if the catalog is busy):
+        the cursors in it can never be ahead of the versions and marks they cover."""
         failures: list[RunErrorRecord] = [
             RunErrorRecord(error_class=f.error, message=f.message, kind=f.kind, source_id=f.source_id)
             for f in commit.failures
         ]
-        records = [_catalog_record(r, run_id) for r in commit.versions]
-        for rec, outcome in self._record(records, failures):
-            {"new": new, "changed": changed, "unchanged": unchanged}[outcome][rec.kind] += 1
-        seen_by_kind: dict[str, list[str]] = {}
-        for kind, sid, _container in commit.seen:
-            seen_by_kind.setdefault(kind, []).append(sid)
-        for kind, ids in seen_by_kind.items():
-            self.catalog.mark_seen(kind, ids, run_id)
-        deleted_by_kind: dict[str, list[str]] = {}
-        for kind, sid in commit.deleted:
-            deleted_by_kind.setdefault(kind, []).append(sid)
-        for kind, ids in deleted_by_kind.items():
-            deleted[kind] += self.catalog.mark_deleted(kind, ids, run_id)
-        for kind, container in commit.complete:
-            deleted[kind] += self.catalog.mark_unseen_deleted(kind, run_id, container=container)
-        # Cursors last: they say "everything before me is stored and recorded".
-        for (collector, container), state in commit.cursors.items():
-            self.catalog.set_cursor(collector, container, state, run_id)
-        if failures:
-            self.catalog.record_run_errors(run_id, failures)
-        result.new, result.changed, result.unchanged, result.deleted = (
-            dict(new),
-            dict(changed),
-            dict(unchanged),
-            dict(deleted),
-        )
-        return result
-
-    def _record(
-        self, records: list[CatalogVersion], failures: list[RunErrorRecord]
-    ) -> Iterator[tuple[CatalogVersion, str]]:
-        try:
-            yield from zip(records, self.catalog.record_versions(records), strict=True)
-            return
-        except CatalogInputError:
-            pass  # one bad record (hostile id, odd field): record the others one by one
-        for rec in records:
+        group = self.catalog.group()
+        kinds: list[str] = []
+        for r in commit.versions:
+            rec = _catalog_record(r, run_id)
             try:
-                yield rec, self.catalog.record_versions([rec])[0]
-            except CatalogInputError as exc:
+                group.add_version(rec)
+            except CatalogInputError as exc:  # a hostile id or odd field: kept as the run's error
                 failures.append(
                     RunErrorRecord(
                         error_class="CatalogInputError",
@@ -189,6 +153,28 @@ class VaultCatalogStore:
                         source_id=rec.source_id[:500],
                     )
                 )
+            else:
+                kinds.append(rec.kind)
+        for kind, ids in _by_kind((kind, sid) for kind, sid, _container in commit.seen).items():
+            group.mark_seen(kind, ids, run_id)
+        for kind, ids in _by_kind(commit.deleted).items():
+            group.mark_deleted(kind, ids, run_id)
+        # Deletion detection: one statement set per kind for all its completely listed containers.
+        for kind, containers in _by_kind(commit.complete).items():
+            group.mark_unseen_deleted(kind, run_id, containers)
+        for (collector, container), state in commit.cursors.items():
+            group.set_cursor(collector, container, state, run_id)
+        group.record_run_errors(run_id, failures)
+        done = self.catalog.write_group(group)
+        counts: dict[str, Counter[str]] = {"new": Counter(), "changed": Counter(), "unchanged": Counter()}
+        for kind, outcome in zip(kinds, done.outcomes, strict=True):
+            counts[outcome][kind] += 1
+        return CommitResult(
+            new=dict(counts["new"]),
+            changed=dict(counts["changed"]),
+            unchanged=dict(counts["unchanged"]),
+            deleted=dict(done.deleted),
+        )
 
     # ---- snapshot and export ------------------------------------------------------------------
     def _manifest(self, counts: Counter[str]) -> Iterator[ManifestRecord]:
@@ -213,6 +199,13 @@ class VaultCatalogStore:
             export_catalog(self.catalog, fh)
             fh.seek(0)
             return self.vault.put_catalog_export(CATALOG_EXPORT_TAG, fh)
+
+
+def _by_kind(pairs: Iterable[tuple[str, Any]]) -> dict[str, list[Any]]:
+    grouped: dict[str, list[Any]] = {}
+    for kind, value in pairs:
+        grouped.setdefault(kind, []).append(value)
+    return grouped
 
 
 # ---- mapping the connector's normalised fields onto the catalog's columns --------------------------

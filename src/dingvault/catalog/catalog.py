@@ -25,6 +25,7 @@ from dingvault.catalog.records import (
     NEW,
     UNCHANGED,
     CursorInfo,
+    GroupResult,
     ItemInfo,
     KindCounts,
     Outcome,
@@ -52,6 +53,7 @@ T = TypeVar("T")
 
 DEFAULT_BATCH = 1000
 _IN_CHUNK = 1000  # ids per IN (...) list: far below SQLite's 32766 bound-parameter limit
+_GROUP_BATCH = 5000  # versions per statement set inside one WriteGroup transaction
 _PAGE = 5000  # rows per page for the streaming readers
 _WRITE_RETRIES = 5
 FINAL_STATUSES = tuple(s for s in RUN_STATUSES if s != "running")
@@ -255,11 +257,26 @@ class Catalog:
         outcomes: list[Outcome] = []
         for batch in _batched(records, batch_size):
             # One capture time per batch for records without their own: the batch is one
-            # transaction anyway, and shared values are converted once (see bulk_sqlite).
+            # transaction anyway, and shared values are converted once (see bulk_write).
             now = v.utcnow()
             prepared = [self._prepare(record, now) for record in batch]
             outcomes.extend(self._write(lambda conn, p=prepared: self._record_batch(conn, p)))
         return outcomes
+
+    def group(self) -> WriteGroup:
+        """An empty :class:`WriteGroup`: collect writes into it, then apply it with :meth:`write_group`."""
+        return WriteGroup()
+
+    def write_group(self, group: WriteGroup) -> GroupResult:
+        """Apply every write collected in ``group`` in ONE transaction, in the order they were added.
+
+        All or nothing: a lock timeout or deadlock retries the whole group (see :meth:`_write`),
+        and any other failure leaves nothing of it written. A cursor added to the group is
+        therefore never committed ahead of the versions it covers.
+        """
+        if not group:
+            return GroupResult()
+        return self._write(lambda conn: group.apply(self, conn))
 
     @staticmethod
     def _prepare(record: VersionRecord, now: datetime) -> dict[str, Any]:
@@ -421,6 +438,13 @@ class Catalog:
         self._bulk.update_items(conn, changed_params, seen_params)
         return outcomes
 
+    def _record_group(self, conn: sa.Connection, prepared: list[dict[str, Any]]) -> list[Outcome]:
+        """Record a group's versions inside its transaction, in batches of bounded size."""
+        outcomes: list[Outcome] = []
+        for batch in _chunks(prepared, _GROUP_BATCH):
+            outcomes.extend(self._record_batch(conn, list(batch)))
+        return outcomes
+
     def latest_version_keys(self, kind: str, source_ids: Iterable[str]) -> dict[str, str | None]:
         """source_id -> version key of its latest version, for the ids the catalog knows.
 
@@ -453,7 +477,13 @@ class Catalog:
         run = v.run_id(run_id)
         total = 0
         for chunk in _batched(source_ids, _IN_CHUNK):
-            now = v.utcnow()
+            total += self._write(lambda conn, c=chunk: self._mark_seen(conn, kind, c, run))
+        return total
+
+    def _mark_seen(self, conn: sa.Connection, kind: str, source_ids: Sequence[str], run: int | None) -> int:
+        total = 0
+        now = v.utcnow()
+        for chunk in _chunks(source_ids, _IN_CHUNK):
             stmt = (
                 items.update()
                 .where(items.c.kind == kind, items.c.source_id.in_(chunk))
@@ -467,7 +497,7 @@ class Catalog:
                     deleted_run_id=None,
                 )
             )
-            total += self._write(lambda conn, s=stmt: conn.execute(s).rowcount)
+            total += conn.execute(stmt).rowcount
         return total
 
     def mark_deleted(
@@ -482,6 +512,14 @@ class Catalog:
         when = v.aware_time("at", at) or v.utcnow()
         total = 0
         for chunk in _batched(source_ids, _IN_CHUNK):
+            total += self._write(lambda conn, c=chunk: self._mark_deleted(conn, kind, c, run, when))
+        return total
+
+    def _mark_deleted(
+        self, conn: sa.Connection, kind: str, source_ids: Sequence[str], run: int | None, when: datetime
+    ) -> int:
+        total = 0
+        for chunk in _chunks(source_ids, _IN_CHUNK):
             stmt = (
                 items.update()
                 .where(
@@ -491,23 +529,33 @@ class Catalog:
                 )
                 .values(deleted_at_source=True, deleted_at=when, deleted_run_id=run)
             )
-            total += self._write(lambda conn, s=stmt: conn.execute(s).rowcount)
+            total += conn.execute(stmt).rowcount
         return total
 
-    def _unseen_filter(
-        self, kind: str, run_id: Any, container: str | None, also_seen_by: Iterable[int]
-    ) -> list[sa.ColumnElement[bool]]:
+    @staticmethod
+    def _unseen_args(kind: str, run_id: Any, also_seen_by: Iterable[int]) -> tuple[str, int, list[int]]:
+        """Checked (kind, run, sorted runs that count as having seen an item) for deletion detection."""
         kind = v.required_text("kind", kind, v.MAX_KIND)
         run = v.run_id(run_id)
         if run is None:
             raise CatalogInputError("run_id is required")
         seen_by = {run, *(v.run_id(r) for r in also_seen_by)} - {None}
-        container = v.text("container", container, v.MAX_CONTAINER, optional=True)
-        conditions: list[sa.ColumnElement[bool]] = [
+        return kind, run, sorted(seen_by)  # type: ignore[type-var]
+
+    @staticmethod
+    def _unseen_base(kind: str, seen_by: list[int]) -> list[sa.ColumnElement[bool]]:
+        return [
             items.c.kind == kind,
             items.c.deleted_at_source == sa.false(),
-            sa.or_(items.c.last_seen_run_id.is_(None), items.c.last_seen_run_id.not_in(sorted(seen_by))),
+            sa.or_(items.c.last_seen_run_id.is_(None), items.c.last_seen_run_id.not_in(seen_by)),
         ]
+
+    def _unseen_filter(
+        self, kind: str, run_id: Any, container: str | None, also_seen_by: Iterable[int]
+    ) -> list[sa.ColumnElement[bool]]:
+        kind, _run, seen_by = self._unseen_args(kind, run_id, also_seen_by)
+        container = v.text("container", container, v.MAX_CONTAINER, optional=True)
+        conditions = self._unseen_base(kind, seen_by)
         if container is not None:
             conditions.append(items.c.container == container)
         return conditions
@@ -535,13 +583,57 @@ class Catalog:
         as ``also_seen_by`` (e.g. remember the run that started the listing in the cursor state),
         or the items only they saw would be marked deleted.
         """
-        conditions = self._unseen_filter(kind, run_id, container, also_seen_by)
-        stmt = (
-            items.update()
-            .where(*conditions)
-            .values(deleted_at_source=True, deleted_at=v.utcnow(), deleted_run_id=run_id)
-        )
-        return self._write(lambda conn: conn.execute(stmt).rowcount)
+        return self.mark_unseen_deleted_in(kind, run_id, [container], also_seen_by=also_seen_by)
+
+    def mark_unseen_deleted_in(
+        self,
+        kind: str,
+        run_id: int,
+        containers: Iterable[str | None],
+        *,
+        also_seen_by: Iterable[int] = (),
+    ) -> int:
+        """:meth:`mark_unseen_deleted` for many completely listed containers of one kind at once.
+
+        Same result as one call per container, in a few statements (``container IN (...)``); a
+        ``None`` among ``containers`` means the whole kind was listed. Returns the items marked.
+        """
+        kind, run, seen_by = self._unseen_args(kind, run_id, also_seen_by)
+        listed = self._listed_containers(containers)
+        if listed == []:
+            return 0
+        when = v.utcnow()
+        return self._write(lambda conn: self._mark_unseen_deleted(conn, kind, run, seen_by, listed, when))
+
+    @staticmethod
+    def _listed_containers(containers: Iterable[str | None]) -> list[str] | None:
+        """The checked, sorted, distinct containers; None when one of them is None (the whole kind)."""
+        listed: set[str] = set()
+        for container in containers:
+            checked = v.text("container", container, v.MAX_CONTAINER, optional=True)
+            if checked is None:
+                return None
+            listed.add(checked)
+        return sorted(listed)
+
+    def _mark_unseen_deleted(
+        self,
+        conn: sa.Connection,
+        kind: str,
+        run: int,
+        seen_by: list[int],
+        containers: list[str] | None,
+        when: datetime,
+    ) -> int:
+        base = self._unseen_base(kind, seen_by)
+        values = {"deleted_at_source": True, "deleted_at": when, "deleted_run_id": run}
+        if containers is None:
+            return conn.execute(items.update().where(*base).values(values)).rowcount
+        total = 0
+        for chunk in _chunks(containers, _IN_CHUNK):
+            stmt = items.update().where(*base, items.c.container.in_(chunk)).values(values)
+            total += conn.execute(stmt).rowcount
+        return total
 
     def live_ids(self, kind: str, container: str | None = None) -> Iterator[str]:
         """source_ids of the live (not deleted at source) items of ``kind``, sorted, streamed page by page.
@@ -638,18 +730,27 @@ class Catalog:
         Call it after every page, once that page's versions are recorded, so a killed run resumes
         at the next page.
         """
+        values = self._cursor_values(collector, container_key, state, run_id)
+        self._write(lambda conn: self._set_cursor(conn, values))
+
+    @staticmethod
+    def _cursor_values(
+        collector: str, container_key: str, state: Mapping[str, Any], run_id: int | None
+    ) -> dict[str, Any]:
         collector = v.required_text("collector", collector, v.MAX_SHORT)
         if not isinstance(container_key, str) or len(container_key) > v.MAX_CONTAINER:
             raise CatalogInputError(f"container_key must be a string of at most {v.MAX_CONTAINER} characters")
         if not isinstance(state, Mapping):
             raise CatalogInputError(f"cursor state must be a mapping, got {type(state).__name__}")
-        values = {
+        return {
             "collector": collector,
             "container_key": container_key,
             "state": v.json_value("cursor state", dict(state)),
             "updated_at": v.utcnow(),
             "run_id": v.run_id(run_id),
         }
+
+    def _set_cursor(self, conn: sa.Connection, values: dict[str, Any]) -> None:
         stmt = self._insert(cursors).values(values)
         stmt = stmt.on_conflict_do_update(
             index_elements=[cursors.c.collector, cursors.c.container_key],
@@ -659,7 +760,7 @@ class Catalog:
                 "run_id": stmt.excluded.run_id,
             },
         )
-        self._write(lambda conn: conn.execute(stmt))
+        conn.execute(stmt)
 
     def delete_cursor(self, collector: str, container_key: str = "") -> bool:
         """Forget a cursor (the next run of that collector starts from scratch); True if one existed."""
@@ -864,9 +965,16 @@ class Catalog:
         self.record_run_errors(run_id, [RunErrorRecord(error_class, message, kind, source_id)])
 
     def record_run_errors(self, run_id: int, errors: Iterable[RunErrorRecord]) -> int:
+        rows = self._run_error_rows(run_id, errors)
+        if rows:
+            self._write(lambda conn: conn.execute(sa.insert(run_errors), rows))
+        return len(rows)
+
+    @staticmethod
+    def _run_error_rows(run_id: int, errors: Iterable[RunErrorRecord]) -> list[dict[str, Any]]:
         run = v.run_id(run_id)
         now = v.utcnow()
-        rows = [
+        return [
             {
                 "run_id": run,
                 "kind": v.text("kind", e.kind, v.MAX_KIND, optional=True),
@@ -877,9 +985,6 @@ class Catalog:
             }
             for e in errors
         ]
-        if rows:
-            self._write(lambda conn: conn.execute(sa.insert(run_errors), rows))
-        return len(rows)
 
     def run_errors(self, run_id: int, *, limit: int = 1000, after_id: int = 0) -> list[RunErrorInfo]:
         """A run's errors in the order they happened; page with ``after_id``."""
@@ -964,3 +1069,109 @@ class Catalog:
             return {kind: KindCounts(kind, **c) for kind, c in sorted(acc.items())}
 
         return self._read(query)
+
+
+_Op = Callable[[Catalog, sa.Connection, GroupResult], None]
+
+
+class WriteGroup:
+    """Catalog writes collected now and applied later, all in ONE transaction, by
+    :meth:`Catalog.write_group` -- e.g. the backup's group commit: versions, seen and deleted
+    marks, deletion detection for completely listed containers, cursors and run errors.
+
+    Every method checks its input at once (CatalogInputError, nothing collected), so a group that
+    was built can only fail on the database side, and then as a whole. Applying a group changes
+    nothing in it, so a retried transaction applies exactly the same writes.
+    """
+
+    def __init__(self) -> None:
+        self._ops: list[_Op] = []
+        self._versions: list[dict[str, Any]] | None = None  # the open run of add_version calls
+        self._now = v.utcnow()
+
+    def __bool__(self) -> bool:
+        return bool(self._ops)
+
+    def add_version(self, record: VersionRecord) -> None:
+        """Record one version (see :meth:`Catalog.record_versions`); consecutive calls share statements."""
+        prepared = Catalog._prepare(record, self._now)
+        if self._versions is None:
+            self._versions = batch = [prepared]
+            self._ops.append(lambda cat, conn, res: res.outcomes.extend(cat._record_group(conn, batch)))
+        else:
+            self._versions.append(prepared)
+
+    def record_versions(self, records: Iterable[VersionRecord]) -> None:
+        for record in records:
+            self.add_version(record)
+
+    def _add(self, op: _Op) -> None:
+        self._versions = None
+        self._ops.append(op)
+
+    def mark_seen(self, kind: str, source_ids: Iterable[str], run_id: int | None) -> None:
+        kind = v.required_text("kind", kind, v.MAX_KIND)
+        run = v.run_id(run_id)
+        ids = list(source_ids)
+
+        def op(cat: Catalog, conn: sa.Connection, res: GroupResult) -> None:
+            res.seen += cat._mark_seen(conn, kind, ids, run)
+
+        self._add(op)
+
+    def mark_deleted(
+        self, kind: str, source_ids: Iterable[str], run_id: int | None, *, at: datetime | None = None
+    ) -> None:
+        kind = v.required_text("kind", kind, v.MAX_KIND)
+        run = v.run_id(run_id)
+        when = v.aware_time("at", at) or v.utcnow()
+        ids = list(source_ids)
+
+        def op(cat: Catalog, conn: sa.Connection, res: GroupResult) -> None:
+            n = cat._mark_deleted(conn, kind, ids, run, when)
+            res.deleted[kind] = res.deleted.get(kind, 0) + n
+
+        self._add(op)
+
+    def mark_unseen_deleted(
+        self,
+        kind: str,
+        run_id: int,
+        containers: Iterable[str | None] = (None,),
+        *,
+        also_seen_by: Iterable[int] = (),
+    ) -> None:
+        """:meth:`Catalog.mark_unseen_deleted_in`: every container of ``kind`` whose listing completed."""
+        kind, run, seen_by = Catalog._unseen_args(kind, run_id, also_seen_by)
+        listed = Catalog._listed_containers(containers)
+        if listed == []:
+            return
+
+        def op(cat: Catalog, conn: sa.Connection, res: GroupResult) -> None:
+            n = cat._mark_unseen_deleted(conn, kind, run, seen_by, listed, v.utcnow())
+            res.deleted[kind] = res.deleted.get(kind, 0) + n
+
+        self._add(op)
+
+    def set_cursor(
+        self, collector: str, container_key: str, state: Mapping[str, Any], run_id: int | None = None
+    ) -> None:
+        values = Catalog._cursor_values(collector, container_key, state, run_id)
+        self._add(lambda cat, conn, res: cat._set_cursor(conn, values))
+
+    def record_run_errors(self, run_id: int, errors: Iterable[RunErrorRecord]) -> None:
+        rows = Catalog._run_error_rows(run_id, errors)
+        if not rows:
+            return
+
+        def op(cat: Catalog, conn: sa.Connection, res: GroupResult) -> None:
+            conn.execute(sa.insert(run_errors), rows)
+
+        self._add(op)
+
+    def apply(self, catalog: Catalog, conn: sa.Connection) -> GroupResult:
+        """Run the collected writes on ``conn`` (inside the caller's transaction)."""
+        result = GroupResult()
+        for op in self._ops:
+            op(catalog, conn, result)
+        return result

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -132,3 +132,13 @@ class KindCounts:
     live: int = 0
     deleted: int = 0
     versions: int = 0
+
+
+@dataclass(slots=True)
+class GroupResult:
+    """What ``Catalog.write_group`` did: outcomes of its versions (in the order they were added),
+    known items it stamped as seen, and items it newly marked deleted at the source, per kind."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    seen: int = 0
+    deleted: dict[str, int] = field(default_factory=dict)
