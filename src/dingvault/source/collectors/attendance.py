@@ -10,7 +10,7 @@ declared complete.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,11 +18,11 @@ from zoneinfo import ZoneInfo
 from dingvault.source.collectors.base import (
     Collector,
     as_list,
-    bounded_map,
     content_hash,
+    interleave,
     iso_from_ms,
 )
-from dingvault.source.errors import BadResponse
+from dingvault.source.errors import BadResponse, DingTalkError
 from dingvault.source.items import Batch, CursorKey, CursorUpdate, Item, Mode, ScopeFilter
 
 ATTENDANCE_LIST = "/attendance/list"
@@ -65,26 +65,45 @@ class AttendanceCollector(Collector):
         while day <= today:
             last = min(today, day + timedelta(days=span - 1))
             seen: set[str] = set()
-            items: list[Item] = []
-            async for group, result in bounded_map(
-                lambda g, d=day, e=last: self._window(g, d, e), groups, self.settings.concurrency
-            ):
-                if isinstance(result, BaseException):
-                    self.note_problem(f"attendance {day}..{last} of {len(group)} users", result)
-                    continue
-                for record in result:
+            sources = [self._group_source(group, day, last) for group in groups]
+            # Pages are handed on as they arrive (a window of a large org holds tens of thousands
+            # of records): only the pages in flight are held, never the whole window.
+            async for page in interleave(sources, self.settings.concurrency):
+                items = []
+                for record in page:
                     rid = str(record.get("id"))
                     if rid not in seen:
                         seen.add(rid)
                         items.append(attendance_item(record))
-            # Commit the window only if every group of users was read.
-            cursor = CursorUpdate(self.name, "", {"until": last.isoformat()}) if not self.problems else None
-            yield Batch(items=items, cursor=cursor)
+                if items:
+                    yield Batch(items=items)
+            # Commit the window only if every group of users was read; this batch follows all of
+            # the window's records, so the engine applies the cursor only once they are stored.
+            if not self.problems:
+                yield Batch(cursor=CursorUpdate(self.name, "", {"until": last.isoformat()}))
             day = last + timedelta(days=1)
         self.finish()
 
-    async def _window(self, users: list[str], first: date, last: date) -> list[dict[str, Any]]:
-        records: list[dict[str, Any]] = []
+    def _group_source(
+        self, users: list[str], first: date, last: date
+    ) -> Callable[[], AsyncIterator[list[dict[str, Any]]]]:
+        """The pages of one group of users for one window; a failure is noted, not raised."""
+
+        async def run() -> AsyncIterator[list[dict[str, Any]]]:
+            try:
+                async for page in self._window(users, first, last):
+                    yield page
+            except DingTalkError as exc:
+                self.note_problem(f"attendance {first}..{last} of {len(users)} users", exc)
+            except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+                # An answer of an unexpected shape: this group's problem, reported with its cause.
+                problem = BadResponse(f"unexpected attendance answer: {type(exc).__name__}: {exc}")
+                problem.__cause__ = exc
+                self.note_problem(f"attendance {first}..{last} of {len(users)} users", problem)
+
+        return run
+
+    async def _window(self, users: list[str], first: date, last: date) -> AsyncIterator[list[dict[str, Any]]]:
         offset = 0
         for _ in range(100_000):
             body = await self.client.oapi(
@@ -99,14 +118,13 @@ class AttendanceCollector(Collector):
                     "isI18n": False,
                 },
             )
-            page = [
+            yield [
                 r
                 for r in as_list(body.get("recordresult"))
                 if isinstance(r, dict) and r.get("id") is not None
             ]
-            records.extend(page)
             if not body.get("hasMore"):
-                return records
+                return
             offset += PAGE
         raise BadResponse("attendance/list did not end", endpoint=ATTENDANCE_LIST)
 

@@ -30,6 +30,8 @@ from dingvault.source.items import Batch, CompleteListing, CursorKey, CursorUpda
 
 REPORT_LIST = "/topapi/report/list"
 PAGE = 20
+# Reports handed to the engine at a time (a few pages): memory stays flat however big a window.
+BATCH = 200
 
 
 class ReportsCollector(Collector):
@@ -64,12 +66,19 @@ class ReportsCollector(Collector):
                     filtered = True
                     continue
                 items.append(report_item(report))
+                if len(items) >= BATCH:
+                    # A window can hold tens of thousands of reports: hand them on as they come
+                    # rather than hold the whole window (its cursor and completions follow below).
+                    yield Batch(items=items)
+                    items = []
             complete = None
             if mode == "full" and not filtered:
                 months = [m for m in whole_months(start, window_end, window_end >= now) if m not in declared]
                 declared.update(months)
                 complete = [CompleteListing("report", m) for m in months] or None
             last = window_end >= now
+            # The window's completions and the run's cursor ride on its last batch: the engine
+            # applies them only once every report before them is stored.
             yield Batch(
                 items=items,
                 complete=complete,
