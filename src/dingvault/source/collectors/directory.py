@@ -12,10 +12,11 @@ All of these are exempt from the monthly quota (§0.5).
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dingvault.source.collectors.base import as_list, bounded_map, check, is_family_fatal
+from dingvault.source.collectors.base import as_list, is_family_fatal
 from dingvault.source.errors import BadResponse, DingTalkError, NotFound
 
 if TYPE_CHECKING:
@@ -53,44 +54,15 @@ class Directory:
 
     @classmethod
     async def load(cls, client: DingTalkClient, *, concurrency: int = 8) -> Directory:
-        directory = cls()
-        root_detail = await _dept_detail(client, ROOT_DEPT_ID)
-        directory.departments[ROOT_DEPT_ID] = Department(ROOT_DEPT_ID, None, None, root_detail)
-        level = [ROOT_DEPT_ID]
-        seen = {ROOT_DEPT_ID}
-        while level:
-            next_level: list[int] = []
-            async for parent, result in bounded_map(lambda d: _children(client, d), level, concurrency):
-                if isinstance(result, NotFound):
-                    continue  # removed while we walked the tree
-                for child in check(result):
-                    child_id = _int(child.get("dept_id"))
-                    if child_id is None or child_id in seen:  # `seen` guards against a cyclic answer
-                        continue
-                    seen.add(child_id)
-                    directory.departments[child_id] = Department(
-                        child_id, _int(child.get("parent_id")) or parent, child, None
-                    )
-                    next_level.append(child_id)
-            level = next_level
-        children = [d for d in directory.departments if d != ROOT_DEPT_ID]
-        async for dept_id, detail in bounded_map(lambda d: _dept_detail(client, d), children, concurrency):
-            if isinstance(detail, BaseException) and is_family_fatal(detail):
-                raise detail
-            directory.departments[dept_id].detail = None if isinstance(detail, BaseException) else detail
-        async for dept_id, users in bounded_map(
-            lambda d: _dept_users(client, d), list(directory.departments), concurrency
-        ):
-            if isinstance(users, BaseException):
-                if is_family_fatal(users):
-                    raise users
-                directory.incomplete_departments.append(dept_id)
-                continue
-            for user in users:
-                userid = user.get("userid")
-                if isinstance(userid, str) and userid:
-                    directory.users.setdefault(userid, user)
-        return directory
+        """Walk the tree, and read each department's detail and members as soon as it is found.
+
+        The three APIs are paced separately (§0.5), so a department's detail and member list are
+        asked while the walk goes on below it, instead of three phases one after the other: every
+        other family waits for the directory, so its time is added to the whole run's.
+        """
+        loader = _Loader(client, concurrency)
+        await loader.run()
+        return loader.directory()
 
     # ---- look-ups the other families use
 
@@ -112,6 +84,112 @@ class Directory:
         admins = set(self.admins())
         ordered = sorted(self.users.items(), key=lambda kv: (kv[0] not in admins, kv[0]))
         return [(uid, str(u["unionid"])) for uid, u in ordered if u.get("unionid")]
+
+
+class _Loader:
+    """One directory read: the tree walk, details and member lists overlapped, results in BFS order."""
+
+    def __init__(self, client: DingTalkClient, concurrency: int) -> None:
+        self.client = client
+        # One limit per API: a long walk does not hold back details or member lists.
+        self.walk_slots = asyncio.Semaphore(concurrency)
+        self.detail_slots = asyncio.Semaphore(concurrency)
+        self.member_slots = asyncio.Semaphore(concurrency)
+        self.children: dict[int, list[dict[str, Any]]] = {}  # parent -> listsub answer
+        self.details: dict[int, dict[str, Any] | None] = {}
+        self.members: dict[int, list[dict[str, Any]]] = {}
+        self.incomplete: set[int] = set()
+        self.started: set[int] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self) -> None:
+        self.details[ROOT_DEPT_ID] = await _dept_detail(self.client, ROOT_DEPT_ID)
+        self.started.add(ROOT_DEPT_ID)
+        self._spawn(self._walk(ROOT_DEPT_ID))
+        self._spawn(self._members(ROOT_DEPT_ID))
+        try:
+            while self.tasks:
+                done, _ = await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    self.tasks.discard(task)
+                    task.result()  # the first failure stops the whole read, as it is
+        finally:
+            for task in self.tasks:
+                task.cancel()
+            if self.tasks:
+                await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def _spawn(self, coroutine: Any) -> None:
+        self.tasks.add(asyncio.ensure_future(coroutine))
+
+    def _found(self, dept_id: int) -> None:
+        if dept_id in self.started:  # listed twice (or a cyclic answer): read once
+            return
+        self.started.add(dept_id)
+        self._spawn(self._walk(dept_id))
+        self._spawn(self._detail(dept_id))
+        self._spawn(self._members(dept_id))
+
+    async def _walk(self, dept_id: int) -> None:
+        try:
+            async with self.walk_slots:
+                children = await _children(self.client, dept_id)
+        except NotFound:
+            return  # removed while we walked the tree
+        self.children[dept_id] = children
+        for child in children:
+            child_id = _int(child.get("dept_id"))
+            if child_id is not None:
+                self._found(child_id)
+
+    async def _detail(self, dept_id: int) -> None:
+        try:
+            async with self.detail_slots:
+                self.details[dept_id] = await _dept_detail(self.client, dept_id)
+        except DingTalkError as exc:
+            if is_family_fatal(exc):
+                raise
+            self.details[dept_id] = None
+
+    async def _members(self, dept_id: int) -> None:
+        try:
+            async with self.member_slots:
+                self.members[dept_id] = await _dept_users(self.client, dept_id)
+        except DingTalkError as exc:
+            if is_family_fatal(exc):
+                raise
+            self.incomplete.add(dept_id)
+
+    def directory(self) -> Directory:
+        """The tree in breadth-first order of the listsub answers, whatever order calls ended in.
+
+        The order decides which parent a department listed twice belongs to, and which
+        department's entry of a user (entries differ per department) is kept: it must not
+        depend on timing, or an unchanged user would look changed from one run to the next.
+        """
+        directory = Directory()
+        directory.departments[ROOT_DEPT_ID] = Department(
+            ROOT_DEPT_ID, None, None, self.details.get(ROOT_DEPT_ID)
+        )
+        order = [ROOT_DEPT_ID]
+        for parent in order:  # grows while iterated: a breadth-first walk of the recorded answers
+            for child in self.children.get(parent, ()):
+                child_id = _int(child.get("dept_id"))
+                if child_id is None or child_id in directory.departments:
+                    continue
+                directory.departments[child_id] = Department(
+                    child_id, _int(child.get("parent_id")) or parent, child, self.details.get(child_id)
+                )
+                order.append(child_id)
+        for dept_id in order:
+            if dept_id in self.incomplete:
+                directory.incomplete_departments.append(dept_id)
+                continue
+            for user in self.members.get(dept_id, ()):
+                userid = user.get("userid")
+                if isinstance(userid, str) and userid:
+                    directory.users.setdefault(userid, user)
+        return directory
 
 
 def _int(value: Any) -> int | None:
