@@ -29,14 +29,16 @@ from dingvault.backup.engine import BackupEngine
 from dingvault.backup.session import Session
 from dingvault.backup.stats import RunStats
 from dingvault.backup.vault_store import VaultCatalogStore
+from dingvault.service.fetch_common import VaultLookup
 from dingvault.service.state import InboxEvent, ServiceState
 from dingvault.service.targeted import (
     APPROVAL_EVENTS,
     EventPlan,
-    approvals_collector,
+    event_item_key,
     family_for,
+    is_direct,
     plan_events,
-    robot_collector,
+    targeted_collectors,
 )
 from dingvault.source.collectors import COLLECTOR_CLASSES, CollectorSettings, build_collectors
 
@@ -134,7 +136,9 @@ class RunCoordinator:
             except Exception as exc:
                 self._failures += 1
                 delay = min(60.0, 0.5 * 2 ** min(self._failures, 7))
-                log.error("event processing failed (%s: %s); retrying in %.1f s", type(exc).__name__, exc, delay)
+                log.error(
+                    "event processing failed (%s: %s); retrying in %.1f s", type(exc).__name__, exc, delay
+                )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
                 self._wake.set()
@@ -154,11 +158,12 @@ class RunCoordinator:
                 return handled
 
     async def _handle(self, events: list[InboxEvent]) -> int:
-        # Records read directly (approvals, robot messages) commit in a run of their own first:
-        # a family incremental in the same slice (seconds for calendars or todos of every user)
-        # must not hold back what takes milliseconds to fetch.
-        direct = [e for e in events if e.source == "callback" or e.type in APPROVAL_EVENTS]
-        family = [e for e in events if not (e.source == "callback" or e.type in APPROVAL_EVENTS)]
+        # Records read directly (approvals, robot messages, a user, a department, a file, the
+        # changed calendars) commit in a run of their own first: a family incremental in the same
+        # slice (seconds for calendars or todos of every user) must not hold back what takes
+        # milliseconds to fetch.
+        direct = [e for e in events if is_direct(e)]
+        family = [e for e in events if not is_direct(e)]
         handled = 0
         for group in (direct, family):
             if group:
@@ -169,8 +174,11 @@ class RunCoordinator:
         plan = plan_events(events)
         by_id = {e.id: e for e in events}
         if plan.malformed:
-            log.warning("%d events without the fields to act on (kept as handled): %s",
-                        len(plan.malformed), plan.malformed[:5])
+            log.warning(
+                "%d events without the fields to act on (kept as handled): %s",
+                len(plan.malformed),
+                plan.malformed[:5],
+            )
         if plan.empty:
             await asyncio.to_thread(self.state.mark_done, list(by_id))
             self._count("ignored", len(events))
@@ -185,7 +193,9 @@ class RunCoordinator:
             )
             if given_up and self.alerts is not None:
                 self.alerts.raise_(
-                    "events-failed", f"{len(given_up)} events could not be captured", f"{type(exc).__name__}: {exc}"
+                    "events-failed",
+                    f"{len(given_up)} events could not be captured",
+                    f"{type(exc).__name__}: {exc}",
                 )
             raise
         # A family that read some parts but not others (IncompleteCollection) stored what it read
@@ -201,9 +211,9 @@ class RunCoordinator:
         done: list[str] = []
         for e in events:
             family = _event_family(e)
-            item_failed = e.type in APPROVAL_EVENTS and (
-                ("approval", str(e.data.get("processInstanceId"))) in failed_ids
-            )
+            # A record stored without its attachments (no cursor holds it for a later run): the
+            # event stays pending and is retried.
+            item_failed = event_item_key(e) in failed_ids
             if "*" in failed_families or family in failed_families or item_failed:
                 retry.append(e.id)
             else:
@@ -250,20 +260,15 @@ class RunCoordinator:
             self.learn_chats(plan.chat_ids)
         settings = self.collector_settings()
         families = sorted(plan.families)
-        targeted_families = {"approvals"} if plan.approvals else set()
-        if plan.robot_messages:
-            targeted_families.add("robot")
         if scope.needs_tree and "contacts" not in families:
             families.insert(0, "contacts")
-        wanted = set(families) | targeted_families
+        wanted = set(families) | plan.targeted_families
         real = build_collectors(client, families=sorted(wanted), settings=settings)
         by_family = {c.family: c for c in real}
         collectors: list[Any] = [c for c in real if c.family in families]
         # A family that runs its incremental anyway covers its targeted records too.
-        if plan.approvals and "approvals" not in families:
-            collectors.append(approvals_collector(client, by_family["approvals"], plan.approvals, scope))
-        if plan.robot_messages and scope.includes_kind("robot_message"):
-            collectors.append(robot_collector(by_family["robot"], plan.robot_messages))
+        lookup = VaultLookup(self.session.catalog, self.session.vault)
+        collectors += targeted_collectors(plan, client, by_family, lookup, skip=families)
         return await self._run("incremental", collectors, label="events")
 
     def learn_chats(self, chat_ids: set[str]) -> None:
@@ -306,7 +311,10 @@ class RunCoordinator:
         since, self._catchup_since = self._catchup_since, None
         if since is None:
             return None
-        log.info("catch-up incremental for the gap since %s", time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(since)))
+        log.info(
+            "catch-up incremental for the gap since %s",
+            time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(since)),
+        )
         if self.metrics is not None:
             self.metrics.catchups.inc()
         try:
@@ -335,7 +343,12 @@ class RunCoordinator:
 
     # ---- the one place a run happens ------------------------------------------------------------
     async def _run(
-        self, mode: str, collectors: Sequence[Any], *, label: str, engine_options: dict[str, Any] | None = None
+        self,
+        mode: str,
+        collectors: Sequence[Any],
+        *,
+        label: str,
+        engine_options: dict[str, Any] | None = None,
     ) -> RunStats:
         async with self.lock:
             s = self.session

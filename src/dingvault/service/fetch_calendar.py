@@ -1,0 +1,93 @@
+"""Targeted reads of the calendar family for ``calendar_event_change`` (§6.2, §7.5).
+
+The reference documents no read of a single calendar event, only the per-user event list with a
+``syncToken`` that returns what changed since. The event names whose calendars changed
+(``unionIdList``), so only those calendars are asked, each with the syncToken the calendar
+collector kept for it: one or two calls per person instead of one per person of the organisation.
+The cursor moves on exactly as the collector moves it, so the next incremental does not read the
+same changes again. A person without a kept syncToken (never captured, or gone), or a token
+DingTalk refuses, falls back to the calendar incremental.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from dingvault.service.fetch_common import FallBack, VaultLookup, owner_known
+from dingvault.source.collectors.base import as_list, has_more_token
+from dingvault.source.collectors.calendar import EVENTS, PAGE, CalendarCollector, event_item
+from dingvault.source.errors import BadResponse, DingTalkError
+from dingvault.source.items import Batch, CursorUpdate, Item
+
+MAX_PAGES = 1000
+
+
+async def fetch_calendars(
+    client: Any,
+    unionids: list[str],
+    cursors: Mapping[tuple[str, str], dict[str, Any]],
+    scope: Any,
+    lookup: VaultLookup,
+) -> list[Batch]:
+    batches: list[Batch] = []
+    for union in unionids:
+        state = dict(cursors.get((CalendarCollector.name, union)) or {})
+        token, userid = state.get("syncToken"), state.get("userid")
+        if state.get("departed") or not isinstance(token, str) or not token or not userid:
+            raise FallBack(f"no syncToken kept for the calendar of {union}")
+        if not scope.includes_user(str(userid)):
+            continue  # out of scope: the collector does not read this calendar either
+        items: list[Item] = []
+        deleted: list[str] = []
+        new_token = None
+        async for page, page_token in _pages(client, union, token):
+            new_token = page_token or new_token
+            for event in page:
+                if event.get("status") == "cancelled":
+                    deleted.append(f"{union}/{event['id']}")
+                else:
+                    items.append(await asyncio.to_thread(owner_known, event_item(union, event), lookup))
+        batches.append(
+            Batch(
+                items=items,
+                deleted=deleted or None,
+                deleted_kind="calendar_event",
+                cursor=CursorUpdate(
+                    CalendarCollector.name, union, {"syncToken": new_token or token, "userid": userid}
+                ),
+            )
+        )
+    return batches
+
+
+async def _pages(client: Any, union: str, sync_token: str) -> Any:
+    next_token: str | None = None
+    for _ in range(MAX_PAGES):
+        try:
+            body = await client.api(
+                "GET",
+                EVENTS,
+                path={"userId": union, "calendarId": "primary"},
+                params={
+                    "syncToken": sync_token,
+                    "showDeleted": True,
+                    "maxResults": PAGE,
+                    "nextToken": next_token,
+                },
+            )
+        except DingTalkError as exc:
+            if exc.retryable:
+                raise
+            raise FallBack(f"calendar of {union}: {exc.message}") from exc
+        events = [e for e in as_list(body.get("events")) if isinstance(e, dict) and e.get("id")]
+        sync = body.get("syncToken")
+        yield events, str(sync) if sync else None
+        token = body.get("nextToken")
+        if not has_more_token(token):
+            return
+        if token == next_token:
+            raise BadResponse("calendar events repeated its nextToken", endpoint=EVENTS)
+        next_token = str(token)
+    raise BadResponse("calendar events listing did not end", endpoint=EVENTS)
