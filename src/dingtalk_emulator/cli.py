@@ -62,7 +62,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
 def serve(config: EmulatorConfig) -> int:
     import uvicorn
 
-    from dingtalk_emulator.server import create_app, free_port
+    from dingtalk_emulator.server import create_app, free_port, uvicorn_options
 
     if not config.port:
         config.port = free_port(config.host)
@@ -76,7 +76,7 @@ def serve(config: EmulatorConfig) -> int:
         f"  credentials and counts: GET {state.base_url}/_emulator/org",
         flush=True,
     )
-    uvicorn.run(app, host=config.host, port=config.port, log_level="warning", lifespan="off")
+    uvicorn.run(app, host=config.host, port=config.port, **uvicorn_options())
     return 0
 
 

@@ -37,6 +37,7 @@ from starlette.routing import BaseRoute, Mount, Route, compile_path
 
 from dingtalk_emulator.faults import Decision, FaultPlan, FaultSpec, FaultSpecError
 from dingtalk_emulator.limits import LimitSettings, RateLimiter, Verdict, is_new_api
+from dingtalk_emulator.routing import SegmentIndex, literal_segments
 from dingtalk_emulator.stats import CallStats
 
 log = logging.getLogger(__name__)
@@ -186,6 +187,8 @@ class _TemplateIndex:
         self._entries: list[tuple[re.Pattern[str], str]] = []
         self._collect(routes, "")
         self._cache: dict[str, str] = {}
+        # Only the templates whose literal leading segments agree with a path are tried, in order.
+        self._by_segments = SegmentIndex([(literal_segments(t), (rx, t)) for rx, t in self._entries])
 
     def _collect(self, routes: list[BaseRoute], prefix: str) -> None:
         for route in routes:
@@ -205,7 +208,7 @@ class _TemplateIndex:
         found = self._cache.get(path)
         if found is None:
             found = UNMATCHED
-            for regex, template in self._entries:
+            for regex, template in self._by_segments.candidates(path):
                 if regex.match(path):
                     found = template
                     break

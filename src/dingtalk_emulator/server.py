@@ -26,6 +26,7 @@ from dingtalk_emulator.company.org import Org, truth_sensitive
 from dingtalk_emulator.config import profile_for
 from dingtalk_emulator.envelope import api_error_response, legacy_error_response
 from dingtalk_emulator.guard import Guard
+from dingtalk_emulator.routing import install_segment_dispatch
 from dingtalk_emulator.state import EmulatorConfig, EmulatorState
 from dingtalk_emulator.stream import StreamHub
 from dingtalk_emulator.tokens import TokenStore
@@ -78,10 +79,20 @@ def create_app(config: EmulatorConfig, *, clock: Any = None) -> tuple[Any, Emula
     routes.extend(state.hub.routes())
     routes.extend(state.guard.routes())
     app = Starlette(routes=routes, exception_handlers={404: _not_found, 405: _not_found})
+    install_segment_dispatch(app.router)
     app.state.emulator = state
     control.check_state_dir(state)
     control.load_journal(state)  # --state DIR: replay the persisted mutation overlay
     return state.guard.wrap(app), state
+
+
+def uvicorn_options() -> dict[str, Any]:
+    """How uvicorn serves the emulator (CLI and `RunningEmulator` alike).
+
+    No access log and no proxy-header rewriting: both cost CPU on every call and the emulator is
+    only ever reached directly. Loop and HTTP parser stay on "auto" (uvloop/httptools when installed).
+    """
+    return {"log_level": "warning", "lifespan": "off", "access_log": False, "proxy_headers": False}
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -101,7 +112,7 @@ class RunningEmulator:
         self.app, self.state = create_app(config, clock=clock)
         self.state.base_url = f"http://{config.host}:{config.port}"
         self.server = uvicorn.Server(
-            uvicorn.Config(self.app, host=config.host, port=config.port, log_level="warning", lifespan="off")
+            uvicorn.Config(self.app, host=config.host, port=config.port, **uvicorn_options())
         )
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="dingtalk-emulator", daemon=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -38,6 +38,7 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
 # -- helpers -------------------------------------------------------------------------------
+
 
 def operator(call: Call, name: str = "unionId") -> str:
     unionid = call.params.get(name) or call.body.get(name)
@@ -80,7 +81,9 @@ def decode_token(token: str | None) -> int:
         raise ApiError(400, "invalidParameter", "nextToken is invalid") from None
 
 
-def max_results(call: Call, params: dict[str, Any], limit: int, default: int, code: str = "invalidParameter") -> int:
+def max_results(
+    call: Call, params: dict[str, Any], limit: int, default: int, code: str = "invalidParameter"
+) -> int:
     n = api_int(params, "maxResults", default, code=code)
     if not 1 <= n <= limit:
         raise ApiError(400, code, f"maxResults must be between 1 and {limit}")
@@ -151,6 +154,7 @@ def page(items: list[Any], offset: int, n: int) -> tuple[list[Any], str | None]:
 
 # -- endpoints -----------------------------------------------------------------------------
 
+
 @api_endpoint(SPACE_SCOPE)
 async def list_spaces(call: Call) -> dict[str, Any]:
     unionid = operator(call)
@@ -178,13 +182,27 @@ async def get_space(call: Call) -> dict[str, Any]:
     used = w.storage.used_quota(space)
     scene = {"drive": "org", "group": "im", "wiki": "wiki"}[space.origin]  # (uncertain) scene names
     owner = space.owner or w.people.admin.unionid
-    return {"space": {
-        "id": space.space_id, "name": space.name, "corpId": w.corp_id, "appId": "", "scene": scene, "sceneId": space.space_id,
-        "ownerType": "USER" if space.owner else "ORG", "ownerId": owner, "creatorId": owner, "modifierId": owner,
-        "quota": space.quota, "usedQuota": used if used >= 0 else space.n_files * w.prof.median_small, "status": "NORMAL",
-        "createTime": iso(space.create_ms), "modifiedTime": iso(max(space.create_ms, space.modify_ms)),
-        "capabilities": {"canRecordRecentFile": True, "canRename": True, "canSearch": True}, "partitions": [],
-    }}
+    return {
+        "space": {
+            "id": space.space_id,
+            "name": space.name,
+            "corpId": w.corp_id,
+            "appId": "",
+            "scene": scene,
+            "sceneId": space.space_id,
+            "ownerType": "USER" if space.owner else "ORG",
+            "ownerId": owner,
+            "creatorId": owner,
+            "modifierId": owner,
+            "quota": space.quota,
+            "usedQuota": used if used >= 0 else space.n_files * w.prof.median_small,
+            "status": "NORMAL",
+            "createTime": iso(space.create_ms),
+            "modifiedTime": iso(max(space.create_ms, space.modify_ms)),
+            "capabilities": {"canRecordRecentFile": True, "canRename": True, "canSearch": True},
+            "partitions": [],
+        }
+    }
 
 
 @api_endpoint(CONV_SCOPE)
@@ -200,8 +218,14 @@ async def conv_space(call: Call) -> dict[str, Any]:
     space = w.storage.spaces[group.space_id]
     if not w.storage.can_read(space, unionid):
         raise ApiError(403, "permissionDenied", "operator is not a member of this conversation")
-    return {"space": {"spaceId": space.space_id, "corpId": w.corp_id, "createTime": iso(space.create_ms),
-                      "modifiedTime": iso(max(space.create_ms, space.modify_ms))}}
+    return {
+        "space": {
+            "spaceId": space.space_id,
+            "corpId": w.corp_id,
+            "createTime": iso(space.create_ms),
+            "modifiedTime": iso(max(space.create_ms, space.modify_ms)),
+        }
+    }
 
 
 @api_endpoint(FILE_SCOPE)
@@ -239,8 +263,15 @@ async def list_all_dentries(call: Call) -> dict[str, Any]:
     order = option.get("order", "ASC")
     if order not in ("ASC", "DESC"):
         raise ApiError(400, "invalidParameter", "order must be ASC or DESC")
-    items = w.storage.cached(space, ("all", order), lambda: sorted(
-        (d for d in w.storage.all_dentries(space) if d.status == "NORMAL"), key=_ORDER["MODIFIED_TIME"], reverse=order == "DESC"))
+    items = w.storage.cached(
+        space,
+        ("all", order),
+        lambda: sorted(
+            (d for d in w.storage.all_dentries(space) if d.status == "NORMAL"),
+            key=_ORDER["MODIFIED_TIME"],
+            reverse=order == "DESC",
+        ),
+    )
     chunk, nxt = page(items, decode_token(option.get("nextToken")), n)
     out: dict[str, Any] = {"dentries": [dentry_json_cached(w, d) for d in chunk]}
     if nxt:
@@ -290,9 +321,23 @@ async def get_dentries(call: Call) -> dict[str, Any]:
     for did in ids:
         d = w.storage.get(space, str(did))
         if d is None:
-            items.append({"spaceId": space.space_id, "dentryId": str(did), "success": False, "errorCode": "dentryNotExist"})
+            items.append(
+                {
+                    "spaceId": space.space_id,
+                    "dentryId": str(did),
+                    "success": False,
+                    "errorCode": "dentryNotExist",
+                }
+            )
         else:
-            items.append({"spaceId": space.space_id, "dentryId": d.dentry_id, "success": True, "dentry": dentry_json_cached(w, d)})
+            items.append(
+                {
+                    "spaceId": space.space_id,
+                    "dentryId": d.dentry_id,
+                    "success": True,
+                    "dentry": dentry_json_cached(w, d),
+                }
+            )
     return {"resultItems": items}
 
 
@@ -304,9 +349,17 @@ async def get_org(call: Call) -> dict[str, Any]:
     if call.path_params["corpId"] != w.corp_id:
         raise ApiError(403, "acrossOrgAccessForbidden", "corpId is not this organisation")
     used = sum(max(0, w.storage.used_quota(s)) for s in w.storage.spaces.values())
-    return {"org": {"corpId": w.corp_id, "partitions": [
-        {"partitionType": "PUBLIC_OSS_PARTITION", "quota": {"max": 1 << 44, "reserved": 0, "type": "ORG", "used": used}},
-    ]}}
+    return {
+        "org": {
+            "corpId": w.corp_id,
+            "partitions": [
+                {
+                    "partitionType": "PUBLIC_OSS_PARTITION",
+                    "quota": {"max": 1 << 44, "reserved": 0, "type": "ORG", "used": used},
+                },
+            ],
+        }
+    }
 
 
 @api_endpoint(DOWNLOAD_SCOPE)
@@ -318,7 +371,9 @@ async def download_infos(call: Call) -> dict[str, Any]:
     if d.status != "NORMAL":
         raise ApiError(404, "dentryNotExist", "dentry is deleted")
     if d.type != "FILE" or d.driver == "ALIDOC":
-        raise ApiError(400, "operationNotSupported", "online documents and folders cannot be downloaded as files")
+        raise ApiError(
+            400, "operationNotSupported", "online documents and folders cannot be downloaded as files"
+        )
     option = call.body.get("option") or {}
     version = option.get("version") if isinstance(option, dict) else None
     try:
@@ -388,13 +443,25 @@ async def list_recycle_items(call: Call) -> dict[str, Any]:
         raise ApiError(404, "recycleBinNotExist", "recycle bin does not exist")
     space = space_for(call, w, bin_id[2:], unionid)
     n = max_results(call, call.params, MAX_DENTRIES, MAX_DENTRIES)
-    deleted = sorted((d for d in w.storage.all_dentries(space) if d.status == "DELETED"), key=lambda d: (-d.deleted_ms, d.dentry_id))
+    deleted = sorted(
+        (d for d in w.storage.all_dentries(space) if d.status == "DELETED"),
+        key=lambda d: (-d.deleted_ms, d.dentry_id),
+    )
     chunk, nxt = page(deleted, decode_token(call.params.get("nextToken")), n)
-    items = [{
-        "id": f"ri{d.dentry_id}", "spaceId": d.space_id, "dentryId": d.dentry_id, "originalName": d.name,
-        "originalPath": w.storage.path_of(d), "size": d.current.size, "type": d.type,
-        "operatorId": d.deleted_by, "operatorTime": iso(d.deleted_ms),
-    } for d in chunk]
+    items = [
+        {
+            "id": f"ri{d.dentry_id}",
+            "spaceId": d.space_id,
+            "dentryId": d.dentry_id,
+            "originalName": d.name,
+            "originalPath": w.storage.path_of(d),
+            "size": d.current.size,
+            "type": d.type,
+            "operatorId": d.deleted_by,
+            "operatorTime": iso(d.deleted_ms),
+        }
+        for d in chunk
+    ]
     out: dict[str, Any] = {"recycleItems": items}
     if nxt:
         out["nextToken"] = nxt
@@ -402,6 +469,7 @@ async def list_recycle_items(call: Call) -> dict[str, Any]:
 
 
 # -- signed blobs --------------------------------------------------------------------------
+
 
 def oss_error(status: int, code: str, message: str) -> Response:
     body = f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>'
@@ -438,10 +506,31 @@ def range_response(request: Request, part: Any, media_type: str, filename: str |
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers)
 
-    def body() -> Iterator[bytes]:
-        yield from part.iter_range(start, end)
+    if end - start <= WHOLE_BODY_LIMIT:
+        # One body message: generating in the event loop costs the same CPU as in a worker thread
+        # (the GIL), without a thread hand-off and an ASGI message per generated chunk.
+        return Response(b"".join(part.iter_range(start, end)), status_code=status, headers=headers)
+    return StreamingResponse(_coalesced(part.iter_range(start, end)), status_code=status, headers=headers)
 
-    return StreamingResponse(body(), status_code=status, headers=headers)
+
+# Ranges up to this size are answered as one body; bigger ones stream in chunks of about STREAM_CHUNK
+# bytes, so one download holds at most a few MB whatever the file's size.
+WHOLE_BODY_LIMIT = 8 << 20
+STREAM_CHUNK = 1 << 20
+
+
+async def _coalesced(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """Generated chunks glued into ~1 MB messages, produced in the event loop (no thread pool)."""
+    pending: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        pending.append(chunk)
+        size += len(chunk)
+        if size >= STREAM_CHUNK:
+            yield b"".join(pending)
+            pending, size = [], 0
+    if pending:
+        yield b"".join(pending)
 
 
 def blob_routes(state: EmulatorState) -> list[Route]:
@@ -464,14 +553,19 @@ def blob_routes(state: EmulatorState) -> list[Route]:
         d = w.storage.get(space, str(dentry_id)) if space else None
         if d is None or d.type != "FILE" or not 1 <= int(version) <= d.current.version:
             return oss_error(404, "NoSuchKey", "The specified key does not exist")
-        return range_response(request, w.storage.content(d, int(version)), MIME.get(d.ext, "application/octet-stream"))
+        return range_response(
+            request, w.storage.content(d, int(version)), MIME.get(d.ext, "application/octet-stream")
+        )
 
     return [Route("/_blob/storage/{payload}", storage_blob, methods=["GET", "HEAD"])]
 
 
 # -- mutations -----------------------------------------------------------------------------
 
-def publish_storage_event(state: EmulatorState, w: FilesWorld, event_type: str, d: Dentry, unionid: str) -> bool:
+
+def publish_storage_event(
+    state: EmulatorState, w: FilesWorld, event_type: str, d: Dentry, unionid: str
+) -> bool:
     """Push a storage_dentry_* event if the org or the space is subscribed (§7.5)."""
     subs = w.storage.subscriptions
     scope = next((s for s in subs if s["scope"] == "SPACE" and s["scopeId"] == d.space_id), None) or next(
@@ -479,10 +573,18 @@ def publish_storage_event(state: EmulatorState, w: FilesWorld, event_type: str, 
     )
     if scope is None:
         return False
-    state.hub.publish_event(event_type, {
-        "spaceId": d.space_id, "dentryId": d.dentry_id, "eventScope": scope["scope"], "eventScopeId": scope["scopeId"],
-        "extension": d.ext, "unionId": unionid, "type": d.type,
-    })
+    state.hub.publish_event(
+        event_type,
+        {
+            "spaceId": d.space_id,
+            "dentryId": d.dentry_id,
+            "eventScope": scope["scope"],
+            "eventScopeId": scope["scopeId"],
+            "extension": d.ext,
+            "unionId": unionid,
+            "type": d.type,
+        },
+    )
     return True
 
 
@@ -496,15 +598,22 @@ def _pick_space(state: EmulatorState, w: FilesWorld, params: dict[str, Any]) -> 
     return drive[int(params.get("rand", 0)) % len(drive)]
 
 
-def _pick_file(state: EmulatorState, w: FilesWorld, params: dict[str, Any], folder: bool | None = False) -> Dentry:
+def _pick_file(
+    state: EmulatorState, w: FilesWorld, params: dict[str, Any], folder: bool | None = False
+) -> Dentry:
     space = _pick_space(state, w, params)
     if params.get("dentryId"):
         d = w.storage.get(space, str(params["dentryId"]))
         if d is None or d.status != "NORMAL":
             raise MutationError(f"unknown dentry {params['dentryId']} in space {space.space_id}")
         return d
-    pool = [d for d in w.storage.all_dentries(space) if d.status == "NORMAL" and d.driver != "ALIDOC"
-            and (folder is None or (d.type == "FOLDER") == folder)]
+    pool = [
+        d
+        for d in w.storage.all_dentries(space)
+        if d.status == "NORMAL"
+        and d.driver != "ALIDOC"
+        and (folder is None or (d.type == "FOLDER") == folder)
+    ]
     if not pool:
         raise MutationError(f"space {space.space_id} has no candidate dentry")
     return pool[int(params.get("rand", 0)) % len(pool)]
@@ -527,11 +636,15 @@ def m_upload(state: EmulatorState, params: dict[str, Any], folder: bool = False)
         p = w.storage.get(space, parent)
         if p is None or p.type != "FOLDER" or p.status != "NORMAL":
             raise MutationError(f"unknown folder {parent}")
-    ext = str(params.get("extension", ("docx", "xlsx", "pdf", "csv", "txt", "png")[int(params.get("rand", 0)) % 6]))
+    ext = str(
+        params.get("extension", ("docx", "xlsx", "pdf", "csv", "txt", "png")[int(params.get("rand", 0)) % 6])
+    )
     if not folder and ext not in MIN_SIZE:
         raise MutationError(f"unsupported extension {ext}")
     rand = int(params.get("rand", 0))
-    name = str(params.get("name") or (f"新資料夾 {rand % 1000}" if folder else f"上載文件 {rand % 100000}.{ext}"))
+    name = str(
+        params.get("name") or (f"新資料夾 {rand % 1000}" if folder else f"上載文件 {rand % 100000}.{ext}")
+    )
     size = int(params.get("size", 20_000 + rand % 200_000))
     try:
         d = w.storage.add_dentry(space, parent, name, ext, size, actor, now, folder=folder)
@@ -562,7 +675,11 @@ def m_rename(state: EmulatorState, params: dict[str, Any]) -> dict[str, Any]:
     w = world(state)
     d = _pick_file(state, w, params, folder=None)
     space = w.storage.spaces[d.space_id]
-    new = str(params.get("name") or f"{d.name.rsplit('.', 1)[0]}（已更新 {int(params.get('rand', 0)) % 1000}）" + (f".{d.ext}" if d.ext else ""))
+    new = str(
+        params.get("name")
+        or f"{d.name.rsplit('.', 1)[0]}（已更新 {int(params.get('rand', 0)) % 1000}）"
+        + (f".{d.ext}" if d.ext else "")
+    )
     siblings = [s for s in w.storage.listing(space, d.parent_id) if s.dentry_id != d.dentry_id]
     if any(s.name == new for s in siblings):
         raise MutationError(f"name {new!r} already exists")
@@ -582,7 +699,11 @@ def m_move(state: EmulatorState, params: dict[str, Any]) -> dict[str, Any]:
     if "parentId" in params:
         target = str(params["parentId"])
     else:
-        folders = ["0"] + [f.dentry_id for f in w.storage.all_dentries(space) if f.type == "FOLDER" and f.status == "NORMAL" and f.dentry_id != d.dentry_id]
+        folders = ["0"] + [
+            f.dentry_id
+            for f in w.storage.all_dentries(space)
+            if f.type == "FOLDER" and f.status == "NORMAL" and f.dentry_id != d.dentry_id
+        ]
         target = folders[int(params.get("rand", 0)) // 7 % len(folders)]
     try:
         w.storage.move(d, target)
@@ -613,6 +734,7 @@ def m_delete(state: EmulatorState, params: dict[str, Any]) -> dict[str, Any]:
 
 # -- truth ---------------------------------------------------------------------------------
 
+
 def truth_spaces(state: EmulatorState) -> Iterator[dict[str, Any]]:
     w = world(state)
     for s in w.storage.spaces.values():
@@ -624,17 +746,25 @@ def truth_files(state: EmulatorState) -> Iterator[dict[str, Any]]:
     for s in list(w.storage.spaces.values()):
         for d in w.storage.all_dentries(s):
             item: dict[str, Any] = {
-                "id": f"{s.space_id}/{d.dentry_id}", "type": d.type, "name": d.name, "parentId": d.parent_id,
-                "path": w.storage.path_of(d), "version": d.current.version, "extension": d.ext,
-                "storageDriver": d.driver, "uuid": d.uuid,
+                "id": f"{s.space_id}/{d.dentry_id}",
+                "type": d.type,
+                "name": d.name,
+                "parentId": d.parent_id,
+                "path": w.storage.path_of(d),
+                "version": d.current.version,
+                "extension": d.ext,
+                "storageDriver": d.driver,
+                "uuid": d.uuid,
             }
             if d.type == "FILE" and d.driver != "ALIDOC":
                 item["size"] = d.current.size
-                item["versions"] = [{"version": v.version, "size": v.size, "sha256": w.storage.sha256(d, v.version)} for v in d.versions]
+                item["versions"] = [
+                    {"version": v.version, "size": v.size, "sha256": w.storage.sha256(d, v.version)}
+                    for v in d.versions
+                ]
                 item["sha256"] = item["versions"][-1]["sha256"]
                 item["sensitive"] = [
-                    {"type": t, "value": val, "where": where}
-                    for t, val, where in _planted(d)
+                    {"type": t, "value": val, "where": where} for t, val, where in _planted(d)
                 ]
             if d.status != "NORMAL":
                 item["deleted"] = True
@@ -653,8 +783,9 @@ def sensitive_files(state: EmulatorState) -> Iterator[dict[str, Any]]:
     for s in list(w.storage.spaces.values()):
         for d in w.storage.all_dentries(s):
             if d.type == "FILE" and d.driver != "ALIDOC" and d.status == "NORMAL":
-                yield from sensitive.truth_entries("file", f"{s.space_id}/{d.dentry_id}", _planted(d),
-                                                   lambda loc: f"paragraph {loc[1:]}")
+                yield from sensitive.truth_entries(
+                    "file", f"{s.space_id}/{d.dentry_id}", _planted(d), lambda loc: f"paragraph {loc[1:]}"
+                )
 
 
 def count_files(state: EmulatorState) -> int:
@@ -696,4 +827,12 @@ def routes(state: EmulatorState) -> list[Route]:
     ]
 
 
-__all__ = ["dentry_json", "operator", "range_response", "register", "routes", "space_for", "storage_download_info"]
+__all__ = [
+    "dentry_json",
+    "operator",
+    "range_response",
+    "register",
+    "routes",
+    "space_for",
+    "storage_download_info",
+]
