@@ -62,8 +62,8 @@ def test_bad_holds_are_refused(catalog: Catalog) -> None:
     holds = CatalogHolds(catalog)
     with pytest.raises(CatalogInputError):
         holds.add("offboarding", "user/u1", datetime(2027, 1, 1), ["s"])  # naive: ambiguous
-    with pytest.raises(CatalogInputError, match="names no snapshot"):
-        holds.add("offboarding", "user/u1", None, [])
+    with pytest.raises(CatalogInputError, match="empty snapshot id"):
+        holds.add("offboarding", "user/u1", None, ["s", ""])
     with pytest.raises(CatalogInputError):
         holds.add("", "user/u1", None, ["s"])
     assert holds.list_holds() == []

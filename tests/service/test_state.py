@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from dingvault.service.state import ServiceHolds, ServiceState
+from datetime import UTC, datetime
+
+from dingvault.catalog import Catalog, CatalogHolds
+from dingvault.service.state import ServiceHolds, ServiceState, migrate_legacy_holds, service_holds_in_home
 from dingvault.vault.holds import HoldProvider, held_snapshots
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
 
 
 def test_an_event_is_durable_once_and_a_redelivery_is_dropped(tmp_path):
@@ -44,14 +51,69 @@ def test_kv_values_survive_a_reopen(tmp_path):
     assert ServiceState.in_home(tmp_path).get("missing", "d") == "d"
 
 
-def test_offboarding_holds_are_a_hold_provider_until_they_expire(tmp_path):
-    state = ServiceState.in_home(tmp_path)
+def _catalog(tmp_path):
+    return Catalog.open(f"sqlite:///{tmp_path / 'catalog.db'}")
+
+
+def test_catalog_holds_are_a_hold_provider_until_they_expire(tmp_path):
+    catalog = _catalog(tmp_path)
     now = [1000.0]
-    holds = ServiceHolds(state, clock=lambda: now[0])
+    holds = ServiceHolds(CatalogHolds(catalog), clock=lambda: now[0])
     assert isinstance(holds, HoldProvider)
-    state.add_hold("offboarding", "user/u1", 2000.0, ["snapA", "snapB"], {"userid": "u1"})
-    state.add_hold("offboarding", "user/u2", 5000.0, ["snapC"], {"userid": "u2"})
+    CatalogHolds(catalog).add("offboarding", "user/u1", _utc(2000.0), ["snapA", "snapB"], {"userid": "u1"})
+    CatalogHolds(catalog).add("offboarding", "user/u2", _utc(5000.0), ["snapC"], {"userid": "u2"})
     assert held_snapshots(holds) == {"snapA", "snapB", "snapC"}
     now[0] = 3000.0
     assert held_snapshots(holds) == {"snapC"}
-    assert [h.summary["userid"] for h in state.holds()] == ["u1", "u2"]
+
+
+def test_state_db_holds_are_honoured_then_moved_into_the_catalog_once(tmp_path):
+    # An installation of an older release: its offboarding holds are in the state DB only.
+    state = ServiceState.in_home(tmp_path)
+    state.add_hold("offboarding", "user/u1", 2000.0, ["snapA"], {"userid": "u1"})
+    state.add_hold("offboarding", "user/u2", 5000.0, ["snapC"], {"userid": "u2", "名": "陳"})
+    catalog = _catalog(tmp_path)
+    store = CatalogHolds(catalog)
+    holds = ServiceHolds(store, state, clock=lambda: 1000.0)
+    assert held_snapshots(holds) == {"snapA", "snapC"}  # before the move: read from the state DB
+    assert migrate_legacy_holds(state, store) == 2
+    assert migrate_legacy_holds(state, store) == 0  # once
+    moved = store.list_holds()
+    assert [(h.subject, h.snapshot_ids, h.until) for h in moved] == [
+        ("user/u1", ("snapA",), _utc(2000.0)),
+        ("user/u2", ("snapC",), _utc(5000.0)),
+    ]
+    assert moved[1].summary == {"userid": "u2", "名": "陳"}
+    assert [h.created_at for h in moved] == [_utc(h.created) for h in state.legacy_holds()]
+    # From now on the catalog is the only source: a hold released there is no longer held.
+    store.release(moved[0].id)
+    assert held_snapshots(holds) == {"snapC"}
+    assert len(state.legacy_holds()) == 2  # nothing deleted from the old file
+
+
+def test_an_interrupted_move_does_not_duplicate_holds(tmp_path):
+    state = ServiceState.in_home(tmp_path)
+    state.add_hold("offboarding", "user/u1", 2000.0, ["snapA"], {})
+    state.add_hold("offboarding", "user/u2", 2000.0, ["snapB"], {})
+    store = CatalogHolds(_catalog(tmp_path))
+    # The first hold reached the catalog, then the process died before the "moved" flag.
+    first = state.legacy_holds()[0]
+    store.add(
+        first.label, first.subject, _utc(first.until), first.snapshot_ids, created_at=_utc(first.created)
+    )
+    assert migrate_legacy_holds(state, store) == 1
+    assert [h.subject for h in store.list_holds()] == ["user/u1", "user/u2"]
+
+
+def test_service_holds_in_home_reads_the_homes_catalog(tmp_path):
+    from dingvault.backup.session import init_home
+    from dingvault.home import open_home
+    from dingvault.vault.keys import FAST_KDF_FOR_TESTS
+
+    home = open_home(tmp_path / "home")
+    assert service_holds_in_home(home.path) is None  # no catalog, no service state
+    init_home(home, "pass phrase", kdf=FAST_KDF_FOR_TESTS)
+    with Catalog.open(home.load_settings().catalog_url) as catalog:
+        CatalogHolds(catalog).add("offboarding", "user/u1", None, ["snapX"])
+    holds = service_holds_in_home(home.path)
+    assert holds is not None and held_snapshots(holds) == {"snapX"}

@@ -90,8 +90,8 @@ class CatalogHolds:
         if not label or not subject:
             raise CatalogInputError("a hold needs a label and a subject")
         ids = sorted({str(s) for s in snapshot_ids})
-        if not ids or not all(ids):
-            raise CatalogInputError(f"hold {label}/{subject} names no snapshot")
+        if not all(ids):
+            raise CatalogInputError(f"hold {label}/{subject} names an empty snapshot id")
         row = {
             "label": label,
             "subject": subject,

@@ -6,7 +6,8 @@
    record in particular is the last version taken while the person was still in the directory
    (DingTalk drops them from the user APIs at once).
 2. **Hold**: a hold labelled ``offboarding`` on the snapshot that run produced (and the latest
-   one before it), kept in the service's state for ``hold_days``; ``ServiceHolds`` gives it to the
+   one before it), recorded in the catalog's holds for ``hold_days`` (so it is in the catalog
+   export, and a machine rebuilt from the vault still has it); ``ServiceHolds`` gives it to the
    vault's prune, which then keeps every blob those snapshots reference.
 3. **Hand-over summary**: what the person owned, per kind, with titles - a JSON document in
    ``<home>/handover/<userid>-<date>.json`` for the manager, and the same in the hold record.
@@ -21,9 +22,11 @@ import json
 import logging
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dingvault.catalog import CatalogHolds
 from dingvault.service.state import ServiceState
 
 log = logging.getLogger(__name__)
@@ -34,13 +37,21 @@ HOLD_LABEL = "offboarding"
 
 class Offboarding:
     def __init__(
-        self, coordinator: Any, state: ServiceState, home: Path, *, hold_days: int = 365, alerts: Any = None
+        self,
+        coordinator: Any,
+        state: ServiceState,
+        home: Path,
+        *,
+        hold_days: int = 365,
+        alerts: Any = None,
+        holds: CatalogHolds | None = None,
     ) -> None:
         self.coordinator = coordinator
         self.state = state
         self.home = Path(home)
         self.hold_days = hold_days
         self.alerts = alerts
+        self.holds = holds if holds is not None else CatalogHolds(coordinator.session.catalog)
 
     async def handle(self, userids: list[str]) -> list[dict[str, Any]]:
         fresh = [u for u in dict.fromkeys(userids) if not self.state.get(f"offboarded:{u}")]
@@ -55,7 +66,9 @@ class Offboarding:
             summary["capture"] = {"status": stats.status, "snapshot": stats.snapshot_id}
             snapshots = [s for s in (stats.snapshot_id, before) if s]
             until = time.time() + self.hold_days * 86400
-            hold_id = self.state.add_hold(HOLD_LABEL, f"user/{userid}", until, snapshots, summary)
+            hold_id = self.holds.add(
+                HOLD_LABEL, f"user/{userid}", datetime.fromtimestamp(until, UTC), snapshots, summary
+            )
             summary["hold"] = {"id": hold_id, "label": HOLD_LABEL, "until": until, "snapshots": snapshots}
             path = self._write(userid, summary)
             self.state.put(f"offboarded:{userid}", {"at": time.time(), "hold": hold_id, "summary": str(path)})

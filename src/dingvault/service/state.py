@@ -6,8 +6,9 @@
   handles it has committed to the vault; a crash between the two replays it at start-up.
 * **kv** - small facts that must survive restarts: when the Stream connection was last known up
   (for catch-up after a gap), when each scheduled run last fired.
-* **holds** - offboarding holds (label, subject, snapshot ids, until); ``ServiceHolds`` offers
-  them to the vault's prune as a ``HoldProvider``.
+* **holds** - where offboarding holds were kept before they moved into the catalog (a lost
+  machine lost them with this file). Still read: ``migrate_legacy_holds`` copies them into the
+  catalog once, at the service's start, and until then ``ServiceHolds`` honours them too.
 
 One connection guarded by a lock: the listener, the runner and the HTTP endpoints touch it from
 different threads, and SQLite in WAL mode keeps each commit short.
@@ -16,13 +17,23 @@ different threads, and SQLite in WAL mode keeps each commit short.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dingvault.catalog import Catalog, CatalogHolds
+
+log = logging.getLogger(__name__)
+
+# Set in the kv table once the state DB's holds have been copied into the catalog.
+HOLDS_MIGRATED = "holds_migrated_to_catalog"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS inbox (
@@ -93,7 +104,9 @@ class ServiceState:
             self._db.close()
 
     # ---- inbox --------------------------------------------------------------------------------
-    def add_event(self, event_id: str, source: str, type_: str, born_ms: int | None, data: dict[str, Any]) -> bool:
+    def add_event(
+        self, event_id: str, source: str, type_: str, born_ms: int | None, data: dict[str, Any]
+    ) -> bool:
         """Make one event durable; False when that id is already known (a redelivery)."""
         blob = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
         with self._lock:
@@ -117,7 +130,8 @@ class ServiceState:
         with self._lock:
             self._db.execute("BEGIN")
             self._db.executemany(
-                "UPDATE inbox SET status = 'done', done_at = ?, error = NULL WHERE id = ?", [(now, i) for i in ids]
+                "UPDATE inbox SET status = 'done', done_at = ?, error = NULL WHERE id = ?",
+                [(now, i) for i in ids],
             )
             self._db.execute("COMMIT")
 
@@ -174,19 +188,27 @@ class ServiceState:
                 (key, json.dumps(value)),
             )
 
-    # ---- holds --------------------------------------------------------------------------------
+    # ---- holds (the pre-catalog home of offboarding holds) -------------------------------------
     def add_hold(
         self, label: str, subject: str, until: float, snapshot_ids: Iterable[str], summary: dict[str, Any]
     ) -> int:
+        """Write a hold here, as releases before the catalog's holds table did (upgrade tests use it)."""
         with self._lock:
             cur = self._db.execute(
                 "INSERT INTO holds(label, subject, created, until, snapshot_ids, summary) VALUES (?,?,?,?,?,?)",
-                (label, subject, time.time(), until, json.dumps(sorted(set(snapshot_ids))),
-                 json.dumps(summary, ensure_ascii=False)),
+                (
+                    label,
+                    subject,
+                    time.time(),
+                    until,
+                    json.dumps(sorted(set(snapshot_ids))),
+                    json.dumps(summary, ensure_ascii=False),
+                ),
             )
             return int(cur.lastrowid or 0)
 
-    def holds(self, *, active_at: float | None = None) -> list[Hold]:
+    def legacy_holds(self, *, active_at: float | None = None) -> list[Hold]:
+        """The holds stored in this file (not the catalog's): what an older release recorded."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT id, label, subject, created, until, snapshot_ids, summary FROM holds ORDER BY id"
@@ -196,24 +218,76 @@ class ServiceState:
             out = [h for h in out if h.until > active_at]
         return out
 
+    def legacy_holds_migrated(self) -> bool:
+        return bool(self.get(HOLDS_MIGRATED))
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def migrate_legacy_holds(state: ServiceState, holds: CatalogHolds) -> int:
+    """Copy the state DB's holds into the catalog, once; returns how many were added.
+
+    Idempotent: a hold already in the catalog (same label, subject and creation time: a previous
+    attempt that stopped before the flag was set) is not added twice. The rows stay in the state
+    DB; only the flag tells readers the catalog now has them.
+    """
+    if state.legacy_holds_migrated():
+        return 0
+    added = 0
+    for h in state.legacy_holds():
+        created = _utc(h.created)
+        if holds.find(h.label, h.subject, created) is not None:
+            continue
+        holds.add(h.label, h.subject, _utc(h.until), h.snapshot_ids, h.summary, created_at=created)
+        added += 1
+    state.put(HOLDS_MIGRATED, time.time())
+    if added:
+        log.info("moved %d hold(s) from the service's state into the catalog", added)
+    return added
+
 
 class ServiceHolds:
-    """The service's holds as the vault's ``HoldProvider``: prune keeps every held snapshot."""
+    """The holds as the vault's ``HoldProvider``: prune keeps every snapshot an active hold names.
 
-    def __init__(self, state: ServiceState, clock: Any = time.time) -> None:
-        self._state = state
+    The catalog's holds, plus, until they have been migrated, those an older release left in the
+    service's state DB (so a prune run before the upgraded service first starts keeps them too).
+    """
+
+    def __init__(
+        self, holds: CatalogHolds | None, legacy: ServiceState | None = None, *, clock: Any = time.time
+    ) -> None:
+        self.holds = holds
+        self._legacy = legacy
         self._clock = clock
 
     def held_snapshot_ids(self) -> Iterable[str]:
-        return sorted({s for h in self._state.holds(active_at=self._clock()) for s in h.snapshot_ids})
+        now = float(self._clock())
+        held = set(self.holds.held_snapshot_ids(_utc(now))) if self.holds is not None else set()
+        if self._legacy is not None and not self._legacy.legacy_holds_migrated():
+            held.update(s for h in self._legacy.legacy_holds(active_at=now) for s in h.snapshot_ids)
+        return sorted(held)
 
     def held_blob_ids(self) -> Iterable[bytes]:
         return ()
 
 
-def service_holds_in_home(home: Path) -> ServiceHolds | None:
-    """The service's holds of an installation, for ``vault prune``; None when it never ran."""
+def service_holds_in_home(home: Path, catalog: Catalog | None = None) -> ServiceHolds | None:
+    """The holds of an installation, for ``vault prune``; None when it has neither a catalog nor
+    a service state.
+
+    ``catalog``: an open catalog of that home (default: opened from the home's settings).
+    """
+    from dingvault.catalog import Catalog, CatalogHolds
+    from dingvault.home import open_home
+
+    if catalog is None:
+        h = open_home(home)
+        if h.is_initialised():
+            catalog = Catalog.open(h.load_settings().catalog_url)
     path = Path(home) / "service" / "state.db"
-    if not path.exists():
+    legacy = ServiceState(path) if path.exists() else None
+    if catalog is None and legacy is None:
         return None
-    return ServiceHolds(ServiceState(path))
+    return ServiceHolds(CatalogHolds(catalog) if catalog is not None else None, legacy)
