@@ -74,7 +74,9 @@ def test_jitter_moves_runs_off_the_top_of_the_hour_but_within_the_window(tmp_pat
     assert asyncio.run(loop.tick()) == []
     clock.t = fire + offset + 0.5
     assert asyncio.run(loop.tick()) == ["incremental"]
-    assert abs(loop.seconds_to_next() - (at(2026, 11, 28, 0, 0) + loop.jitter(at(2026, 11, 28)) - clock.t)) < 1
+    assert (
+        abs(loop.seconds_to_next() - (at(2026, 11, 28, 0, 0) + loop.jitter(at(2026, 11, 28)) - clock.t)) < 1
+    )
 
 
 def test_runs_missed_during_downtime_are_caught_up_once_at_start(tmp_path):
@@ -139,3 +141,42 @@ def test_custom_cron_expressions_and_a_bad_one(tmp_path):
     assert trigger.get_next_fire_time(None, start) == datetime(2026, 11, 26, 10, 15, tzinfo=MACAU)
     with pytest.raises(ServiceConfigError, match="incremental_cron"):
         ServiceConfig(incremental_cron="every day").cron("incremental")
+
+
+def test_verify_fires_weekly_on_saturday_at_three_and_covers_the_daily_sample(tmp_path):
+    from dingvault.service.scheduler import VERIFY_MODES
+
+    config = ServiceConfig(verify_sample_cron="30 3 * * *")
+    schedules = config.verify_schedules()
+    clock = Clock(at(2026, 11, 26, 12, 0))  # Thursday noon
+    ran: list[str] = []
+
+    async def run(mode: str) -> None:
+        ran.append(mode)
+
+    loop = ScheduleLoop(
+        {m: t for m, (t, _f) in schedules.items()},
+        ServiceState.in_home(tmp_path),
+        run,
+        jitter_seconds=0,
+        clock=clock,
+        modes=VERIFY_MODES,
+    )
+    assert asyncio.run(loop.tick()) == []
+    clock.t = at(2026, 11, 27, 3, 30, 1)  # Friday: the daily sample only
+    assert asyncio.run(loop.tick()) == ["verify-sample"]
+    clock.t = at(2026, 11, 28, 2, 59, 59)
+    assert asyncio.run(loop.tick()) == []
+    clock.t = at(2026, 11, 28, 3, 0, 1)  # Saturday 03:00: the weekly verify
+    assert asyncio.run(loop.tick()) == ["verify"]
+    clock.t = at(2026, 11, 28, 3, 30, 1)
+    assert asyncio.run(loop.tick()) == ["verify-sample"]
+    # Down from Friday night to Saturday noon: both were missed; the weekly one runs, once.
+    clock.t = at(2026, 12, 4, 23, 0)
+    assert asyncio.run(loop.tick()) == ["verify-sample"]  # Friday 03:30
+    clock.t = at(2026, 12, 5, 12, 0)
+    assert asyncio.run(loop.tick()) == ["verify"]
+    assert asyncio.run(loop.tick()) == []
+    assert ran == ["verify-sample", "verify", "verify-sample", "verify-sample", "verify"]
+    # The verify schedule keeps its own times: the backup schedules are not touched.
+    assert loop.state.get("schedule:full:last") is None

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dingvault.backup.session import APP_SECRET, Session
+from dingvault.catalog import CatalogHolds
 from dingvault.service.alerts import AlertManager, AlertSender, senders_from_config
 from dingvault.service.config import ServiceConfig
 from dingvault.service.events import Backoff, StreamListener
@@ -30,8 +31,8 @@ from dingvault.service.metrics import ServiceMetrics
 from dingvault.service.offboarding import Offboarding
 from dingvault.service.replicator import ReplicationGlue
 from dingvault.service.runner import RunCoordinator
-from dingvault.service.scheduler import ScheduleLoop
-from dingvault.service.state import InboxEvent, ServiceState
+from dingvault.service.scheduler import VERIFY_MODES, ScheduleLoop, VaultVerifyJob
+from dingvault.service.state import InboxEvent, ServiceHolds, ServiceState, migrate_legacy_holds
 from dingvault.source.collectors import COLLECTOR_CLASSES
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,9 @@ class ServiceApp:
         self.state = ServiceState.in_home(session.home.path)
         self.metrics = ServiceMetrics()
         self.alerts = AlertManager(
-            senders if senders is not None else senders_from_config(self.config.dingtalk_alert, self.config.email_alert),
+            senders
+            if senders is not None
+            else senders_from_config(self.config.dingtalk_alert, self.config.email_alert),
             metrics=self.metrics,
         )
         self.replication = ReplicationGlue(
@@ -86,8 +89,16 @@ class ServiceApp:
             on_leavers=self._leavers,
             clock=clock,
         )
+        # Holds live in the catalog; the provider also honours holds an older release left in the
+        # state DB until start-up has moved them (run()).
+        self.catalog_holds = CatalogHolds(session.catalog)
+        self.holds = ServiceHolds(self.catalog_holds, self.state, clock=clock)
         self.offboarding = Offboarding(
-            self.coordinator, self.state, session.home.path, hold_days=self.config.offboarding_hold_days
+            self.coordinator,
+            self.state,
+            session.home.path,
+            hold_days=self.config.offboarding_hold_days,
+            holds=self.catalog_holds,
         )
         self.schedule = ScheduleLoop(
             {"incremental": self.config.cron("incremental"), "full": self.config.cron("full")},
@@ -95,6 +106,23 @@ class ServiceApp:
             self.coordinator.backup,
             jitter_seconds=self.config.jitter_seconds,
             clock=clock,
+        )
+        verify_schedules = self.config.verify_schedules()
+        self.verifier = VaultVerifyJob(
+            session.vault,
+            self.state,
+            self.alerts,
+            self.metrics,
+            fractions={mode: fraction for mode, (_t, fraction) in verify_schedules.items()},
+            clock=clock,
+        )
+        self.verify_schedule = ScheduleLoop(
+            {mode: trigger for mode, (trigger, _f) in verify_schedules.items()},
+            self.state,
+            self.verifier.run,
+            jitter_seconds=self.config.jitter_seconds,
+            clock=clock,
+            modes=VERIFY_MODES,
         )
         self.listener: StreamListener | None = None
         self._stream_down_since: float | None = None
@@ -114,6 +142,15 @@ class ServiceApp:
         except Exception as exc:
             log.error("offboarding of %s failed: %s", userids, exc)
             self.alerts.raise_(f"offboarding:{','.join(userids)}", "offboarding capture failed", f"{exc}")
+
+    async def _migrate_holds(self) -> None:
+        """Holds an older release kept in the state DB move into the catalog (once)."""
+        try:
+            await asyncio.to_thread(migrate_legacy_holds, self.state, self.catalog_holds)
+        except Exception as exc:
+            # They stay in the state DB and ServiceHolds keeps honouring them; retried next start.
+            log.error("moving the state DB's holds into the catalog failed: %s", exc)
+            self.alerts.raise_("holds-migration", "offboarding holds not moved into the catalog", str(exc))
 
     def _on_gap(self, start: float, end: float) -> None:
         log.info("stream gap of %.1f s: catch-up incremental", end - start)
@@ -138,6 +175,7 @@ class ServiceApp:
         await self.coordinator.open()
         try:
             self.session.catalog.mark_interrupted_runs()
+            await self._migrate_holds()
             self.replication.start()
             host, port = self.config.listen_address()
             self.http = HealthServer(make_app(self.health, self.metrics.render), host, port)
@@ -162,6 +200,7 @@ class ServiceApp:
                 asyncio.create_task(self.coordinator.loop(self._stop), name="runner"),
                 asyncio.create_task(self.listener.run(), name="stream"),
                 asyncio.create_task(self.schedule.loop(self._stop), name="schedule"),
+                asyncio.create_task(self.verify_schedule.loop(self._stop), name="verify"),
                 asyncio.create_task(self._checks(), name="checks"),
             ]
             leftover = self.state.get("offboarding_pending") or []
@@ -180,10 +219,13 @@ class ServiceApp:
         if self.listener is not None:
             await self.listener.stop()
         self._stop.set()
+        self.verifier.cancel()  # a verify in progress gives up at its next step
         if self._tasks:
             _done, pending = await asyncio.wait(self._tasks, timeout=self.shutdown_grace)
             for t in pending:
-                log.warning("shutdown: %s did not finish within %.0f s; abandoned", t.get_name(), self.shutdown_grace)
+                log.warning(
+                    "shutdown: %s did not finish within %.0f s; abandoned", t.get_name(), self.shutdown_grace
+                )
                 t.cancel()
             for t in _done:
                 if not t.cancelled() and t.exception() is not None:
@@ -221,7 +263,8 @@ class ServiceApp:
     def _families(self) -> list[str]:
         scope = self.session.scope()
         return [
-            c.family for c in COLLECTOR_CLASSES
+            c.family
+            for c in COLLECTOR_CLASSES
             if c.family not in ("robot", "exclusive") and any(scope.includes_kind(k) for k in c.kinds)
         ]
 
@@ -286,7 +329,10 @@ class ServiceApp:
             if not union:
                 raise RuntimeError("no administrator with a unionId to subscribe as")
             await self.coordinator.client.api(
-                "POST", STORAGE_SUBSCRIBE, params={"unionId": union}, json={"scope": "ORG", "scopeId": corp_id}
+                "POST",
+                STORAGE_SUBSCRIBE,
+                params={"unionId": union},
+                json={"scope": "ORG", "scopeId": corp_id},
             )
         except Exception as exc:
             log.error("file-change events could not be subscribed: %s", exc)
@@ -322,6 +368,7 @@ class ServiceApp:
             "inbox": self.state.counts(),
             "runs": [{"mode": m, "status": s, "finished": f} for m, s, f in self.coordinator.runs[-10:]],
             "schedule": self.schedule.next_runs(),
+            "verify": {"next": self.verify_schedule.next_runs(), "last": self.verifier.last()},
             "replicas": replicas,
             "alerts": sorted(self.alerts.active.values()),
         }

@@ -10,6 +10,10 @@ Example::
     staleness_minutes = 1500            # alert when a family had no successful capture for this long
     replica_lag_seconds = 300           # alert when a replica lags more than this
     offboarding_hold_days = 365
+    verify_cron = "0 3 * * sat"         # weekly vault verify, Saturday 03:00 ("" turns it off)
+    verify_read_fraction = 1.0          # share of packs that verify reads back (0: structure only)
+    verify_sample_cron = ""             # e.g. "30 3 * * *": a daily sampled read-verify as well
+    verify_sample_fraction = 0.05       # share of packs the sampled verify reads
 
     [alerts.dingtalk]
     webhook = "https://oapi.dingtalk.com/robot/send?access_token=..."   # the token is a secret:
@@ -77,6 +81,12 @@ class ServiceConfig:
     replica_lag_seconds: float = 300.0
     stream_down_seconds: float = 300.0  # alert when no Stream connection for this long
     offboarding_hold_days: int = 365
+    # Scheduled vault verification: every verify checks the whole structure (indexes, packs
+    # present, snapshots, catalog exports) and reads back a share of the packs.
+    verify_cron: str = "0 3 * * sat"
+    verify_read_fraction: float = 1.0
+    verify_sample_cron: str = ""
+    verify_sample_fraction: float = 0.05
     # Event processing: events collected for at most this long go into one event-driven run.
     batch_seconds: float = 0.2
     # Reconnect back-off of the Stream connection (seconds).
@@ -93,11 +103,31 @@ class ServiceConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def cron(self, which: str) -> CronTrigger:
-        expr = self.incremental_cron if which == "incremental" else self.full_cron
+        """The trigger of ``which`` ("incremental", "full", "verify" or "verify_sample")."""
+        expr = getattr(self, f"{which}_cron", None)
+        if not isinstance(expr, str):
+            raise ServiceConfigError(f"no schedule named {which!r}")
         try:
             return CronTrigger.from_crontab(expr, timezone=self.timezone)
         except (ValueError, TypeError) as exc:
             raise ServiceConfigError(f"{which}_cron = {expr!r}: {exc}") from exc
+
+    def verify_schedules(self) -> dict[str, tuple[CronTrigger, float]]:
+        """Verify mode -> (trigger, share of packs read), for the schedules switched on.
+
+        "verify" comes first: when both are due it runs alone, since it covers the sample."""
+        out: dict[str, tuple[CronTrigger, float]] = {}
+        for mode, which, key in (
+            ("verify", "verify", "verify_read_fraction"),
+            ("verify-sample", "verify_sample", "verify_sample_fraction"),
+        ):
+            if not str(getattr(self, f"{which}_cron")).strip():
+                continue
+            fraction = float(getattr(self, key))
+            if not 0.0 <= fraction <= 1.0:
+                raise ServiceConfigError(f"{key} = {fraction}: expected a share of packs between 0 and 1")
+            out[mode] = (self.cron(which), fraction)
+        return out
 
     def listen_address(self) -> tuple[str, int]:
         host, _, port = self.listen.rpartition(":")
@@ -161,11 +191,14 @@ def load_service_config(path: Path) -> ServiceConfig:
                 port=int(em.get("port", 25)),
                 starttls=bool(em.get("starttls", False)),
                 username=em.get("username"),
-                password=_secret(em.get("password_file"), "DINGVAULT_SMTP_PASSWORD", "alerts.email.password_file"),
+                password=_secret(
+                    em.get("password_file"), "DINGVAULT_SMTP_PASSWORD", "alerts.email.password_file"
+                ),
             )
         except KeyError as exc:
             raise ServiceConfigError(f"{path}: [alerts.email] needs {exc.args[0]}") from None
     config.cron("incremental")
     config.cron("full")
+    config.verify_schedules()
     config.listen_address()
     return config
