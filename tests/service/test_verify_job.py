@@ -271,3 +271,21 @@ def test_the_last_result_is_on_metrics_after_a_restart(
     assert metric(metrics, "dingvault_verify_errors", "verify") == 1
     assert metric(metrics, "dingvault_verify_last_timestamp_seconds", "verify") == clock.t
     assert again.last()["verify"]["status"] == "damaged"
+
+
+def test_the_service_schedules_the_verify_and_publishes_its_result(installed) -> None:
+    from .service_env import RunningService
+
+    with RunningService(installed, verify_sample_cron="30 3 * * *", verify_sample_fraction=0.5) as svc:
+        health = svc.health()
+        assert set(health["verify"]["next"]) == {"verify", "verify-sample"}
+        assert set(health["schedule"]) == {"incremental", "full"}  # the backup schedules unchanged
+        outcome = svc.call(svc.app.verifier.run("verify"), timeout=300)
+        assert outcome.status == "ok", outcome.problems
+        assert outcome.counters["packs_read[primary]"] == outcome.counters["packs[primary]"] > 0
+        metrics = svc.metrics()
+        assert 'dingvault_verify_ok{kind="verify"} 1.0' in metrics
+        assert 'dingvault_verify_errors{kind="verify"} 0.0' in metrics
+        assert 'dingvault_verify_runs_total{kind="verify",status="ok"} 1.0' in metrics
+        assert svc.health()["verify"]["last"]["verify"]["status"] == "ok"
+        assert VERIFY_ALERT not in svc.app.alerts.active
