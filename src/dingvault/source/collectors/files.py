@@ -16,15 +16,22 @@ Knowledge-base nodes: `GET /v2.0/wiki/nodes`, recursively. Online documents (`AL
 first-level blocks from `GET /v1.0/doc/suites/documents/{docKey}/blocks` (§5.5; only first-level
 blocks are documented).
 
-Incremental runs read each space newest-first and stop at the cursor (minus a look-back); they do
-not see deletions (a full run does, or storage events). Full runs list everything and declare each
-space's listing complete, but do not re-read versions or blocks of anything unchanged since the
-cursor.
+Incremental runs read each space newest-first and stop at the cursor (minus a look-back); its
+deletions come from its recycle bin, read beside the listing. Full runs list everything and declare
+each space's listing complete, but do not re-read versions or blocks of anything unchanged since the
+cursor. Lookups whose answer is taken as fixed are remembered in the cursors (a space's recycle-bin
+id, a knowledge base's storage space) and asked for again if a remembered value is refused.
+
+Discovery and reading overlap: a space is read as soon as a listing finds it, a knowledge base is
+walked as soon as it is listed.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from dingvault.source.collectors import storage as st
@@ -32,7 +39,6 @@ from dingvault.source.collectors.base import (
     Collector,
     as_list,
     bounded_map,
-    interleave,
     is_family_fatal,
     ms_from_iso,
     owner_by_unionid,
@@ -117,55 +123,156 @@ class FilesCollector(Collector):
             # Team knowledge bases (and their spaces) visible only to people out of scope would look deleted.
             self._blocked.update({("wiki_workspace", "team"), ("drive_space", "wiki")})
 
-        workspaces: dict[str, Workspace] = {}
-        found: tuple[dict[str, Space], dict[str, Space], dict[str, Space]] = ({}, {}, {})
-        # The discovery calls go to different APIs: run them side by side.
-        await run_together(
-            self._org_spaces(admin_union, found[0]),
-            self._personal_spaces(people, found[1]),
-            self._group_spaces(directory, found[2]),
-            self._workspaces(people, workspaces),
+        concurrency = self.settings.concurrency
+        run = _Run(
+            mode=mode,
+            cursors=cursors,
+            scope=scope,
+            includes_space=getattr(scope, "includes_space", None),
+            streams=_Streams(2 * concurrency),
+            space_slots=asyncio.Semaphore(concurrency),
+            wiki_slots=asyncio.Semaphore(concurrency),
         )
-        spaces: dict[str, Space] = {}
-        for source_spaces in found:  # fixed precedence of who reads a space: admin, owner, member
-            for sid, space in source_spaces.items():
-                spaces.setdefault(sid, space)
-        includes_space = getattr(scope, "includes_space", None)
-        if includes_space is not None:
-            spaces = {k: v for k, v in spaces.items() if includes_space(k)}
-        yield Batch(
-            items=[owner_by_unionid(workspace_item(w), directory) for w in workspaces.values()],
-            complete=self._complete(mode, "wiki_workspace"),
-        )
-        yield Batch(items=[space_item(s) for s in spaces.values()])
-
-        def files_of(space: Space) -> Callable[[], AsyncIterator[Batch]]:
-            return lambda: self._space_files(space, mode, cursors, scope)
-
-        def tree(workspace: Workspace) -> Callable[[], AsyncIterator[Batch]]:
-            # Walking a knowledge base's nodes also finds its storage space, whose files follow.
-            async def walk() -> AsyncIterator[Batch]:
-                async for batch in self._workspace_nodes(workspace, mode, cursors):
-                    yield batch
-                space = await self._wiki_space(workspace)
-                if space is None or space.space_id in spaces:
-                    return
-                if includes_space is not None and not includes_space(space.space_id):
-                    return
-                spaces[space.space_id] = space
-                yield Batch(items=[space_item(space)])
-                async for batch in self._space_files(space, mode, cursors, scope):
-                    yield batch
-
-            return walk
-
-        sources = [files_of(s) for s in list(spaces.values())] + [tree(w) for w in workspaces.values()]
-        # Spaces and knowledge bases are independent: read several at once (the client paces each API).
-        async for batch in interleave(sources, self.settings.concurrency):
+        # Discovery and reading overlap: a space is read as soon as it is found, a knowledge base
+        # walked as soon as it is listed. Spaces and knowledge-base walks have a share of slots
+        # each, so neither waits behind the other (they call different APIs, paced separately).
+        run.streams.add(lambda: self._drive_discovery(run, admin_union, people, directory))
+        run.streams.add(lambda: self._workspace_discovery(run, people, directory))
+        async for batch in run.streams.results():
             yield batch
-        if includes_space is None:
+        if run.includes_space is None:
             yield Batch(complete=self._complete(mode, "drive_space"))
         self.finish()
+
+    # ------------------------------------------------------------------ what is read, when
+
+    async def _drive_discovery(
+        self, run: _Run, admin_union: str, people: list[tuple[str, str]], directory: Any
+    ) -> AsyncIterator[Batch]:
+        """Find drive and group spaces, starting each space's reading as soon as it is found.
+
+        Who reads a space found more than once is fixed: admin (org), then owner (personal), then
+        group member — so org spaces are started before any personal one, and group spaces after
+        every personal listing. Knowledge-base spaces wait for all of these (`drives_known`).
+        """
+        org: dict[str, Space] = {}
+        groups: dict[str, Space] = {}
+        org_known = asyncio.Event()
+        personal_known = asyncio.Event()
+
+        async def org_spaces() -> None:
+            try:
+                await self._org_spaces(admin_union, org)
+                for space in org.values():
+                    self._start_space(run, space)
+            finally:
+                org_known.set()
+
+        async def personal_spaces() -> None:
+            try:
+                await self._personal_spaces(people, org_known, lambda s: self._start_space(run, s))
+            finally:
+                personal_known.set()
+
+        async def group_spaces() -> None:
+            await self._group_spaces(directory, groups)
+            await personal_known.wait()
+            for space in groups.values():
+                self._start_space(run, space)
+
+        try:
+            await run_together(org_spaces(), personal_spaces(), group_spaces())
+        finally:
+            run.drives_known.set()
+        return
+        yield  # an async generator that yields nothing: its work is starting the spaces
+
+    async def _workspace_discovery(
+        self, run: _Run, people: list[tuple[str, str]], directory: Any
+    ) -> AsyncIterator[Batch]:
+        workspaces: dict[str, Workspace] = {}
+        await self._workspaces(people, workspaces, lambda w: self._start_workspace(run, w))
+        yield Batch(
+            items=[owner_by_unionid(workspace_item(w), directory) for w in workspaces.values()],
+            complete=self._complete(run.mode, "wiki_workspace"),
+        )
+
+    def _start_space(
+        self,
+        run: _Run,
+        space: Space,
+        refused: Callable[[], Awaitable[Space | None]] | None = None,
+    ) -> None:
+        """Read a newly found space's files (once per space; never one the scope leaves out).
+
+        `refused`: the space id was remembered from an earlier run; if the listing refuses it
+        (gone, or no longer readable), `refused()` finds the space again and that one is read.
+        """
+        if space.space_id in run.spaces:
+            return
+        if run.includes_space is not None and not run.includes_space(space.space_id):
+            return
+        run.spaces[space.space_id] = space
+
+        async def read() -> AsyncIterator[Batch]:
+            # A remembered space is announced only once its listing answers: a stale id must not
+            # become a space of its own.
+            announced = refused is None
+            if announced:
+                yield Batch(items=[space_item(space)])
+            try:
+                async for batch in self._space_files(
+                    space, run.mode, run.cursors, run.scope, refusable=not announced
+                ):
+                    if not announced:
+                        announced = True
+                        yield Batch(items=[space_item(space)])
+                    yield batch
+            except _SpaceRefused as refusal:
+                assert refused is not None
+                del run.spaces[space.space_id]
+                fresh = await refused()
+                if fresh is not None and fresh.space_id == space.space_id:
+                    self.note_problem(f"files of space {space.space_id}", refusal.cause)
+                elif fresh is not None:
+                    yield _remember_wiki_space(self.name, fresh)
+                    self._start_space(run, fresh)
+
+        run.streams.add(read, slots=run.space_slots)
+
+    def _start_workspace(self, run: _Run, workspace: Workspace) -> None:
+        """Walk a knowledge base's nodes and, beside it, find and read its storage space."""
+        walked = asyncio.Event()
+
+        async def walk() -> AsyncIterator[Batch]:
+            try:
+                async for batch in self._workspace_nodes(workspace, run.mode, run.cursors):
+                    yield batch
+            finally:
+                walked.set()
+
+        def resolve() -> Awaitable[Space | None]:
+            return self._wiki_space(workspace, walked, run.wiki_slots)
+
+        async def space_of() -> AsyncIterator[Batch]:
+            # Which storage space holds a knowledge base is taken as fixed once found (not
+            # documented either way: uncertain), so it is remembered; a refused id is found again.
+            remembered = self.cursor(run.cursors, _wiki_space_container(workspace.workspace_id))
+            sid = remembered.get("space_id")
+            space = _wiki_storage(workspace, sid) if isinstance(sid, str) and sid else None
+            fresh = space is None
+            if fresh:
+                space = await resolve()
+            # A drive space found by the drive listings keeps its reader (see `_drive_discovery`).
+            await run.drives_known.wait()
+            if space is None:
+                return
+            if fresh:
+                yield _remember_wiki_space(self.name, space)
+            self._start_space(run, space, refused=None if fresh else resolve)
+
+        run.streams.add(walk, slots=run.wiki_slots)
+        run.streams.add(space_of)
 
     def _claim(self, kind: str, container: str, ok: bool = True) -> None:
         (self._claims if ok else self._blocked).add((kind, container))
@@ -176,24 +283,32 @@ class FilesCollector(Collector):
         listed = sorted(c for k, c in self._claims - self._blocked if k == kind)
         return [CompleteListing(kind, c) for c in listed] or None
 
-    async def _wiki_space(self, workspace: Workspace) -> Space | None:
+    async def _wiki_space(
+        self, workspace: Workspace, walked: asyncio.Event, slots: asyncio.Semaphore
+    ) -> Space | None:
         """The storage space of a knowledge base, from its root node or else its first node.
 
         Whether the root node itself converts with `queryDentryId` is not documented (uncertain),
-        so a node found under it is the fallback; an empty knowledge base may have no space to read.
+        so a node found under it is the fallback (known once the walk of its nodes has ended);
+        an empty knowledge base may have no space to read.
         """
         root = workspace.raw.get("rootNodeId")
-        # Once a root node has failed to convert, stop asking for the others (saves a call each).
-        candidates = [root if self._root_converts is not False else None, workspace.first_node]
         last: DingTalkError | None = None
-        for node_id in candidates:
+        for candidate in ("root", "first"):
+            if candidate == "root":
+                # Once a root node has failed to convert, stop asking for the others (a call each).
+                node_id = str(root) if root and self._root_converts is not False else None
+            else:
+                await walked.wait()
+                node_id = workspace.first_node
             if not node_id:
                 continue
             try:
-                found = await st.uuid_to_dentry(self.client, str(node_id), workspace.operator)
+                async with slots:
+                    found = await st.uuid_to_dentry(self.client, node_id, workspace.operator)
             except NotFound as exc:
                 last = exc
-                if node_id == root and self._root_converts is None:
+                if candidate == "root" and self._root_converts is None:
                     self._root_converts = False
                 continue
             except DingTalkError as exc:
@@ -201,12 +316,11 @@ class FilesCollector(Collector):
                     f"storage space of knowledge base {workspace.workspace_id}", exc, ("drive_space", "wiki")
                 )
                 return None
-            if node_id == root:
+            if candidate == "root":
                 self._root_converts = True
             sid = found.get("spaceId")
             if sid:
-                raw = {"workspaceId": workspace.workspace_id, "workspace": workspace.raw}
-                return Space(str(sid), "wiki", workspace.operator, raw, container="wiki")
+                return _wiki_storage(workspace, str(sid))
         if last is not None and workspace.first_node:
             self._gap(
                 f"storage space of knowledge base {workspace.workspace_id}", last, ("drive_space", "wiki")
@@ -235,22 +349,26 @@ class FilesCollector(Collector):
         except DingTalkError as exc:
             self._gap("org drive spaces", exc, ("drive_space", "org"))
 
-    async def _personal_spaces(self, people: list[tuple[str, str]], spaces: dict[str, Space]) -> None:
+    async def _personal_spaces(
+        self, people: list[tuple[str, str]], org_known: asyncio.Event, start: Callable[[Space], None]
+    ) -> None:
         async def read(person: tuple[str, str]) -> list[dict[str, Any]]:
             found: list[dict[str, Any]] = []
             async for page in st.drive_spaces(self.client, person[1], "personal"):
                 found.extend(page)
             return found
 
+        # Results come in the people's order, so who reads a space listed twice stays fixed.
         async for (uid, union), result in bounded_map(read, people, self.settings.concurrency):
             if isinstance(result, BaseException):
                 self._gap(f"personal spaces of {uid}", result, ("drive_space", f"personal:{uid}"))
                 continue
             self._claim("drive_space", f"personal:{uid}")
+            await org_known.wait()
             for raw in result:
                 if raw.get("spaceId"):
                     sid = str(raw["spaceId"])
-                    spaces.setdefault(sid, Space(sid, "drive", union, raw, container=f"personal:{uid}"))
+                    start(Space(sid, "drive", union, raw, container=f"personal:{uid}"))
 
     async def _group_spaces(self, directory: Any, spaces: dict[str, Space]) -> None:
         conversations = [c for c in await self.context.conversations() if c.open_conversation_id]
@@ -310,7 +428,12 @@ class FilesCollector(Collector):
                 raw = {**raw, "openConversationId": conversation.open_conversation_id}
                 spaces.setdefault(sid, Space(sid, "group", union, raw, container="groups"))
 
-    async def _workspaces(self, people: list[tuple[str, str]], workspaces: dict[str, Workspace]) -> None:
+    async def _workspaces(
+        self,
+        people: list[tuple[str, str]],
+        workspaces: dict[str, Workspace],
+        start: Callable[[Workspace], None],
+    ) -> None:
         async def read(person: tuple[str, str]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
             team: list[dict[str, Any]] = []
             async for page in st.wiki_workspaces(self.client, person[1]):
@@ -342,53 +465,120 @@ class FilesCollector(Collector):
                     if raw.get("type") == "PERSONAL":
                         container = f"personal:{uid}"
                     workspaces[str(wid)] = Workspace(str(wid), union, raw, container=container)
+                    start(workspaces[str(wid)])
 
     # ------------------------------------------------------------------ files of one space
 
     async def _space_files(
-        self, space: Space, mode: Mode, cursors: Mapping[CursorKey, dict[str, Any]], scope: ScopeFilter
+        self,
+        space: Space,
+        mode: Mode,
+        cursors: Mapping[CursorKey, dict[str, Any]],
+        scope: ScopeFilter,
+        *,
+        refusable: bool = False,
     ) -> AsyncIterator[Batch]:
+        """The files of one space, then its cursor (and, in a full run, its complete listing).
+
+        `refusable`: raise `_SpaceRefused` instead of noting a problem if the very first listing
+        call says the space is gone or unreadable (the caller knows another way to find it).
+        """
         state = self.cursor(cursors, space.space_id)
         since = state.get("modified_ms") if isinstance(state.get("modified_ms"), int) else None
         stop_before = None
         if mode == "incremental" and since is not None:
             stop_before = since - self.settings.lookback_seconds * 1000
+        bin_id = state.get("bin") if isinstance(state.get("bin"), str) else None
+        # Deletions do not show in a newest-first listing: in an incremental run the recycle bin
+        # tells them, read beside the listing (its answer does not depend on the listing's).
+        recycled = None
+        if stop_before is not None:
+            recycled = asyncio.ensure_future(self._recently_deleted(space, stop_before, bin_id))
+        elif bin_id is None and not refusable:
+            # Learn the bin's id now, beside the listing, so the next incremental run needs no call
+            # for it (a different API from the full run's busy ones). Not for a space that may turn
+            # out not to exist.
+            recycled = asyncio.ensure_future(self._bin_id(space))
         newest = since or 0
         seen: set[str] = set()
         failed = False
         try:
-            async for page in self._dentry_pages(space):
-                fresh = [d for d in page if d.get("id") is not None and str(d["id"]) not in seen]
-                seen.update(str(d["id"]) for d in fresh)
-                modified = [ms_from_iso(d.get("modifiedTime")) or 0 for d in fresh]
-                newest = max([newest, *modified])
-                items, deleted, page_failed = await self._file_items(space, fresh, since, scope)
-                failed = failed or page_failed
-                yield Batch(items=items, deleted=deleted or None, deleted_kind="file" if deleted else None)
-                if stop_before is not None and modified and max(modified) < stop_before:
-                    break  # newest-first: everything further down is older than the cursor
-        except DingTalkError as exc:
-            # Nothing to commit: the cursor of this space stays where it was, no deletion check.
-            self.note_problem(f"files of space {space.space_id}", exc)
-            return
-        if mode == "incremental" and stop_before is not None:
-            # Deletions do not show in a newest-first listing: the recycle bin tells them.
+            listed = False
             try:
-                deleted = await self._recently_deleted(space, stop_before)
-            except NotFound:
-                deleted = []
+                async for page in self._dentry_pages(space):
+                    listed = True
+                    fresh = [d for d in page if d.get("id") is not None and str(d["id"]) not in seen]
+                    seen.update(str(d["id"]) for d in fresh)
+                    modified = [ms_from_iso(d.get("modifiedTime")) or 0 for d in fresh]
+                    newest = max([newest, *modified])
+                    items, deleted, page_failed = await self._file_items(space, fresh, since, scope)
+                    failed = failed or page_failed
+                    yield Batch(
+                        items=items, deleted=deleted or None, deleted_kind="file" if deleted else None
+                    )
+                    if stop_before is not None and modified and max(modified) < stop_before:
+                        break  # newest-first: everything further down is older than the cursor
             except DingTalkError as exc:
-                self.note_problem(f"recycle bin of space {space.space_id}", exc)
-                deleted, failed = [], True
-            if deleted:
-                yield Batch(deleted=deleted, deleted_kind="file")
+                if refusable and not listed and _is_refusal(exc):
+                    raise _SpaceRefused(exc) from exc
+                # Nothing to commit: the cursor of this space stays where it was, no deletion check.
+                self.note_problem(f"files of space {space.space_id}", exc)
+                return
+            if recycled is not None and stop_before is None:
+                bin_id = await recycled
+            elif recycled is not None:
+                try:
+                    deleted, bin_id = await recycled
+                except NotFound:
+                    deleted = []
+                except DingTalkError as exc:
+                    self.note_problem(f"recycle bin of space {space.space_id}", exc)
+                    deleted, failed = [], True
+                if deleted:
+                    yield Batch(deleted=deleted, deleted_kind="file")
+        finally:
+            _settle(recycled)
         complete = [CompleteListing("file", space.space_id)] if mode == "full" and not failed else None
-        cursor_state = {"modified_ms": newest} if not failed else state
+        cursor_state: dict[str, Any] = state
+        if not failed:
+            cursor_state = {"modified_ms": newest} | ({"bin": bin_id} if bin_id else {})
         yield Batch(cursor=CursorUpdate(self.name, space.space_id, cursor_state), complete=complete)
 
-    async def _recently_deleted(self, space: Space, since_ms: int) -> list[str]:
+    async def _recently_deleted(
+        self, space: Space, since_ms: int, bin_id: str | None
+    ) -> tuple[list[str], str | None]:
+        """Dentries of the space deleted since `since_ms`, and the id of its recycle bin.
+
+        The bin's id is remembered between runs (a call less per space and run). Whether it can
+        change is not documented (uncertain): a remembered id that is refused is asked for again.
+        """
+        remembered = bin_id
+        if bin_id is None:
+            bin_id = await st.recycle_bin_id(self.client, space.space_id, space.operator)
+            if bin_id is None:
+                return [], None
+        try:
+            return await self._deleted_in(space, bin_id, since_ms), bin_id
+        except DingTalkError as exc:
+            if remembered is None or not _is_refusal(exc):
+                raise
+        bin_id = await st.recycle_bin_id(self.client, space.space_id, space.operator)
+        if bin_id is None:
+            return [], None
+        return await self._deleted_in(space, bin_id, since_ms), bin_id
+
+    async def _bin_id(self, space: Space) -> str | None:
+        """The id of the space's recycle bin, None if it cannot be read (not needed in this run)."""
+        try:
+            return await st.recycle_bin_id(self.client, space.space_id, space.operator)
+        except DingTalkError as exc:
+            if is_family_fatal(exc):
+                raise
+            return None
+
+    async def _deleted_in(self, space: Space, bin_id: str, since_ms: int) -> list[str]:
         out: list[str] = []
-        async for page in st.recycle_items(self.client, space.space_id, space.operator):
+        async for page in st.recycle_items(self.client, bin_id, space.operator):
             times = [ms_from_iso(r.get("operatorTime")) or 0 for r in page]
             out.extend(
                 f"{r.get('spaceId') or space.space_id}/{r['dentryId']}"
@@ -544,3 +734,110 @@ class _ConfiguredConversation:
     def __init__(self, open_conversation_id: str) -> None:
         self.open_conversation_id = open_conversation_id
         self.owner: str | None = None
+
+
+# ---------------------------------------------------------------------- run plumbing
+
+WIKI_SPACE_PREFIX = "wiki-space:"  # cursor container remembering a knowledge base's storage space
+
+
+def _wiki_space_container(workspace_id: str) -> str:
+    return f"{WIKI_SPACE_PREFIX}{workspace_id}"
+
+
+def _wiki_storage(workspace: Workspace, space_id: str) -> Space:
+    raw = {"workspaceId": workspace.workspace_id, "workspace": workspace.raw}
+    return Space(space_id, "wiki", workspace.operator, raw, container="wiki")
+
+
+def _remember_wiki_space(collector: str, space: Space) -> Batch:
+    workspace_id = str(space.raw["workspaceId"])
+    state = {"space_id": space.space_id}
+    return Batch(cursor=CursorUpdate(collector, _wiki_space_container(workspace_id), state))
+
+
+def _is_refusal(exc: BaseException) -> bool:
+    """The space (or bin) is gone or not readable as this user — not a missing scope."""
+    if isinstance(exc, PermissionDenied):
+        return not exc.required_scopes
+    return isinstance(exc, NotFound)
+
+
+def _settle(task: asyncio.Future[Any] | None) -> None:
+    """Cancel a side task no longer wanted (its error, if any, is not for anyone any more)."""
+    if task is None:
+        return
+    if not task.done():
+        task.cancel()
+    elif not task.cancelled():
+        task.exception()
+
+
+class _SpaceRefused(Exception):
+    def __init__(self, cause: DingTalkError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+class _Streams:
+    """Async generators run side by side; their values are yielded as they come.
+
+    Unlike `interleave`, sources may be added while it runs (a space is read as soon as it is
+    found), and a source may take a slot of a semaphore while it runs, so that different kinds of
+    sources each have their own bound. Each source keeps its own order; producers wait for the
+    consumer (a bounded queue), so memory stays bounded. The first error of a source is re-raised
+    to the consumer, and every other source is cancelled.
+    """
+
+    def __init__(self, queue_size: int) -> None:
+        self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=max(1, queue_size))
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._open = 0
+
+    def add(
+        self, factory: Callable[[], AsyncIterator[Any]], *, slots: asyncio.Semaphore | None = None
+    ) -> None:
+        self._open += 1
+        task = asyncio.ensure_future(self._pump(factory, slots))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _pump(self, factory: Callable[[], AsyncIterator[Any]], slots: asyncio.Semaphore | None) -> None:
+        try:
+            async with slots or contextlib.nullcontext():
+                async for value in factory():
+                    await self._queue.put(("value", value))
+        except Exception as exc:  # handed to the consumer, which re-raises it
+            await self._queue.put(("error", exc))
+            return
+        await self._queue.put(("done", None))
+
+    async def results(self) -> AsyncIterator[Any]:
+        try:
+            while self._open:
+                tag, value = await self._queue.get()
+                if tag == "done":
+                    self._open -= 1
+                elif tag == "error":
+                    raise value
+                else:
+                    yield value
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+
+
+@dataclass
+class _Run:
+    """What one `collect` call shares between its sources."""
+
+    mode: Mode
+    cursors: Mapping[CursorKey, dict[str, Any]]
+    scope: ScopeFilter
+    includes_space: Callable[[str], bool] | None
+    streams: _Streams
+    space_slots: asyncio.Semaphore
+    wiki_slots: asyncio.Semaphore
+    # Set once every drive and group space has been found (and started).
+    drives_known: asyncio.Event = field(default_factory=asyncio.Event)
+    spaces: dict[str, Space] = field(default_factory=dict)

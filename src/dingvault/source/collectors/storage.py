@@ -200,22 +200,25 @@ async def doc_blocks(client: DingTalkClient, doc_key: str, operator_id: str) -> 
     return result
 
 
-async def recycle_items(
-    client: DingTalkClient, space_id: str, union_id: str
-) -> AsyncIterator[list[dict[str, Any]]]:
-    """Deleted dentries of a space, from its recycle bin.
+async def recycle_bin_id(client: DingTalkClient, space_id: str, union_id: str) -> str | None:
+    """The id of a space's recycle bin, or None if the space has none.
 
     The recycle-bin endpoints appear only in the API index; parameter and field names follow the
-    official SDK's models (`recycleBinScope`, `scopeId`, `unionId` → `recycleBin.id`;
-    `recycleItems[{id, spaceId, dentryId, originalName, operatorTime, ...}]`) — uncertain.
+    official SDK's models (`recycleBinScope`, `scopeId`, `unionId` → `recycleBin.id`) — uncertain.
     """
     body = await client.api(
         "GET", RECYCLE_BIN, params={"recycleBinScope": "SPACE", "scopeId": space_id, "unionId": union_id}
     )
     recycle_bin = body.get("recycleBin") or {}
     bin_id = recycle_bin.get("id") if isinstance(recycle_bin, dict) else None
-    if not bin_id:
-        return
+    return str(bin_id) if bin_id else None
+
+
+async def recycle_items(
+    client: DingTalkClient, bin_id: str, union_id: str
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """Deleted dentries in a recycle bin: `recycleItems[{id, spaceId, dentryId, originalName,
+    operatorTime, ...}]` after the official SDK's model — uncertain."""
 
     async def fetch(token: str | None) -> dict[str, Any]:
         return await client.api(
