@@ -8,6 +8,12 @@ Containers: `<unionId>/open` and `<unionId>/done/<YYYY-MM>` (of modifiedTime), p
 listed for. The API has no delta form, so every run lists everything and declares complete, for
 each user it asked, `open` and the done months wholly inside the API's 180-day visibility: todos of
 users not asked (left, out of scope) and older done todos are kept, never taken for deleted.
+
+People who left: the directory lists active users only, so the todos of someone who left since
+the last run may have changed in between. The cursor keeps who was listed; each run asks once more
+for the todos of those no longer in the directory ("final listing"), keeps what comes back (no
+completeness claim), and then forgets them — also when DingTalk refuses, as it no longer knows
+them. Todos captured before stay in the backup.
 """
 
 from __future__ import annotations
@@ -22,14 +28,15 @@ from dingvault.source.collectors.base import (
     bounded_map,
     content_hash,
     has_more_token,
+    is_family_fatal,
     iso_from_ms,
     month_of,
     now_ms,
     owner_by_unionid,
     whole_months,
 )
-from dingvault.source.errors import BadResponse
-from dingvault.source.items import Batch, CompleteListing, CursorKey, Item, Mode, ScopeFilter
+from dingvault.source.errors import BadResponse, DingTalkError, NotFound
+from dingvault.source.items import Batch, CompleteListing, CursorKey, CursorUpdate, Item, Mode, ScopeFilter
 
 TASKS = "/v1.0/todo/users/{unionId}/org/tasks/query"
 DONE_VISIBLE_DAYS = 180
@@ -53,33 +60,62 @@ class TodoCollector(Collector):
         directory = await self.context.directory()
         everyone = directory.people()
         people = [(uid, union) for uid, union in everyone if scope.includes_user(uid)]
+        active = {union for _, union in everyone}
+        listed = self.cursor(cursors).get("people")
+        known: dict[str, Any] = listed if isinstance(listed, dict) else {}
+        # Users listed by an earlier run who have left since: asked once more ("final listing").
+        departed = [
+            (str(uid or ""), union)
+            for union, uid in known.items()
+            if union not in active and (not uid or scope.includes_user(str(uid)))
+        ]
         seen: set[str] = set()
-        queries = [(p, done) for p in people for done in (False, True)]
+        queries = [(p, done, False) for p in people for done in (False, True)]
+        queries += [(p, done, True) for p in departed for done in (False, True)]
         now = now_ms()
         done_months = whole_months(now - (DONE_VISIBLE_DAYS - 1) * DAY_MS, now, True)
         claims: list[str] = []
-        async for (person, done), result in bounded_map(
+        retry_later: dict[str, str] = {}
+        async for (person, done, left), result in bounded_map(
             lambda q: self._tasks(q[0][1], q[1]), queries, self.settings.concurrency
         ):
+            uid, union = person
             if isinstance(result, BaseException):
-                self.note_problem(f"{'done' if done else 'open'} todos of {person[0]}", result)
+                if left and isinstance(result, DingTalkError) and _gone(result):
+                    continue  # DingTalk no longer answers for this user: nothing more to read
+                if left:
+                    retry_later[union] = uid
+                self.note_problem(f"{'done' if done else 'open'} todos of {uid or union}", result)
                 continue
             items = []
             for card in result:
                 task_id = str(card.get("taskId"))
                 if task_id not in seen:  # a todo shared by several users is stored once
                     seen.add(task_id)
-                    items.append(owner_by_unionid(todo_item(card, person[1]), directory))
+                    item = owner_by_unionid(todo_item(card, union), directory)
+                    if (
+                        left
+                        and item.fields.get("owner") is None
+                        and item.fields.get("owner_unionid") == union
+                    ):
+                        item.fields["owner"] = uid or None
+                    items.append(item)
             # The query has no delta form: every run lists each user's todos completely, so every
-            # run can tell deletions — per user, so that users not asked (left, out of scope) and
-            # done months beyond the API's visibility are never taken for deleted.
-            union = person[1]
-            claims += [f"{union}/done/{m}" for m in done_months] if done else [f"{union}/open"]
+            # run can tell deletions — per user, so that users not asked (out of scope) and done
+            # months beyond the API's visibility are never taken for deleted. A user who left is
+            # never claimed: what DingTalk answers for them after they left is not documented.
+            if not left:
+                claims += [f"{union}/done/{m}" for m in done_months] if done else [f"{union}/open"]
             if items:
                 yield Batch(items=items)
         # Claimed only once every todo of this run has been yielded: a shared todo stored under
-        # one user's container last time may be listed under another user's this time.
-        yield Batch(complete=[CompleteListing("todo", c) for c in claims] or None)
+        # one user's container last time may be listed under another user's this time. The list
+        # of users asked rides along, so that the next run knows who has left since.
+        people_now = {union: uid for uid, union in people} | retry_later
+        yield Batch(
+            complete=[CompleteListing("todo", c) for c in claims] or None,
+            cursor=CursorUpdate(self.name, "", {"people": people_now}),
+        )
         self.finish()
 
     async def _tasks(self, union: str, done: bool) -> list[dict[str, Any]]:
@@ -100,6 +136,13 @@ class TodoCollector(Collector):
                 raise BadResponse("todo query repeated its nextToken", endpoint=TASKS)
             token = str(next_token)
         raise BadResponse("todo listing did not end", endpoint=TASKS)
+
+
+def _gone(exc: DingTalkError) -> bool:
+    """A client error for a departed user's todos: DingTalk no longer knows the user (uncertain)."""
+    if exc.retryable or is_family_fatal(exc):
+        return False
+    return isinstance(exc, NotFound) or exc.status in (400, 403, 404)
 
 
 def todo_item(card: dict[str, Any], union: str) -> Item:
