@@ -302,3 +302,24 @@ def test_rebuild_through_the_older_revision_path(
     with Catalog.open(url) as rebuilt:
         assert dump(rebuilt) == before
         assert rebuilt.record_version("user", "new-one", "h") == "new"
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 3, 1, 8, tzinfo=UTC),
+        datetime(2026, 3, 1, 8, 0, 0, 1, tzinfo=UTC),
+        datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    ],
+)
+def test_sqlite_time_text_is_what_orjson_prints_for_the_datetime(moment: datetime) -> None:
+    from dingvault.catalog.export import _SqliteTimeText
+    from dingvault.catalog.types import sqlite_datetime_text
+
+    convert = _SqliteTimeText()
+    stored = sqlite_datetime_text(moment)
+    assert orjson.dumps(convert(stored)) == orjson.dumps(moment)
+    assert convert(stored) == convert(stored)  # memoised, same answer
+    # Text in another shape (not written by the catalog) still comes out as the same instant.
+    assert convert(moment.replace(tzinfo=None).isoformat()) == orjson.loads(orjson.dumps(moment))
+    assert convert(None) is None

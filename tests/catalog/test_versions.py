@@ -196,3 +196,37 @@ def test_crash_inside_a_batch_leaves_no_half_written_versions(
         catalog.record_versions([VersionRecord("doc", f"d{i}", "v2") for i in range(10)]) == ["changed"] * 10
     )
     assert _version_rows(catalog) == 20
+
+
+def test_iter_latest_blobs_is_the_manifest_view_of_the_latest_versions(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("dingvault.catalog.catalog._PAGE", 3)
+    run = catalog.start_run("full")
+    catalog.record_versions(
+        [
+            VersionRecord(
+                "file",
+                f"f{i}",
+                f"h{i}",
+                attachments=[{"blob_id": f"b{i}", "blob_ids": [f"b{i}", f"c{i}"], "name": "甲.pdf"}]
+                if i % 2
+                else (),
+                run_id=run,
+            )
+            for i in range(7)
+        ]
+        + [VersionRecord("user", f"u{i}", f"uh{i}", run_id=run) for i in range(3)]
+    )
+    catalog.record_versions([VersionRecord("file", "f1", "h1-v2", attachments=["x1"], run_id=run)])
+    catalog.mark_deleted("user", ["u1"], run)
+    expected = [
+        (v.kind, v.source_id, v.seq, v.content_hash, v.attachments) for v in catalog.iter_latest_versions()
+    ]
+    got = list(catalog.iter_latest_blobs())
+    assert got == expected
+    assert len(got) == 9 and ("user", "u1") not in {(k, s) for k, s, *_ in got}
+    by_id = {s: (seq, h, atts) for _k, s, seq, h, atts in got}
+    assert by_id["f1"] == (2, "h1-v2", [{"blob_id": "x1"}])
+    assert by_id["f3"][2] == [{"blob_id": "b3", "blob_ids": ["b3", "c3"], "name": "甲.pdf"}]
+    assert by_id["f0"][2] == []

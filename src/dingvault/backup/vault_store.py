@@ -178,13 +178,14 @@ class VaultCatalogStore:
 
     # ---- snapshot and export ------------------------------------------------------------------
     def _manifest(self, counts: Counter[str]) -> Iterator[ManifestRecord]:
-        for ver in self.catalog.iter_latest_versions():
-            blobs = [bytes.fromhex(ver.content_hash)]
-            for a in ver.attachments or ():
+        fromhex = bytes.fromhex
+        for kind, source_id, seq, content_hash, attachments in self.catalog.iter_latest_blobs():
+            blobs = [fromhex(content_hash)]
+            for a in attachments:
                 if isinstance(a, dict):
-                    blobs.extend(bytes.fromhex(b) for b in a.get("blob_ids") or ())
-            counts[ver.kind] += 1
-            yield ManifestRecord(f"{ver.kind}/{ver.source_id}", blobs, {"v": ver.seq})
+                    blobs.extend(fromhex(b) for b in a.get("blob_ids") or ())
+            counts[kind] += 1
+            yield ManifestRecord(f"{kind}/{source_id}", blobs, {"v": seq})
 
     def commit_snapshot(self, run_id: int) -> str:
         counts: Counter[str] = Counter()
