@@ -8,13 +8,14 @@ Both are padded to an exact size with an XML comment after the root element (all
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from xml.sax.saxutils import escape
 
 from . import png
 from .blob import Lazy, Part, Raw, Seq
 from .corpus import DocText
-from .seeding import rng
+from .seeding import randbelow_rounds, rng
 from .ziputil import zip_part, zip_size
 
 _CT_HEAD = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
@@ -62,7 +63,9 @@ def _docx_body(doc: DocText, image: tuple[int, int] | None) -> bytes:
     out.extend(para(p) for p in doc.paragraphs)
     if doc.table:
         rows = "".join(
-            "<w:tr>" + "".join(f"<w:tc><w:p><w:r><w:t>{escape(c)}</w:t></w:r></w:p></w:tc>" for c in row) + "</w:tr>"
+            "<w:tr>"
+            + "".join(f"<w:tc><w:p><w:r><w:t>{escape(c)}</w:t></w:r></w:p></w:tc>" for c in row)
+            + "</w:tr>"
             for row in doc.table
         )
         out.append(f'<w:tbl><w:tblPr><w:tblW w:w="0" w:type="auto"/></w:tblPr>{rows}</w:tbl>')
@@ -86,8 +89,14 @@ def _docx_body(doc: DocText, image: tuple[int, int] | None) -> bytes:
     ).encode()
 
 
-def docx_part(key: str, doc: DocText, target: int, creator: str = "", variant_of: Callable[[int], int] = lambda i: 0,
-              content_key: str = "") -> Part:
+def docx_part(
+    key: str,
+    doc: DocText,
+    target: int,
+    creator: str = "",
+    variant_of: Callable[[int], int] = lambda i: 0,
+    content_key: str = "",
+) -> Part:
     """A .docx of exactly `target` bytes (raises ValueError if the text alone is larger).
 
     `key` names this exact content (CRC cache); `content_key` (default `key`) seeds the image,
@@ -95,7 +104,8 @@ def docx_part(key: str, doc: DocText, target: int, creator: str = "", variant_of
     """
     ct_img = '<Default Extension="png" ContentType="image/png"/>'
     content_types = (
-        _CT_HEAD + '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+        _CT_HEAD
+        + '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
         '<Default Extension="xml" ContentType="application/xml"/>{img}'
         '<Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/>'
         '<Override PartName="/docProps/core.xml" ContentType="application/vnd.openxmlformats-package.core-properties+xml"/>'
@@ -114,11 +124,24 @@ def docx_part(key: str, doc: DocText, target: int, creator: str = "", variant_of
         if image_size:
             nblocks, _ = png.plan(image_size)
             image = (png.WIDTH, nblocks * png.ROWS_PER_BLOCK)
-            entries.append(("word/_rels/document.xml.rels", Raw(_rels([("rIdImg1", _IMAGE_REL, "media/image1.png")]))))
+            entries.append(
+                ("word/_rels/document.xml.rels", Raw(_rels([("rIdImg1", _IMAGE_REL, "media/image1.png")])))
+            )
         body = _docx_body(doc, image)
         entries.append(("word/document.xml", Raw(body)))
         if image_size:
-            entries.append((_IMAGE_NAME, png.png_part((content_key or key) + "/img", image_size, variant_of, doc.title[:40], version_key=key + "/img")))
+            entries.append(
+                (
+                    _IMAGE_NAME,
+                    png.png_part(
+                        (content_key or key) + "/img",
+                        image_size,
+                        variant_of,
+                        doc.title[:40],
+                        version_key=key + "/img",
+                    ),
+                )
+            )
         return entries, zip_size([(n, p.length) for n, p in entries])
 
     image_size = 0
@@ -165,6 +188,12 @@ def _cell(v: str) -> str:
     return f'<c t="inlineStr"><is><t xml:space="preserve">{escape(v)}</t></is></c>'
 
 
+@functools.lru_cache(maxsize=64)
+def _item_cells(items: tuple[str, ...]) -> list[bytes]:
+    """The encoded `<c>` of each item of a language's item list (a handful of fixed lists)."""
+    return [_cell(v).encode() for v in items]
+
+
 def _row(cells: list[str]) -> str:
     return "<row>" + "".join(_cell(c) for c in cells) + "</row>"
 
@@ -177,15 +206,15 @@ class _RowBlocks:
     """
 
     def __init__(self, key: str, lang_items: list[str]) -> None:
-        r = rng("xlsx-rows", key)
-        self.pieces: list[bytes] = []
-        current = ""
-        for i in range(_ROWS_PER_BLOCK):
-            qty, price = r.randrange(1, 500), r.randrange(100, 99999) / 100
-            current += "<row><c><v>"
-            self.pieces.append(current.encode())
-            current = f'{i:04d}</v></c>{_cell(r.choice(lang_items))}<c><v>{qty}</v></c><c><v>{price:.2f}</v></c></row>'
-        self.pieces.append(current.encode())
+        # Row i: qty = randrange(1, 500), price = randrange(100, 99999) / 100, item = choice(items),
+        # drawn in that order from rng("xlsx-rows", key); built as bytes in one pass over the draws.
+        cells = _item_cells(tuple(lang_items))
+        draws = randbelow_rounds(rng("xlsx-rows", key), (499, 99899, len(cells)), _ROWS_PER_BLOCK)
+        tails = [
+            b"%04d</v></c>%b<c><v>%d</v></c><c><v>%.2f</v></c></row>" % (i, cells[c], q + 1, (p + 100) / 100)
+            for i, (q, p, c) in enumerate(draws)
+        ]
+        self.pieces: list[bytes] = [b"<row><c><v>", *(t + b"<row><c><v>" for t in tails[:-1]), tails[-1]]
         self.length = sum(len(p) for p in self.pieces) + _ROWS_PER_BLOCK * _PREFIX_WIDTH
 
     def block(self, index: int, variant: int) -> bytes:
@@ -193,11 +222,18 @@ class _RowBlocks:
         return prefix.join(self.pieces)
 
 
-def xlsx_part(key: str, doc: DocText, target: int, items: list[str], variant_of: Callable[[int], int] = lambda i: 0,
-              content_key: str = "") -> Part:
+def xlsx_part(
+    key: str,
+    doc: DocText,
+    target: int,
+    items: list[str],
+    variant_of: Callable[[int], int] = lambda i: 0,
+    content_key: str = "",
+) -> Part:
     """A one-sheet .xlsx of exactly `target` bytes; big targets get a long generated table."""
     content_types = (
-        _CT_HEAD + '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+        _CT_HEAD
+        + '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
         '<Default Extension="xml" ContentType="application/xml"/>'
         '<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
         '<Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
@@ -209,7 +245,15 @@ def xlsx_part(key: str, doc: DocText, target: int, items: list[str], variant_of:
         f'<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="{_R_NS}">'
         '<sheets><sheet name="Sheet1" sheetId="1" r:id="rId1"/></sheets></workbook>'
     ).encode()
-    wb_rels = _rels([("rId1", "http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet", "worksheets/sheet1.xml")])
+    wb_rels = _rels(
+        [
+            (
+                "rId1",
+                "http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet",
+                "worksheets/sheet1.xml",
+            )
+        ]
+    )
     root_rels = _rels([("rId1", _OFFICE_DOC, "xl/workbook.xml"), ("rId2", _CORE_REL, "docProps/core.xml")])
     rows = [_row([doc.title])] + [_row([p]) for p in doc.paragraphs] + [_row(r) for r in (doc.table or [])]
     head = (_SHEET_HEAD + "".join(rows)).encode()
@@ -226,8 +270,11 @@ def xlsx_part(key: str, doc: DocText, target: int, items: list[str], variant_of:
     if natural > target:
         raise ValueError(f"xlsx text needs {natural} bytes, more than the target {target}")
     slack = target - natural
+    if target < BIG_THRESHOLD:  # text only: no row blocks to seed
+        sheet = Seq([Raw(head), Raw(tail + _pad(slack))])
+        return zip_part(key, [*fixed, (sheet_name, sheet)])
     blocks = _RowBlocks(content_key or key, items)
-    nblocks = slack // blocks.length if target >= BIG_THRESHOLD else 0
+    nblocks = slack // blocks.length
     pad = slack - nblocks * blocks.length
 
     def produce() -> Iterator[bytes]:

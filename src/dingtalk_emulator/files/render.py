@@ -8,6 +8,7 @@ file differ only in part.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,7 +16,7 @@ from . import corpus, png
 from .blob import Part, Raw
 from .ooxml import docx_part, xlsx_part
 from .pdf import pdf_part
-from .seeding import h64, rng
+from .seeding import h64, randbelow_rounds, rng
 
 EXTENSIONS = ("docx", "xlsx", "pdf", "csv", "txt", "png")
 MIME = {
@@ -65,11 +66,19 @@ def render(spec: ContentSpec) -> Part:
     if spec.ext == "docx":
         return docx_part(vkey, doc, spec.size, variant_of=variants, content_key=spec.key)
     if spec.ext == "xlsx":
-        return xlsx_part(vkey, doc, spec.size, corpus.ITEMS[spec.lang], variant_of=variants, content_key=spec.key)
+        return xlsx_part(
+            vkey, doc, spec.size, corpus.ITEMS[spec.lang], variant_of=variants, content_key=spec.key
+        )
     if spec.ext == "pdf":
         return pdf_part(vkey, doc, spec.size, variant_of=variants, content_key=spec.key)
     if spec.ext == "png":
-        return png.png_part(spec.key, spec.size, variants, doc.title.encode("ascii", "ignore").decode() or spec.kind, version_key=vkey)
+        return png.png_part(
+            spec.key,
+            spec.size,
+            variants,
+            doc.title.encode("ascii", "ignore").decode() or spec.kind,
+            version_key=vkey,
+        )
     if spec.ext in ("csv", "txt"):
         return Raw(_text_file(spec, doc))
     raise ValueError(f"unsupported extension {spec.ext!r}")
@@ -77,20 +86,22 @@ def render(spec: ContentSpec) -> Part:
 
 def _text_file(spec: ContentSpec, doc: corpus.DocText) -> bytes:
     if spec.ext == "csv":
-        table = doc.table or corpus.compose(spec.key, "price_list", spec.lang, spec.version, table_rows=12).table or []
+        table = (
+            doc.table
+            or corpus.compose(spec.key, "price_list", spec.lang, spec.version, table_rows=12).table
+            or []
+        )
         lines = [",".join(_csv_cell(c) for c in row) for row in table]
         lines.append(",".join(_csv_cell(c) for c in [doc.title, doc.paragraphs[0] if doc.paragraphs else ""]))
-        r = rng("csv-more", spec.key)
-        items = corpus.ITEMS[spec.lang]
         # Later rows come from a seeded 500-row template stamped with a block number (one C-level
         # join per block), stable across versions: versions differ only in the first rows.
-        pieces = []
-        current = ""
-        for i in range(500):
-            qty, price = r.randrange(1, 99), r.randrange(50, 50000)
-            pieces.append(current.encode())
-            current = f"{i:03d},{_csv_cell(r.choice(items))},{qty},{price:.2f},{qty * price:.2f}\n"
-        pieces.append(current.encode())
+        # Row i: qty = randrange(1, 99), price = randrange(50, 50000), item = choice(items), in order.
+        items = _csv_items(spec.lang)
+        draws = randbelow_rounds(rng("csv-more", spec.key), (98, 49950, len(items)), 500)
+        pieces = [b""]
+        for i, (q, p, c) in enumerate(draws):
+            qty, price = q + 1, p + 50
+            pieces.append(b"%03d,%b,%d,%.2f,%.2f\n" % (i, items[c], qty, price, qty * price))
         head = ("\n".join(lines) + "\n").encode()
         blocks = [head]
         total, b = len(head), 0
@@ -122,6 +133,11 @@ def _fit(data: bytes, size: int) -> bytes:
     if len(cut) == size:
         return cut
     return cut + b" " * (size - len(cut) - 1) + b"\n"
+
+
+@functools.lru_cache(maxsize=16)
+def _csv_items(lang: str) -> list[bytes]:
+    return [_csv_cell(v).encode() for v in corpus.ITEMS[lang]]
 
 
 def _csv_cell(value: str) -> str:
