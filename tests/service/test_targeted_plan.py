@@ -121,3 +121,30 @@ def test_an_owner_the_vault_does_not_know_falls_back():
     lookup._people = {"union-known": "user7"}
     item = Item("file", "s/d", {"dentry": {}}, fields={"owner": "union-known"})
     assert owner_known(item, lookup).fields == {"owner": "user7", "owner_unionid": "union-known"}
+
+
+class _NoCalls:
+    async def api(self, *a: Any, **kw: Any) -> Any:
+        raise AssertionError("no API call expected")
+
+    oapi = api
+
+
+def test_a_burst_beyond_the_limit_runs_the_family_without_reading_record_by_record():
+    from dingvault.service.fetch_common import MAX_RECORDS
+    from dingvault.service.fetch_contacts import ContactChanges, fetch_contacts
+    from dingvault.service.fetch_files import DentryRef, fetch_dentries
+
+    refs = [DentryRef("s", str(i), "FILE") for i in range(MAX_RECORDS + 1)]
+    with pytest.raises(FallBack, match="files changed at once"):
+        asyncio.run(fetch_dentries(_NoCalls(), refs, AllScope(), VaultLookup(_Catalog(), None)))
+    changes = ContactChanges(users={f"u{i}" for i in range(MAX_RECORDS + 1)})
+    with pytest.raises(FallBack, match="users and departments changed at once"):
+        asyncio.run(fetch_contacts(_NoCalls(), changes, AllScope(), settings=None))
+    # A folder is never read on its own: every file below it may have changed.
+    with pytest.raises(FallBack, match="FOLDER"):
+        asyncio.run(
+            fetch_dentries(
+                _NoCalls(), [DentryRef("s", "f", "FOLDER")], AllScope(), VaultLookup(_Catalog(), None)
+            )
+        )

@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from dingvault.service.fetch_common import FallBack, VaultLookup, owner_known
+from dingvault.service.fetch_common import FallBack, VaultLookup, owner_known, read_all, within_limit
 from dingvault.source.collectors.base import as_list, has_more_token
 from dingvault.source.collectors.calendar import EVENTS, PAGE, CalendarCollector, event_item
 from dingvault.source.errors import BadResponse, DingTalkError
@@ -31,14 +31,15 @@ async def fetch_calendars(
     scope: Any,
     lookup: VaultLookup,
 ) -> list[Batch]:
-    batches: list[Batch] = []
-    for union in unionids:
+    within_limit(len(unionids), "calendars")
+
+    async def read(union: str) -> Batch | None:
         state = dict(cursors.get((CalendarCollector.name, union)) or {})
         token, userid = state.get("syncToken"), state.get("userid")
         if state.get("departed") or not isinstance(token, str) or not token or not userid:
             raise FallBack(f"no syncToken kept for the calendar of {union}")
         if not scope.includes_user(str(userid)):
-            continue  # out of scope: the collector does not read this calendar either
+            return None  # out of scope: the collector does not read this calendar either
         items: list[Item] = []
         deleted: list[str] = []
         new_token = None
@@ -49,17 +50,16 @@ async def fetch_calendars(
                     deleted.append(f"{union}/{event['id']}")
                 else:
                     items.append(await asyncio.to_thread(owner_known, event_item(union, event), lookup))
-        batches.append(
-            Batch(
-                items=items,
-                deleted=deleted or None,
-                deleted_kind="calendar_event",
-                cursor=CursorUpdate(
-                    CalendarCollector.name, union, {"syncToken": new_token or token, "userid": userid}
-                ),
-            )
+        return Batch(
+            items=items,
+            deleted=deleted or None,
+            deleted_kind="calendar_event",
+            cursor=CursorUpdate(
+                CalendarCollector.name, union, {"syncToken": new_token or token, "userid": userid}
+            ),
         )
-    return batches
+
+    return [b for b in await read_all(read, unionids) if b is not None]
 
 
 async def _pages(client: Any, union: str, sync_token: str) -> Any:

@@ -9,22 +9,56 @@ does not know it.
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
 
 from dingvault.backup.payload import decode_version
+from dingvault.source.collectors.base import bounded_map
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# Records of one family read directly in one run, at most: beyond that a burst (a bulk import,
+# a mass move) costs fewer calls as the family's incremental, whose cost does not grow with it.
+MAX_RECORDS = 100
+CONCURRENCY = 8
 
 
 class FallBack(Exception):
     """The record cannot be read directly (or not identified): run the family's incremental instead."""
 
 
+def within_limit(count: int, what: str) -> None:
+    if count > MAX_RECORDS:
+        raise FallBack(f"{count} {what} changed at once: the family run reads them for fewer calls")
+
+
+async def read_all(func: Callable[[T], Awaitable[R]], values: Iterable[T]) -> list[R]:
+    """``func`` over ``values``, a few at a time, results in order; the first failure is raised."""
+    out: list[R] = []
+    async for _value, result in bounded_map(func, values, CONCURRENCY):
+        if isinstance(result, BaseException):
+            raise result
+        out.append(result)
+    return out
+
+
 class VaultLookup:
-    """Read-only look-ups in the latest stored versions (catalog + vault), cached for one run."""
+    """Read-only look-ups in the latest stored versions (catalog + vault).
+
+    The unionId -> userid map is built once (decoding every stored user) and kept until
+    ``forget_people()`` - the coordinator calls it after any run that stored or deleted users.
+    """
 
     def __init__(self, catalog: Any, vault: Any) -> None:
         self.catalog = catalog
         self.vault = vault
         self._people: dict[str, str] | None = None
+        self._lock = threading.Lock()
+
+    def forget_people(self) -> None:
+        self._people = None
 
     def latest(self, kind: str, source_id: str) -> tuple[dict[str, Any], str | None] | None:
         """The latest stored version document of a live item and its container, or None."""
@@ -38,14 +72,16 @@ class VaultLookup:
 
     def userid_for_unionid(self, unionid: str) -> str | None:
         """The userid of an active user (as the collectors' directory maps it), from stored users."""
-        if self._people is None:
-            self._people = {}
-            for v in self.catalog.iter_latest_versions("user"):
-                doc = decode_version(self.vault.get_blob(bytes.fromhex(v.content_hash)))
-                union = (doc.get("fields") or {}).get("unionid")
-                if union:
-                    self._people[str(union)] = v.source_id
-        return self._people.get(unionid)
+        with self._lock:  # targeted fetches of several families may ask at once (threads)
+            if self._people is None:
+                people: dict[str, str] = {}
+                for v in self.catalog.iter_latest_versions("user"):
+                    doc = decode_version(self.vault.get_blob(bytes.fromhex(v.content_hash)))
+                    union = (doc.get("fields") or {}).get("unionid")
+                    if union:
+                        people[str(union)] = v.source_id
+                self._people = people
+            return self._people.get(unionid)
 
 
 def owner_known(item: Any, lookup: VaultLookup) -> Any:

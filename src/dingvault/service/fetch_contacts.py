@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dingvault.service.fetch_common import FallBack
+from dingvault.service.fetch_common import FallBack, read_all, within_limit
 from dingvault.source.collectors.base import as_list, iso_seconds, now_ms
 from dingvault.source.collectors.contacts import (
     LEAVE_PAGE_SIZE,
@@ -52,21 +52,15 @@ class ContactChanges:
 
 
 async def fetch_contacts(client: Any, changes: ContactChanges, scope: Any, settings: Any) -> list[Batch]:
-    items: list[Item] = []
-    gone_users: list[str] = []
-    gone_depts: list[str] = []
-    for userid in sorted(changes.users | set(changes.leavers)):
-        item = await _user(client, userid, detail_wanted=bool(settings.user_details))
-        if item is None:
-            gone_users.append(userid)
-        else:
-            items.append(item)
-    for dept_id in sorted(changes.departments):
-        item = await _department(client, dept_id)
-        if item is None:
-            gone_depts.append(str(dept_id))
-        else:
-            items.append(item)
+    userids = sorted(changes.users | set(changes.leavers))
+    dept_ids = sorted(changes.departments)
+    within_limit(len(userids) + len(dept_ids), "users and departments")
+    detail_wanted = bool(settings.user_details)
+    users = await read_all(lambda u: _user(client, u, detail_wanted=detail_wanted), userids)
+    depts = await read_all(lambda d: _department(client, d), dept_ids)
+    items = [i for i in users + depts if i is not None]
+    gone_users = [u for u, i in zip(userids, users, strict=True) if i is None]
+    gone_depts = [str(d) for d, i in zip(dept_ids, depts, strict=True) if i is None]
     batches = [Batch(items=items)] if items else []
     if gone_users:
         batches.append(Batch(deleted=gone_users, deleted_kind="user"))

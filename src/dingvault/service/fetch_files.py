@@ -20,7 +20,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from dingvault.service.fetch_common import FallBack, VaultLookup, owner_known
+from dingvault.service.fetch_common import FallBack, VaultLookup, owner_known, read_all, within_limit
 from dingvault.source.collectors import storage as st
 from dingvault.source.collectors.file_items import (
     ONLINE_DOC_DRIVERS,
@@ -49,17 +49,19 @@ class DentryRef:
 
 
 async def fetch_dentries(client: Any, refs: list[DentryRef], scope: Any, lookup: VaultLookup) -> list[Batch]:
-    items: list[Item] = []
-    gone: list[str] = []
+    within_limit(len(refs), "files")
     for ref in refs:
         if ref.type != "FILE":
             raise FallBack(f"{ref.source_id} is a {ref.type or 'dentry of unknown type'}")
+
+    async def read(ref: DentryRef) -> Item | None:
         space = await asyncio.to_thread(_stored_space, lookup, ref.space_id)
         item = await _file(client, space, ref, scope)
-        if item is None:
-            gone.append(ref.source_id)
-        else:
-            items.append(await asyncio.to_thread(owner_known, item, lookup))
+        return None if item is None else await asyncio.to_thread(owner_known, item, lookup)
+
+    found = await read_all(read, refs)
+    items = [i for i in found if i is not None]
+    gone = [r.source_id for r, i in zip(refs, found, strict=True) if i is None]
     batches = [Batch(items=items)] if items else []
     if gone:
         batches.append(Batch(deleted=gone, deleted_kind="file"))

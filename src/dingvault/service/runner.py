@@ -83,6 +83,8 @@ class RunCoordinator:
         self._followups: dict[str, float] = {}  # family -> when its follow-up run is due
         self._followup_tries: dict[str, int] = {}
         self.runs: list[tuple[str, str, float]] = []  # (mode or "events", status, finished), newest last
+        # What targeted fetches look up in the vault (who a unionId is, as whom a space is read).
+        self.lookup = VaultLookup(session.catalog, session.vault)
         # (event type, event time -> durable locally, seconds) of recent events, for bench/rpo.py.
         self.latencies: deque[tuple[str, float]] = deque(maxlen=200_000)
 
@@ -267,8 +269,7 @@ class RunCoordinator:
         by_family = {c.family: c for c in real}
         collectors: list[Any] = [c for c in real if c.family in families]
         # A family that runs its incremental anyway covers its targeted records too.
-        lookup = VaultLookup(self.session.catalog, self.session.vault)
-        collectors += targeted_collectors(plan, client, by_family, lookup, skip=families)
+        collectors += targeted_collectors(plan, client, by_family, self.lookup, skip=families)
         return await self._run("incremental", collectors, label="events")
 
     def learn_chats(self, chat_ids: set[str]) -> None:
@@ -377,6 +378,8 @@ class RunCoordinator:
 
     def _record(self, label: str, stats: RunStats, families: set[str]) -> None:
         finished = stats.finished or self.clock()
+        if stats.new["user"] or stats.changed["user"] or stats.deleted["user"]:
+            self.lookup.forget_people()  # the unionId -> userid map is rebuilt when next needed
         self.runs.append((label, stats.status, finished))
         del self.runs[:-100]
         failed = {f.family for f in stats.family_failures}
@@ -405,6 +408,7 @@ class RunCoordinator:
 
     def _record_failure(self, label: str, exc: BaseException) -> None:
         self.runs.append((label, "failed", self.clock()))
+        self.lookup.forget_people()  # users may have been stored before it failed
         if self.metrics is not None:
             self.metrics.runs.labels(mode=label, status="failed").inc()
         if self.alerts is not None:
