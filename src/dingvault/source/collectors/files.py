@@ -215,18 +215,17 @@ class FilesCollector(Collector):
         run.spaces[space.space_id] = space
 
         async def read() -> AsyncIterator[Batch]:
-            # A remembered space is announced only once its listing answers: a stale id must not
-            # become a space of its own.
-            announced = refused is None
-            if announced:
-                yield Batch(items=[space_item(space)])
+            # The space rides with its first page of files. A remembered space is announced only
+            # once its listing answers: a stale id must not become a space of its own.
             try:
                 async for batch in self._space_files(
-                    space, run.mode, run.cursors, run.scope, refusable=not announced
+                    space,
+                    run.mode,
+                    run.cursors,
+                    run.scope,
+                    lead=[space_item(space)],
+                    refusable=refused is not None,
                 ):
-                    if not announced:
-                        announced = True
-                        yield Batch(items=[space_item(space)])
                     yield batch
             except _SpaceRefused as refusal:
                 assert refused is not None
@@ -476,12 +475,18 @@ class FilesCollector(Collector):
         cursors: Mapping[CursorKey, dict[str, Any]],
         scope: ScopeFilter,
         *,
+        lead: list[Item] | None = None,
         refusable: bool = False,
     ) -> AsyncIterator[Batch]:
         """The files of one space, then its cursor (and, in a full run, its complete listing).
 
+        `lead`: items yielded with the first page (or alone if the listing fails).
         `refusable`: raise `_SpaceRefused` instead of noting a problem if the very first listing
         call says the space is gone or unreadable (the caller knows another way to find it).
+
+        Each page is held until the next one is read, so the last page carries the cursor and the
+        recycle bin's deletions: fewer, fuller batches for the engine (which prepares a few batches
+        at a time), and a failed item of the last page holds the cursor back.
         """
         state = self.cursor(cursors, space.space_id)
         since = state.get("modified_ms") if isinstance(state.get("modified_ms"), int) else None
@@ -502,6 +507,8 @@ class FilesCollector(Collector):
         newest = since or 0
         seen: set[str] = set()
         failed = False
+        pending = list(lead or [])
+        held: Batch | None = None
         try:
             listed = False
             try:
@@ -513,9 +520,14 @@ class FilesCollector(Collector):
                     newest = max([newest, *modified])
                     items, deleted, page_failed = await self._file_items(space, fresh, since, scope)
                     failed = failed or page_failed
-                    yield Batch(
-                        items=items, deleted=deleted or None, deleted_kind="file" if deleted else None
+                    if held is not None:
+                        yield held
+                    held = Batch(
+                        items=pending + items,
+                        deleted=deleted or None,
+                        deleted_kind="file" if deleted else None,
                     )
+                    pending = []
                     if stop_before is not None and modified and max(modified) < stop_before:
                         break  # newest-first: everything further down is older than the cursor
             except DingTalkError as exc:
@@ -523,6 +535,8 @@ class FilesCollector(Collector):
                     raise _SpaceRefused(exc) from exc
                 # Nothing to commit: the cursor of this space stays where it was, no deletion check.
                 self.note_problem(f"files of space {space.space_id}", exc)
+                if held is not None or pending:
+                    yield held or Batch(items=pending)
                 return
             if recycled is not None and stop_before is None:
                 bin_id = await recycled
@@ -535,14 +549,19 @@ class FilesCollector(Collector):
                     self.note_problem(f"recycle bin of space {space.space_id}", exc)
                     deleted, failed = [], True
                 if deleted:
-                    yield Batch(deleted=deleted, deleted_kind="file")
+                    held = held or Batch(items=pending)
+                    held.deleted = [*(held.deleted or []), *deleted]
+                    held.deleted_kind = "file"
         finally:
             _settle(recycled)
-        complete = [CompleteListing("file", space.space_id)] if mode == "full" and not failed else None
+        held = held or Batch(items=pending)
+        if mode == "full" and not failed:
+            held.complete = [CompleteListing("file", space.space_id)]
         cursor_state: dict[str, Any] = state
         if not failed:
             cursor_state = {"modified_ms": newest} | ({"bin": bin_id} if bin_id else {})
-        yield Batch(cursor=CursorUpdate(self.name, space.space_id, cursor_state), complete=complete)
+        held.cursor = CursorUpdate(self.name, space.space_id, cursor_state)
+        yield held
 
     async def _recently_deleted(
         self, space: Space, since_ms: int, bin_id: str | None
@@ -653,6 +672,7 @@ class FilesCollector(Collector):
         parents = [str(root)]
         failed = False
         visited: set[str] = set()
+        held: Batch | None = None  # the last page, which carries the cursor (see `_space_files`)
         while parents:
             parent = parents.pop()
             try:
@@ -667,17 +687,18 @@ class FilesCollector(Collector):
                     items = [node_item(workspace, n) for n in fresh]
                     docs, docs_failed = await self._docs(workspace, fresh, captured_docs)
                     failed = failed or docs_failed
-                    yield Batch(items=items + docs)
+                    if held is not None:
+                        yield held
+                    held = Batch(items=items + docs)
             except DingTalkError as exc:
                 self.note_problem(f"nodes under {parent} in knowledge base {workspace.workspace_id}", exc)
                 failed = True
-        complete = None
+        held = held or Batch()
         if mode == "full" and not failed:
-            complete = [CompleteListing("wiki_node", workspace.workspace_id)]
-        yield Batch(
-            cursor=CursorUpdate(self.name, container, {"docs": captured_docs}) if not failed else None,
-            complete=complete,
-        )
+            held.complete = [CompleteListing("wiki_node", workspace.workspace_id)]
+        if not failed:
+            held.cursor = CursorUpdate(self.name, container, {"docs": captured_docs})
+        yield held
 
     async def _docs(
         self, workspace: Workspace, nodes: list[dict[str, Any]], captured: dict[str, Any]
