@@ -230,3 +230,30 @@ def test_iter_latest_blobs_is_the_manifest_view_of_the_latest_versions(
     assert by_id["f1"] == (2, "h1-v2", [{"blob_id": "x1"}])
     assert by_id["f3"][2] == [{"blob_id": "b3", "blob_ids": ["b3", "c3"], "name": "甲.pdf"}]
     assert by_id["f0"][2] == []
+
+
+def test_latest_states_are_what_change_detection_compares(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("dingvault.catalog.catalog._IN_CHUNK", 2)  # several statements
+    run = catalog.start_run("full")
+    att = {"blob_id": "b", "blob_ids": ["b", "c"], "identity": "id-1", "size": 3}
+    catalog.record_versions(
+        [
+            VersionRecord("file", "a", "ha", version_key="k1", attachments=[att], run_id=run),
+            VersionRecord("file", "b", "hb", run_id=run),
+            VersionRecord("file", "c", "hc", version_key=7, run_id=run),
+            VersionRecord("user", "a", "hu", run_id=run),
+        ]
+    )
+    catalog.record_versions([VersionRecord("file", "b", "hb2", version_key="k2", run_id=run)])
+    catalog.mark_deleted("file", ["c"], run)
+    got = {s[0]: s[1:] for s in catalog.latest_states("file", ["c", "a", "b", "missing", "a"])}
+    assert got == {
+        "a": (False, "k1", "ha", [att]),
+        "b": (False, "k2", "hb2", []),
+        "c": (True, "7", "hc", []),
+    }
+    assert list(catalog.latest_states("file", [])) == []
+    with pytest.raises(CatalogInputError):
+        list(catalog.latest_states("", ["a"]))

@@ -20,15 +20,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-import sqlalchemy as sa
-
 from dingvault.backup.payload import normalize_version_key
 from dingvault.backup.stats import RunStats
 from dingvault.backup.store_api import Commit, CommitResult, KnownVersion, VersionRecord
 from dingvault.catalog import Catalog, CatalogInputError, RunErrorRecord, export_catalog
 from dingvault.catalog import VersionRecord as CatalogVersion
-from dingvault.catalog.schema import items as items_table
-from dingvault.catalog.schema import versions as versions_table
 from dingvault.vault import ManifestRecord, Vault
 
 log = logging.getLogger(__name__)
@@ -95,29 +91,13 @@ class VaultCatalogStore:
 
     # ---- change detection ---------------------------------------------------------------------
     def known(self, kind: str, source_ids: list[str]) -> dict[str, KnownVersion]:
-        i, v = items_table, versions_table
         out: dict[str, KnownVersion] = {}
-        ids = sorted(set(source_ids))
-        with self.catalog.engine.connect() as conn:
-            for start in range(0, len(ids), _KNOWN_CHUNK):
-                chunk = ids[start : start + _KNOWN_CHUNK]
-                stmt = (
-                    sa.select(
-                        i.c.source_id,
-                        i.c.deleted_at_source,
-                        v.c.version_key,
-                        v.c.content_hash,
-                        v.c.attachments,
-                    )
-                    .select_from(i.join(v, v.c.id == i.c.latest_version_id))
-                    .where(i.c.kind == kind, i.c.source_id.in_(chunk))
-                )
-                for sid, deleted, vkey, chash, atts in conn.execute(stmt):
-                    previous = {}
-                    for a in atts or ():
-                        if isinstance(a, dict) and a.get("identity") and a.get("blob_ids"):
-                            previous[a["identity"]] = (list(a["blob_ids"]), a.get("sha256"), a.get("size"))
-                    out[sid] = KnownVersion(vkey, chash, previous, bool(deleted))
+        for sid, deleted, vkey, chash, atts in self.catalog.latest_states(kind, source_ids):
+            previous = {}
+            for a in atts:
+                if isinstance(a, dict) and a.get("identity") and a.get("blob_ids"):
+                    previous[a["identity"]] = (list(a["blob_ids"]), a.get("sha256"), a.get("size"))
+            out[sid] = KnownVersion(vkey, chash, previous, deleted)
         return out
 
     # ---- blobs --------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ import orjson
 from dingvault.catalog.errors import CatalogInputError
 from dingvault.catalog.schema import LEVELS
 
+LEVELS_SET = frozenset(LEVELS)
+
 MAX_KIND = 64
 MAX_SOURCE_ID = 512
 MAX_CONTAINER = 512
@@ -147,6 +149,15 @@ def attachments(value: Any) -> list[dict[str, Any]]:
     return result
 
 
+def plain(value: Any, max_len: int) -> bool:
+    """True for a string :func:`text` would accept as is: the cheap test the hot paths make first
+    (anything else goes through :func:`text`, which says what is wrong)."""
+    return type(value) is str and 0 < len(value) <= max_len and "\x00" not in value
+
+
+_MAX_TITLE = 100_000
+
+
 def version_fields(fields: Mapping[str, Any] | None) -> dict[str, Any]:
     """Map the ``fields`` of a VersionRecord onto version columns; unknown keys go to ``extra``."""
     row: dict[str, Any] = {
@@ -170,15 +181,19 @@ def version_fields(fields: Mapping[str, Any] | None) -> dict[str, Any]:
             extra[key] = value
         elif value is None:
             continue
-        elif key in ("created_at", "modified_at"):
-            row[column] = aware_time(f"fields[{key!r}]", value)
-        elif key == "title":
-            row[column] = text("fields['title']", str(value), 100_000)
+        elif column == "title":
+            value = value if type(value) is str else str(value)
+            row[column] = value if plain(value, _MAX_TITLE) else text("fields['title']", value, _MAX_TITLE)
+        elif column in ("source_created_at", "source_modified_at"):
+            fast = type(value) is datetime and value.tzinfo is UTC
+            row[column] = value if fast else aware_time(f"fields[{key!r}]", value)
         else:
             # Department ids arrive as ints from the legacy API and as strings from v1.0.
-            if isinstance(value, bool) or not isinstance(value, str | int):
-                raise CatalogInputError(f"fields[{key!r}] must be a string or an integer; got {value!r}")
-            row[column] = text(f"fields[{key!r}]", str(value), MAX_SHORT)
+            if type(value) is not str:
+                if isinstance(value, bool) or not isinstance(value, str | int):
+                    raise CatalogInputError(f"fields[{key!r}] must be a string or an integer; got {value!r}")
+                value = str(value)
+            row[column] = value if plain(value, MAX_SHORT) else text(f"fields[{key!r}]", value, MAX_SHORT)
     if extra:
         row["extra"] = json_value("fields (extra keys)", extra)
     return row
