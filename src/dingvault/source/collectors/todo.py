@@ -70,22 +70,26 @@ class TodoCollector(Collector):
             if union not in active and (not uid or scope.includes_user(str(uid)))
         ]
         seen: set[str] = set()
-        queries = [(p, done, False) for p in people for done in (False, True)]
-        queries += [(p, done, True) for p in departed for done in (False, True)]
+        # (person, isDone, left): a leaver's final listing asks both states in one job.
+        queries: list[tuple[tuple[str, str], bool, bool]] = [
+            (p, done, False) for p in people for done in (False, True)
+        ]
+        queries += [(p, False, True) for p in departed]
         now = now_ms()
         done_months = whole_months(now - (DONE_VISIBLE_DAYS - 1) * DAY_MS, now, True)
         claims: list[str] = []
         retry_later: dict[str, str] = {}
         async for (person, done, left), result in bounded_map(
-            lambda q: self._tasks(q[0][1], q[1]), queries, self.settings.concurrency
+            lambda q: self._final(q[0][1]) if q[2] else self._tasks(q[0][1], q[1]),
+            queries,
+            self.settings.concurrency,
         ):
             uid, union = person
             if isinstance(result, BaseException):
-                if left and isinstance(result, DingTalkError) and _gone(result):
-                    continue  # DingTalk no longer answers for this user: nothing more to read
                 if left:
                     retry_later[union] = uid
-                self.note_problem(f"{'done' if done else 'open'} todos of {uid or union}", result)
+                what = "todos (final listing)" if left else f"{'done' if done else 'open'} todos"
+                self.note_problem(f"{what} of {uid or union}", result)
                 continue
             items = []
             for card in result:
@@ -117,6 +121,22 @@ class TodoCollector(Collector):
             cursor=CursorUpdate(self.name, "", {"people": people_now}),
         )
         self.finish()
+
+    async def _final(self, union: str) -> list[dict[str, Any]]:
+        """A departed user's open and done todos; nothing if DingTalk no longer knows the user.
+
+        The open listing is asked first: when it is refused, the done one would be too, so a
+        refusal costs one call per leaver.
+        """
+        cards: list[dict[str, Any]] = []
+        for done in (False, True):
+            try:
+                cards += await self._tasks(union, done)
+            except DingTalkError as exc:
+                if not _gone(exc):
+                    raise
+                break
+        return cards
 
     async def _tasks(self, union: str, done: bool) -> list[dict[str, Any]]:
         cards: list[dict[str, Any]] = []
