@@ -160,3 +160,21 @@ def test_unreachable_replica_is_reported_not_fatal(mem_vault) -> None:
     assert not report.ok
     assert [p.where for p in report.errors] == ["offsite"]
     assert "unreachable" in report.errors[0].message
+
+
+def test_prune_refuses_when_the_holds_cannot_be_read(repo: Path, tmp_path: Path) -> None:
+    """Holds live in the catalog: a catalog that cannot be opened stops prune with a message, not a
+    traceback, and nothing is removed."""
+    from dingvault.config.settings import Settings
+    from dingvault.home import open_home
+
+    add_data(repo)
+    packs_before = sorted(p.name for p in (repo / "data").rglob("*") if p.is_file())
+    assert packs_before
+    unreachable = "postgresql+psycopg://nobody@127.0.0.1:1/test"
+    open_home(tmp_path / "home").save_settings(Settings(vault_url=repo.as_uri(), catalog_url=unreachable))
+    result = vault_cmd(repo, "prune")
+    assert result.exit_code == 2
+    assert "cannot read the holds" in result.output and "nothing was pruned" in result.output
+    assert "Traceback" not in result.output
+    assert sorted(p.name for p in (repo / "data").rglob("*") if p.is_file()) == packs_before

@@ -333,9 +333,15 @@ def prune(
 
 def _holds() -> Any:
     """Holds come from governance when it is installed, and from the service (offboarding holds)."""
+    from dingvault.catalog.errors import CatalogError
     from dingvault.service.state import service_holds_in_home
 
-    providers = [p for p in (_governance_holds(), service_holds_in_home(_home())) if p is not None]
+    try:
+        service = service_holds_in_home(_home())
+    except CatalogError as exc:
+        # Without the holds prune could remove held data: refuse, and say why.
+        _fail(f"cannot read the holds from the catalog, so nothing was pruned: {exc}")
+    providers = [p for p in (_governance_holds(), service) if p is not None]
     return providers or None
 
 
