@@ -20,7 +20,6 @@ from s3fixture import FAST_RETRY, MotoS3
 from backup.emulator_env import attachment_sha256, stored_version
 from dingvault.backup.payload import decode_version
 from dingvault.cli.demo_run import reachable_truth, truth_items
-from dingvault.service.state import ServiceHolds
 from dingvault.vault.backends import from_url
 from dingvault.vault.holds import held_snapshots
 from dingvault.vault.replicas import Replica, ReplicaRegistry
@@ -240,11 +239,13 @@ def test_user_leave_captures_holds_and_writes_a_handover_summary(installed):
         answer = mutate(installed, "user.leave", rand=11)
         userid = answer.get("userid") or answer.get("userId")
         svc.wait_idle()
-        holds = wait_for(lambda: svc.app.state.holds(), 30, "an offboarding hold")
+        holds = wait_for(
+            lambda: svc.app.catalog_holds.list_holds(subject=f"user/{userid}"), 30, "an offboarding hold"
+        )
         (hold,) = holds
         assert hold.label == "offboarding" and hold.subject == f"user/{userid}"
-        assert hold.until > time.time() + 29 * 86400
-        assert hold.snapshot_ids and held_snapshots(ServiceHolds(svc.app.state)) == set(hold.snapshot_ids)
+        assert hold.until is not None and hold.until.timestamp() > time.time() + 29 * 86400
+        assert hold.snapshot_ids and set(hold.snapshot_ids) <= held_snapshots(svc.app.holds)
         for sid in hold.snapshot_ids:
             assert svc.session.catalog.get_snapshot(sid) is not None
         assert hold.summary["userid"] == userid and hold.summary["user_record_kept"] is True
@@ -308,8 +309,6 @@ def test_an_offboarding_cut_short_by_a_crash_resumes_at_the_next_start(installed
     state.put("offboarding_pending", [userid])
     state.close()
     with RunningService(installed) as svc:
-        hold = wait_for(
-            lambda: [h for h in svc.app.state.holds() if h.subject == f"user/{userid}"], 60, "the hold"
-        )
+        hold = wait_for(lambda: svc.app.catalog_holds.list_holds(subject=f"user/{userid}"), 60, "the hold")
         assert hold[0].label == "offboarding"
         wait_for(lambda: svc.app.state.get("offboarding_pending") == [], 10, "the pending list emptied")
