@@ -111,12 +111,18 @@ def _text_file(spec: ContentSpec, doc: corpus.DocText) -> bytes:
             total += len(blocks[-1])
             b += 1
         return _fit(b"".join(blocks), spec.size)
+    # The text, then its paragraphs over and over until `size` is reached: whole rounds at once.
     lines = doc.lines()
-    k = 0
     total = sum(len(x.encode()) + 1 for x in lines)
+    paras = doc.paragraphs
+    lengths = [len(p.encode()) + 1 for p in paras]
+    rounds = (spec.size - total - 1) // sum(lengths) if paras and total < spec.size else 0
+    lines.extend(paras * rounds)
+    total += rounds * sum(lengths)
+    k = 0
     while total < spec.size:
-        lines.append(doc.paragraphs[k % len(doc.paragraphs)])
-        total += len(lines[-1].encode()) + 1
+        lines.append(paras[k % len(paras)])
+        total += lengths[k % len(paras)]
         k += 1
     return _fit(("\n".join(lines) + "\n").encode(), spec.size)
 

@@ -44,5 +44,19 @@ def verify(key: bytes, signature: str, *parts: str) -> bool:
     return hmac.compare_digest(sign(key, *parts), signature or "")
 
 
+_last_date: tuple[int, str] = (-1, "")
+
+
 def http_date(seconds: float) -> str:
-    return formatdate(seconds, usegmt=True)
+    """RFC 7231 date of `seconds`; the text of the current second is kept (formatting is slow)."""
+    global _last_date
+    whole = int(seconds)
+    # Below .999999 the microsecond rounding inside formatdate cannot reach the next second.
+    if seconds < 0 or seconds - whole >= 0.999999:
+        return formatdate(seconds, usegmt=True)
+    cached = _last_date
+    if cached[0] == whole:
+        return cached[1]
+    text = formatdate(whole, usegmt=True)
+    _last_date = (whole, text)
+    return text
