@@ -7,7 +7,12 @@ Scenarios, on a fresh database each run:
   new        first full run: every record creates an item and a version
   unchanged  rerun of the same records (idempotence path: look up, compare hash, stamp last seen)
   changed    every record has new content (a second version per item)
-  deletion   mark_unseen_deleted after a run that saw 90% of the items
+  deletion   mark_unseen_deleted after a run that saw 90% of the items; then deletion detection for
+             many small containers (calendars, todo lists): one call per container against one
+             batched call (mark_unseen_deleted_in)
+  group      a backup's group commit as one WriteGroup transaction (2,000 versions, seen marks,
+             deletion detection for 200 containers, a cursor) against the same writes one by one
+  snapshot   what a run's snapshot manifest reads: iter_latest_blobs (against iter_latest_versions)
   export     export_catalog to a zstd stream (bytes written) and rebuild_catalog into a new database
 
 Usage:
@@ -63,10 +68,83 @@ def timed(label: str, n: int, fn) -> float:
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     rate = n / elapsed if elapsed else float("inf")
     print(
-        f"{label:<26} {n:>9,d} in {elapsed:6.2f} s = {rate:>9,.0f} /s  (cpu {cpu:5.2f} s)"
+        f"{label:<42} {n:>9,d} in {elapsed:6.2f} s = {rate:>9,.0f} /s  (cpu {cpu:5.2f} s)"
         + (f"  [{result}]" if result else "")
     )
     return rate
+
+
+def small_containers(n: int, run_id: int, per: int, prefix: str) -> Iterator[VersionRecord]:
+    """``n`` events in containers of ``per`` items each (one calendar per user, say)."""
+    for i in range(n):
+        yield VersionRecord(
+            kind="calendar_event",
+            source_id=f"{prefix}-ev-{i:09d}",
+            content_hash=f"c{i:063d}",
+            run_id=run_id,
+            size=400,
+            container=f"{prefix}-cal-{i // per:06d}",
+        )
+
+
+def containers_scenario(catalog: Catalog, n: int) -> None:
+    """Deletion detection after complete listings of many small containers: per call vs batched."""
+    per, m = 5, max(n // 10, 1000)
+    for prefix, batched in (("one", False), ("many", True)):
+        first = catalog.start_run("full")
+        catalog.record_versions(small_containers(m, first, per, prefix))
+        second = catalog.start_run("full")
+        listed = [r.source_id for r in small_containers(m, second, per, prefix)]
+        catalog.mark_seen("calendar_event", listed[: m * 9 // 10], second)
+        names = [f"{prefix}-cal-{c:06d}" for c in range(m // per)]
+        label = "deleted, batched" if batched else "deleted, one per container"
+        timed(
+            f"{label} ({len(names):,} containers)",
+            len(names),
+            lambda r=second, c=names, b=batched: _delete_unseen(catalog, r, c, b),
+        )
+
+
+def _delete_unseen(catalog: Catalog, run: int, containers: list[str], batched: bool) -> int:
+    if batched:
+        return catalog.mark_unseen_deleted_in("calendar_event", run, containers)
+    return sum(catalog.mark_unseen_deleted("calendar_event", run, c) for c in containers)
+
+
+def group_scenario(catalog: Catalog, n: int) -> None:
+    """The writes of a backup's commits, each in one transaction against one by one."""
+    size = 2000
+    rounds = max(n // size // 2, 1)
+    for grouped in (False, True):
+        run = catalog.start_run("full")
+        start = (20 if grouped else 10) * n  # fresh items for each form
+        label = "commit, " + ("one transaction" if grouped else "one by one")
+        timed(
+            label, rounds * size, lambda r=run, s=start, g=grouped: _commits(catalog, r, s, size, rounds, g)
+        )
+
+
+def _commits(catalog: Catalog, run: int, start: int, size: int, rounds: int, grouped: bool) -> int:
+    # Each commit: its versions, 100 items only listed, 200 completely listed containers (of an
+    # otherwise unused kind, so the other scenarios' items stay), and the collector's cursor.
+    for r in range(rounds):
+        recs = list(records(size, run, "g", start + r * size))
+        seen = [x.source_id for x in recs[:100]]
+        names = [f"G-{r}-{c}" for c in range(200)]
+        if grouped:
+            group = catalog.group()
+            group.record_versions(recs)
+            group.mark_seen("approval", seen, run)
+            group.mark_unseen_deleted("approval_g", run, names)
+            group.set_cursor("bench", "", {"page": r}, run)
+            catalog.write_group(group)
+        else:
+            catalog.record_versions(recs)
+            catalog.mark_seen("approval", seen, run)
+            for c in names:
+                catalog.mark_unseen_deleted("approval_g", run, c)
+            catalog.set_cursor("bench", "", {"page": r}, run)
+    return rounds * size
 
 
 def main() -> None:
@@ -132,6 +210,12 @@ def main() -> None:
         target = args.rebuild_url or f"sqlite:///{Path(tmp) / 'rebuilt.db'}"
         buf.seek(0)
         timed("rebuild (rows)", rows, lambda: f"{sum(rebuild_catalog(target, buf).values()):,} rows")
+        live = sum(1 for _ in catalog.iter_latest_blobs())
+        timed("latest versions (objects)", live, lambda: sum(1 for _ in catalog.iter_latest_versions()))
+        timed("latest blobs (manifest)", live, lambda: sum(1 for _ in catalog.iter_latest_blobs()))
+        # These add items of other kinds: after the export, so its figures stay comparable.
+        containers_scenario(catalog, n)
+        group_scenario(catalog, n)
         catalog.close()
         if url.startswith("sqlite"):
             size = (Path(tmp) / "catalog.db").stat().st_size
