@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+import sqlalchemy as sa
+
 from dingvault.backup.catalog_restore import rebuild_from_vault
 from dingvault.backup.engine import BackupEngine
 from dingvault.backup.payload import decode_version
 from dingvault.backup.session import init_home, open_session
+from dingvault.backup.store_api import Commit
+from dingvault.backup.store_api import VersionRecord as StoreVersion
 from dingvault.backup.vault_store import VaultCatalogStore
+from dingvault.catalog import CatalogError
 from dingvault.home import open_home
 from dingvault.vault.keys import FAST_KDF_FOR_TESTS
 
@@ -87,3 +93,59 @@ def test_catalog_rebuilt_from_the_vault_alone_equals_the_original(tmp_path):
         assert rebuilt.list_runs(limit=1)[0].status == "succeeded"
     finally:
         rebuilt.close()
+
+
+def _version(store: VaultCatalogStore, kind: str, sid: str, container: str, body: bytes) -> StoreVersion:
+    blob = store.put_version(body, "internal")
+    return StoreVersion(kind, sid, container, blob, None, {"title": sid}, [], len(body))
+
+
+def test_a_commit_is_one_catalog_transaction_with_deletions_per_kind(tmp_path, monkeypatch):
+    home = open_home(tmp_path / "home")
+    init_home(home, "pw", kdf=FAST_KDF_FOR_TESTS)
+    with open_session(home, "pw") as s:
+        store = VaultCatalogStore(s.vault, s.catalog, tmp_dir=home.tmp_dir)
+        first = store.start_run("full", ["files"])
+        seed = [
+            _version(store, "file", f"{c}/{i}", c, b"%s %d" % (c.encode(), i))
+            for c in ("s1", "s2")
+            for i in range(3)
+        ]
+        store.durable()
+        done = store.commit(first, Commit(versions=seed, cursors={("files", ""): {"page": 1}}))
+        assert done.new == {"file": 6}
+
+        second = store.start_run("full", ["files"])
+        again = [seed[0], _version(store, "file", "s1/1", "s1", b"s1 1, changed")]
+        store.durable()
+        done = store.commit(
+            second,
+            Commit(
+                versions=again,
+                seen=[("file", "s2/0", "s2")],
+                complete=[("file", "s1"), ("file", "s2"), ("file", "s3")],
+                cursors={("files", ""): {"page": 2}},
+            ),
+        )
+        assert (done.unchanged, done.changed, done.deleted) == ({"file": 1}, {"file": 1}, {"file": 3})
+        assert sorted(s.catalog.live_ids("file")) == ["s1/0", "s1/1", "s2/0"]
+
+        # A commit the catalog refuses half way leaves nothing of itself: not its versions, not its
+        # deletion marks, and above all not its cursor.
+        third = store.start_run("full", ["files"])
+        late = [_version(store, "file", "s3/0", "s3", b"new")]
+        store.durable()
+
+        def refuse(conn, values):
+            raise sa.exc.OperationalError("INSERT INTO cursors", {}, Exception("disk I/O error"))
+
+        monkeypatch.setattr(s.catalog, "_set_cursor", refuse)
+        with pytest.raises(CatalogError):
+            store.commit(
+                third, Commit(versions=late, complete=[("file", "s2")], cursors={("files", ""): {"page": 3}})
+            )
+        monkeypatch.undo()
+        assert s.catalog.get_cursor("files") == {"page": 2}
+        assert s.catalog.get_item("file", "s3/0") is None
+        assert sorted(s.catalog.live_ids("file")) == ["s1/0", "s1/1", "s2/0"]
+        store.close()

@@ -6,9 +6,10 @@ the interface this narrow is also what lets the engine's tests run against an in
 
 Ordering contract (what makes a killed run safe to resume):
     put_attachment / put_version  →  durable()  →  commit(...)
-``commit`` records versions, seen marks, deletions and cursors, and must only be called after
-``durable`` returned, so the catalog never points at a blob the vault could lose, and a cursor
-never moves past an item that is not stored.
+``commit`` records versions, seen marks, deletions and cursors -- all of them in one catalog
+transaction, so a cursor is never committed without the versions and marks it covers -- and must
+only be called after ``durable`` returned, so the catalog never points at a blob the vault could
+lose, and a cursor never moves past an item that is not stored.
 """
 
 from __future__ import annotations
