@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/emulator.py                          # all profiles, wrk if installed
     .venv/bin/python bench/emulator.py --profiles demo,large --duration 10 --record
+    .venv/bin/python bench/emulator.py --mix --profiles medium     # CPU per call of a backup's mix
 
 For each profile the emulator runs in its own process (`dingtalk-emulator serve --limits off`, so the
 figure is the server's capacity rather than DingTalk's 20 calls/s) and is measured from the outside:
@@ -14,6 +15,12 @@ figure is the server's capacity rather than DingTalk's 20 calls/s) and is measur
   `POST /attendance/list limit=50` (50 users x 7 days) whose page really holds 50 records in the
   profile — checked once before the run; the server's own stats then confirm the calls succeeded.
 
+`--mix` instead replays the calls that dominate a full backup (issue #4): approval details, each
+attachment's download URL and download, then storage `downloadInfos` and the signed download of
+each file, with 16 connections; it prints the server's CPU seconds (user + system, from /proc) per
+1,000 calls and the download megabytes per CPU second, per phase.  CPU time rather than wall time:
+the load generator shares the machine, and CPU per call is what bounds a backup's rate.
+
 Targets (DESIGN/brief): >= 2,000 requests/s on 2 cores; the large profile starts in < 10 s and stays
 under 500 MB.  `--record` writes the table into the "Emulator" section of bench/RESULTS.md.
 """
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import platform
@@ -350,6 +358,166 @@ def guard_overhead(calls: int = 20_000) -> dict[str, float]:
     return {"bare_us": min(bare), "guarded_us": min(guarded), "overhead_us": min(guarded) - min(bare)}
 
 
+DAY_MS = 86_400_000
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _mix_inputs(client: httpx.AsyncClient, org: dict[str, Any], instances: int, files: int) -> Any:
+    """Token, admin unionId, approval ids spread over every template, and readable storage files."""
+    token = (
+        await client.post(
+            "/v1.0/oauth2/accessToken", json={"appKey": org["appKey"], "appSecret": org["appSecret"]}
+        )
+    ).json()["accessToken"]
+    headers = {"x-acs-dingtalk-access-token": token}
+    me = await client.post(
+        "/topapi/v2/user/get", params={"access_token": token}, json={"userid": org["adminUserId"]}
+    )
+    union = me.json()["result"]["unionid"]
+    templates = (
+        await client.get(
+            "/v1.0/workflow/processes/managements/templates",
+            params={"userId": org["adminUserId"]},
+            headers=headers,
+        )
+    ).json()["result"]
+    now = int(time.time() * 1000)
+    per_template: list[list[str]] = []
+    for t in templates:
+        ids: list[str] = []
+        for window in range(3):  # 120-day windows back to the 365-day limit
+            end = now - window * 120 * DAY_MS
+            start = max(end - 120 * DAY_MS + 1, now - 365 * DAY_MS + 1)
+            cursor: Any = 0
+            while cursor is not None and len(ids) < instances:
+                body = {"processCode": t["processCode"], "startTime": start, "endTime": end}
+                page = await client.post(
+                    "/v1.0/workflow/processes/instanceIds/query",
+                    headers=headers,
+                    json={**body, "maxResults": 20, "nextToken": cursor},
+                )
+                result = page.json()["result"]
+                ids += result["list"]
+                cursor = result.get("nextToken")
+        per_template.append(ids)
+    mixed = [i for group in itertools.zip_longest(*per_template) for i in group if i][:instances]
+    spaces = (await client.get("/_emulator/truth", params={"kind": "drive_space"}, timeout=120)).json()[
+        "items"
+    ]
+    found: list[tuple[str, str]] = []
+    for space in spaces:
+        token_: str | None = None
+        while len(found) < files:
+            option = {"maxResults": 50, **({"nextToken": token_} if token_ else {})}
+            page = await client.post(
+                f"/v1.0/storage/spaces/{space['id']}/dentries/listAll",
+                headers=headers,
+                json={"unionId": union, "option": option},
+            )
+            if page.status_code != 200:  # a space the admin cannot read
+                break
+            reply = page.json()
+            found += [
+                (space["id"], d["id"])
+                for d in reply["dentries"]
+                if d["type"] == "FILE" and d.get("storageDriver") != "ALIDOC"
+            ]
+            token_ = reply.get("nextToken")
+            if not token_:
+                break
+    return headers, union, mixed, found[:files]
+
+
+async def _run_mix(base: str, pid: int, instances: int, files: int) -> list[dict[str, Any]]:
+    org = httpx.get(base + "/_emulator/org", timeout=120).json()
+    limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120) as client:
+        headers, union, ids, found = await _mix_inputs(client, org, instances, files)
+        gate = asyncio.Semaphore(16)
+        counts = {"calls": 0, "bytes": 0, "downloads": 0}
+
+        async def fetch(url: str, **kw: Any) -> None:
+            reply = await client.get(url, **kw)
+            if reply.status_code != 200:
+                raise RuntimeError(f"download failed: {reply.status_code} {url}")
+            counts["calls"] += 1
+            counts["downloads"] += 1
+            counts["bytes"] += len(reply.content)
+
+        async def approval(pid_: str) -> None:
+            async with gate:
+                reply = await client.get(
+                    "/v1.0/workflow/processInstances", params={"processInstanceId": pid_}, headers=headers
+                )
+                counts["calls"] += 1
+                for field in reply.json()["result"].get("formComponentValues", []):
+                    if field.get("componentType") != "DDAttachment" or not field.get("value"):
+                        continue
+                    for att in json.loads(field["value"]):
+                        url = await client.post(
+                            "/v1.0/workflow/processInstances/spaces/files/urls/download",
+                            headers=headers,
+                            json={"processInstanceId": pid_, "fileId": att["fileId"]},
+                        )
+                        counts["calls"] += 1
+                        await fetch(url.json()["result"]["downloadUri"])
+
+        async def storage_file(space: str, dentry: str) -> None:
+            async with gate:
+                info = await client.post(
+                    f"/v1.0/storage/spaces/{space}/dentries/{dentry}/downloadInfos/query",
+                    headers=headers,
+                    json={"unionId": union},
+                )
+                counts["calls"] += 1
+                signed = info.json()["headerSignatureInfo"]
+                await fetch(signed["resourceUrls"][0], headers=signed["headers"])
+
+        rows = []
+        phases = [
+            ("approvals: detail, attachment URL, download", [approval(i) for i in ids]),
+            ("storage: downloadInfos, signed download", [storage_file(*f) for f in found]),
+        ]
+        for label, jobs in phases:
+            counts.update(calls=0, bytes=0, downloads=0)
+            cpu0, t0 = _cpu_seconds(pid), time.perf_counter()
+            await asyncio.gather(*jobs)
+            cpu = _cpu_seconds(pid) - cpu0
+            rows.append({"phase": label, **counts, "cpu_s": cpu, "wall_s": time.perf_counter() - t0})
+        return rows
+
+
+def backup_mix(profile: str, instances: int, files: int) -> list[dict[str, Any]]:
+    server = start_server(profile)
+    try:
+        return asyncio.run(_run_mix(server.base, server.proc.pid, instances, files))
+    finally:
+        server.stop()
+
+
+def mix_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| phase | calls | downloads | MB | server CPU s | CPU s / 1,000 calls | MB / CPU s | wall s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    total = {
+        "phase": "all",
+        **{k: sum(r[k] for r in rows) for k in ("calls", "downloads", "bytes", "cpu_s", "wall_s")},
+    }
+    for r in [*rows, total]:
+        mb = r["bytes"] / 1e6
+        lines.append(
+            f"| {r['phase']} | {r['calls']:,} | {r['downloads']:,} | {mb:,.1f} | {r['cpu_s']:.2f} "
+            f"| {1000 * r['cpu_s'] / max(1, r['calls']):.3f} | {mb / max(r['cpu_s'], 1e-9):,.0f} | {r['wall_s']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| profile | page | start-up | RSS after start | peak RSS | req/s | p50 | p99 | non-2xx | failed (server) |",
@@ -394,7 +562,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--tool", choices=("auto", "wrk", "httpx"), default="auto")
     parser.add_argument("--record", action="store_true", help="write the results into bench/RESULTS.md")
+    parser.add_argument(
+        "--mix", action="store_true", help="measure server CPU per call of a backup's heavy mix instead"
+    )
+    parser.add_argument("--mix-instances", type=int, default=3000, help="approval instances in --mix")
+    parser.add_argument("--mix-files", type=int, default=1500, help="storage files in --mix")
     args = parser.parse_args(argv)
+    if args.mix:
+        for profile in args.profiles.split(","):
+            print(f"\n{profile} profile, backup mix  [load average {load_average()}]")
+            print(mix_table(backup_mix(profile.strip(), args.mix_instances, args.mix_files)))
+        return 0
     tool = args.tool if args.tool != "auto" else ("wrk" if shutil.which("wrk") else "httpx")
     if tool == "wrk" and not shutil.which("wrk"):
         parser.error("wrk is not installed (apt-get install wrk), use --tool httpx")
