@@ -118,3 +118,33 @@ async def test_refused_remembered_lookups_are_asked_for_again(emulator: RunningE
     assert wiki_space in updated and wiki_space in incremental.ids("drive_space")
     assert "no-such-space" not in incremental.ids("drive_space")
     assert "no-such-space" not in updated
+
+
+async def test_each_space_and_knowledge_base_commits_its_cursor_with_or_after_its_last_items(
+    emulator: RunningEmulator,
+) -> None:
+    full, _ = await _files_run(emulator, "full")
+    assert full.error is None, full.error
+    cursor_at: dict[str, int] = {}
+    last_item_at: dict[str, int] = {}
+    space_at: dict[str, int] = {}
+    for index, batch in enumerate(full.batches):
+        if batch.cursor is not None:
+            assert batch.cursor.container not in cursor_at, "one cursor per space and run"
+            cursor_at[batch.cursor.container] = index
+        for item in batch.items:
+            if item.kind == "drive_space":
+                space_at[item.source_id] = index
+            elif item.kind in ("file", "wiki_node"):
+                owner = item.container if item.kind == "file" else f"wiki:{item.container}"
+                last_item_at[owner] = index
+    assert last_item_at and all(cursor_at[c] >= i for c, i in last_item_at.items())
+    files_first = {}
+    for index, batch in enumerate(full.batches):
+        for item in batch.items:
+            if item.kind == "file":
+                files_first.setdefault(item.container, index)
+    assert all(space_at[s] <= i for s, i in files_first.items())
+    # Fewer batches than pages plus cursors: a space's item and cursor ride with its pages.
+    spaces_with_files = len(files_first)
+    assert sum(1 for b in full.batches if b.items and b.cursor is not None) >= spaces_with_files
