@@ -205,6 +205,8 @@ _EXTRA_KEYS = ("name", "path", "status", "size", "sha256", "owner_id_type", "typ
 
 
 def _clean_text(value: Any, limit: int) -> str:
+    if type(value) is str and len(value) <= limit and "\x00" not in value:
+        return value  # the usual case, without copies
     return str(value).replace("\x00", "\\x00")[:limit]
 
 
@@ -223,25 +225,43 @@ def _is_time(value: Any) -> bool:
     return False
 
 
+_FIELD_ITEMS = tuple(_FIELD_MAP.items())
+_TIME_COLUMNS = ("created_at", "modified_at")
+
+
 def _catalog_fields(fields: dict[str, Any]) -> dict[str, Any]:
-    """Only what the catalog's columns accept, cleaned; the verbatim payload is in the vault."""
+    """Only what the catalog's columns accept, cleaned; the verbatim payload is in the vault.
+
+    Runs once per record: exact type tests first, the general isinstance checks only for the
+    unusual values (subclasses), with the same outcome.
+    """
     out: dict[str, Any] = {}
-    for key, column in _FIELD_MAP.items():
-        value = fields.get(key)
+    get = fields.get
+    for key, column in _FIELD_ITEMS:
+        value = get(key)
         if value is None or column in out:
             continue
         if column == "title":
             out[column] = _clean_text(value, 10_000)
-        elif column in ("created_at", "modified_at"):
+        elif column in _TIME_COLUMNS:
             if _is_time(value):
                 out[column] = value
             else:  # an unparseable time from the API: kept as text, not refused
                 out[f"{key}_raw"] = _clean_text(value, 200)
-        elif isinstance(value, str | int) and not isinstance(value, bool):
+        elif (
+            type(value) is str
+            or type(value) is int
+            or (isinstance(value, str | int) and not isinstance(value, bool))
+        ):
             out[column] = _clean_text(value, 128)
     for key in _EXTRA_KEYS:
-        value = fields.get(key)
-        if isinstance(value, bool | int | float):
+        value = get(key)
+        if value is None:
+            continue
+        kind = type(value)
+        if kind is str:
+            out[key] = _clean_text(value, 2000)
+        elif kind is int or kind is float or kind is bool or isinstance(value, bool | int | float):
             out[key] = value
         elif isinstance(value, str):
             out[key] = _clean_text(value, 2000)
