@@ -149,3 +149,36 @@ def test_a_commit_is_one_catalog_transaction_with_deletions_per_kind(tmp_path, m
         assert s.catalog.get_item("file", "s3/0") is None
         assert sorted(s.catalog.live_ids("file")) == ["s1/0", "s1/1", "s2/0"]
         store.close()
+
+
+def test_catalog_fields_keep_what_the_columns_accept():
+    from dingvault.backup.vault_store import _catalog_fields
+
+    class Name(str):
+        pass
+
+    fields = {
+        "title": "報銷\x00申請",
+        "owner": True,  # not an id: dropped
+        "owner_userid": "u1",  # the next key for the same column
+        "dept_id": 12,
+        "created": "not a time",
+        "modified": 1_767_225_600_000,
+        "status": Name("DONE"),
+        "size": 3.5,
+        "type": False,
+        "name": "x" * 3000,
+        "path": None,
+        "sha256": ["not", "kept"],
+    }
+    assert _catalog_fields(fields) == {
+        "title": "報銷\\x00申請",
+        "owner_userid": "u1",
+        "department": "12",
+        "created_raw": "not a time",
+        "modified_at": 1_767_225_600_000,
+        "status": "DONE",
+        "size": 3.5,
+        "type": False,
+        "name": "x" * 2000,
+    }
