@@ -433,6 +433,18 @@ async def _mix_inputs(client: httpx.AsyncClient, org: dict[str, Any], instances:
     return headers, union, mixed, found[:files]
 
 
+async def _request(client: httpx.AsyncClient, method: str, url: str, **kw: Any) -> httpx.Response:
+    """One call, sent again if a kept-alive connection was closed under it (uvicorn closes idle
+    connections after 5 s; on a loaded machine a pooled one can be picked just as that happens)."""
+    for attempt in range(3):
+        try:
+            return await client.request(method, url, **kw)
+        except (httpx.ReadError, httpx.RemoteProtocolError):
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 async def _run_mix(base: str, pid: int, instances: int, files: int) -> list[dict[str, Any]]:
     org = httpx.get(base + "/_emulator/org", timeout=120).json()
     limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)
@@ -442,7 +454,7 @@ async def _run_mix(base: str, pid: int, instances: int, files: int) -> list[dict
         counts = {"calls": 0, "bytes": 0, "downloads": 0}
 
         async def fetch(url: str, **kw: Any) -> None:
-            reply = await client.get(url, **kw)
+            reply = await _request(client, "GET", url, **kw)
             if reply.status_code != 200:
                 raise RuntimeError(f"download failed: {reply.status_code} {url}")
             counts["calls"] += 1
@@ -451,15 +463,21 @@ async def _run_mix(base: str, pid: int, instances: int, files: int) -> list[dict
 
         async def approval(pid_: str) -> None:
             async with gate:
-                reply = await client.get(
-                    "/v1.0/workflow/processInstances", params={"processInstanceId": pid_}, headers=headers
+                reply = await _request(
+                    client,
+                    "GET",
+                    "/v1.0/workflow/processInstances",
+                    params={"processInstanceId": pid_},
+                    headers=headers,
                 )
                 counts["calls"] += 1
                 for field in reply.json()["result"].get("formComponentValues", []):
                     if field.get("componentType") != "DDAttachment" or not field.get("value"):
                         continue
                     for att in json.loads(field["value"]):
-                        url = await client.post(
+                        url = await _request(
+                            client,
+                            "POST",
                             "/v1.0/workflow/processInstances/spaces/files/urls/download",
                             headers=headers,
                             json={"processInstanceId": pid_, "fileId": att["fileId"]},
@@ -469,7 +487,9 @@ async def _run_mix(base: str, pid: int, instances: int, files: int) -> list[dict
 
         async def storage_file(space: str, dentry: str) -> None:
             async with gate:
-                info = await client.post(
+                info = await _request(
+                    client,
+                    "POST",
                     f"/v1.0/storage/spaces/{space}/dentries/{dentry}/downloadInfos/query",
                     headers=headers,
                     json={"unionId": union},
