@@ -4,6 +4,7 @@ a deletion or a change."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -148,3 +149,48 @@ async def test_each_space_and_knowledge_base_commits_its_cursor_with_or_after_it
     # Fewer batches than pages plus cursors: a space's item and cursor ride with its pages.
     spaces_with_files = len(files_first)
     assert sum(1 for b in full.batches if b.items and b.cursor is not None) >= spaces_with_files
+
+
+async def test_a_space_read_ahead_by_a_later_route_is_dropped_when_an_earlier_route_finds_it(
+    emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A "my docs" space is both a person's drive space and a knowledge base's space: the person
+    reads it. If the last run read it through the knowledge base, this run reads it ahead that
+    way, and drops what it read when the person's listing claims it."""
+    full, _ = await _files_run(emulator, "full")
+    assert full.error is None, full.error
+    linked = {s["space_id"] for (_, c), s in full.cursors.items() if c.startswith(WIKI_SPACE_PREFIX)}
+    target = next(
+        i.source_id
+        for i in full.of_kind("drive_space")
+        if i.container and i.container.startswith("personal:") and i.source_id in linked
+    )
+    cursors = dict(full.cursors)
+    cursors[("files", target)] = {**cursors[("files", target)], "via": "wiki"}
+    _mutate(emulator, "file.upload", spaceId=target, rand=9, extension="txt")
+
+    read_ahead = asyncio.Event()
+    list_pages = FilesCollector._dentry_pages
+    list_spaces = st.drive_spaces
+
+    def spy(self: FilesCollector, space: Any) -> Any:
+        if space.space_id == target and space.origin == "wiki":
+            read_ahead.set()
+        return list_pages(self, space)
+
+    async def personal_after_read_ahead(client: Any, union: str, space_type: str) -> Any:
+        if space_type == "personal":
+            await asyncio.wait_for(read_ahead.wait(), 60)
+        async for page in list_spaces(client, union, space_type):
+            yield page
+
+    monkeypatch.setattr(FilesCollector, "_dentry_pages", spy)
+    monkeypatch.setattr(st, "drive_spaces", personal_after_read_ahead)
+    incremental, _ = await _files_run(emulator, "incremental", cursors)
+    assert incremental.error is None, incremental.error
+    assert read_ahead.is_set()
+    updates = [b.cursor for b in incremental.batches if b.cursor and b.cursor.container == target]
+    assert len(updates) == 1 and updates[0].state["via"].startswith("personal:")
+    assert str(incremental.items[("drive_space", target)].container).startswith("personal:")
+    files = [i for i in incremental.of_kind("file") if i.container == target]
+    assert files and all(i.fields["origin"] == "drive" for i in files)

@@ -151,14 +151,12 @@ class FilesCollector(Collector):
     ) -> AsyncIterator[Batch]:
         """Find drive and group spaces, starting each space's reading as soon as it is found.
 
-        Who reads a space found more than once is fixed: admin (org), then owner (personal), then
-        group member — so org spaces are started before any personal one, and group spaces after
-        every personal listing. Knowledge-base spaces wait for all of these (`drives_known`).
+        Who reads a space found more than once is fixed (see `_start_space`): admin (org), then
+        owner (personal), then group member, then a knowledge base's reader.
         """
         org: dict[str, Space] = {}
         groups: dict[str, Space] = {}
-        org_known = asyncio.Event()
-        personal_known = asyncio.Event()
+        org_done, personal_done, groups_done = run.routes_done
 
         async def org_spaces() -> None:
             try:
@@ -166,24 +164,23 @@ class FilesCollector(Collector):
                 for space in org.values():
                     self._start_space(run, space)
             finally:
-                org_known.set()
+                org_done.set()
 
         async def personal_spaces() -> None:
             try:
-                await self._personal_spaces(people, org_known, lambda s: self._start_space(run, s))
+                await self._personal_spaces(people, lambda s: self._start_space(run, s))
             finally:
-                personal_known.set()
+                personal_done.set()
 
         async def group_spaces() -> None:
-            await self._group_spaces(directory, groups)
-            await personal_known.wait()
-            for space in groups.values():
-                self._start_space(run, space)
+            try:
+                await self._group_spaces(directory, groups)
+                for space in groups.values():
+                    self._start_space(run, space)
+            finally:
+                groups_done.set()
 
-        try:
-            await run_together(org_spaces(), personal_spaces(), group_spaces())
-        finally:
-            run.drives_known.set()
+        await run_together(org_spaces(), personal_spaces(), group_spaces())
         return
         yield  # an async generator that yields nothing: its work is starting the spaces
 
@@ -205,39 +202,71 @@ class FilesCollector(Collector):
     ) -> None:
         """Read a newly found space's files (once per space; never one the scope leaves out).
 
+        A space found by more than one route is read by the first of: admin (org), owner
+        (personal), group member, knowledge base. A space is read once every route before its own
+        has found all it can; in an incremental run, a space read by this same route last time is
+        read at once, and what it read is handed on only then (or dropped, if a route before it
+        found the space after all: that route's reading counts).
+
         `refused`: the space id was remembered from an earlier run; if the listing refuses it
         (gone, or no longer readable), `refused()` finds the space again and that one is read.
         """
-        if space.space_id in run.spaces:
+        sid = space.space_id
+        rank = _rank(space)
+        owner = run.spaces.get(sid)
+        if owner is not None and _rank(owner) <= rank:
             return
-        if run.includes_space is not None and not run.includes_space(space.space_id):
+        if run.includes_space is not None and not run.includes_space(sid):
             return
-        run.spaces[space.space_id] = space
+        run.spaces[sid] = space
+        via = self.cursor(run.cursors, sid).get("via")
+        eager = run.mode == "incremental" and via == space.container
 
         async def read() -> AsyncIterator[Batch]:
             # The space rides with its first page of files. A remembered space is announced only
             # once its listing answers: a stale id must not become a space of its own.
+            batches = self._space_files(
+                space,
+                run.mode,
+                run.cursors,
+                run.scope,
+                lead=[space_item(space)],
+                refusable=refused is not None,
+            )
+            ahead: list[Batch] = []
+            ended = False
             try:
-                async for batch in self._space_files(
-                    space,
-                    run.mode,
-                    run.cursors,
-                    run.scope,
-                    lead=[space_item(space)],
-                    refusable=refused is not None,
-                ):
+                if eager and not run.settled(rank):
+                    async with run.space_slots:
+                        try:
+                            ahead.append(await anext(batches))
+                        except StopAsyncIteration:
+                            ended = True
+                await run.wait_settled(rank)
+                if run.spaces.get(sid) is not space:
+                    return  # a route before this one found it: read (or being read) there
+                for batch in ahead:
                     yield batch
+                if not ended:
+                    async with run.space_slots:
+                        async for batch in batches:
+                            yield batch
             except _SpaceRefused as refusal:
                 assert refused is not None
-                del run.spaces[space.space_id]
+                await run.wait_settled(rank)
+                if run.spaces.get(sid) is not space:
+                    return
+                del run.spaces[sid]
                 fresh = await refused()
-                if fresh is not None and fresh.space_id == space.space_id:
-                    self.note_problem(f"files of space {space.space_id}", refusal.cause)
+                if fresh is not None and fresh.space_id == sid:
+                    self.note_problem(f"files of space {sid}", refusal.cause)
                 elif fresh is not None:
                     yield _remember_wiki_space(self.name, fresh)
                     self._start_space(run, fresh)
+            finally:
+                await batches.aclose()
 
-        run.streams.add(read, slots=run.space_slots)
+        run.streams.add(read)
 
     def _start_workspace(self, run: _Run, workspace: Workspace) -> None:
         """Walk a knowledge base's nodes and, beside it, find and read its storage space."""
@@ -262,8 +291,6 @@ class FilesCollector(Collector):
             fresh = space is None
             if fresh:
                 space = await resolve()
-            # A drive space found by the drive listings keeps its reader (see `_drive_discovery`).
-            await run.drives_known.wait()
             if space is None:
                 return
             if fresh:
@@ -348,9 +375,7 @@ class FilesCollector(Collector):
         except DingTalkError as exc:
             self._gap("org drive spaces", exc, ("drive_space", "org"))
 
-    async def _personal_spaces(
-        self, people: list[tuple[str, str]], org_known: asyncio.Event, start: Callable[[Space], None]
-    ) -> None:
+    async def _personal_spaces(self, people: list[tuple[str, str]], start: Callable[[Space], None]) -> None:
         async def read(person: tuple[str, str]) -> list[dict[str, Any]]:
             found: list[dict[str, Any]] = []
             async for page in st.drive_spaces(self.client, person[1], "personal"):
@@ -363,7 +388,6 @@ class FilesCollector(Collector):
                 self._gap(f"personal spaces of {uid}", result, ("drive_space", f"personal:{uid}"))
                 continue
             self._claim("drive_space", f"personal:{uid}")
-            await org_known.wait()
             for raw in result:
                 if raw.get("spaceId"):
                     sid = str(raw["spaceId"])
@@ -559,7 +583,10 @@ class FilesCollector(Collector):
             held.complete = [CompleteListing("file", space.space_id)]
         cursor_state: dict[str, Any] = state
         if not failed:
-            cursor_state = {"modified_ms": newest} | ({"bin": bin_id} if bin_id else {})
+            # `via`: the route that read the space (see `_start_space`).
+            cursor_state = {"modified_ms": newest, "via": space.container} | (
+                {"bin": bin_id} if bin_id else {}
+            )
         held.cursor = CursorUpdate(self.name, space.space_id, cursor_state)
         yield held
 
@@ -859,6 +886,24 @@ class _Run:
     streams: _Streams
     space_slots: asyncio.Semaphore
     wiki_slots: asyncio.Semaphore
-    # Set once every drive and group space has been found (and started).
-    drives_known: asyncio.Event = field(default_factory=asyncio.Event)
-    spaces: dict[str, Space] = field(default_factory=dict)
+    # Set when the org, personal and group routes (in this order of precedence) have found every
+    # space they can.
+    routes_done: tuple[asyncio.Event, asyncio.Event, asyncio.Event] = field(
+        default_factory=lambda: (asyncio.Event(), asyncio.Event(), asyncio.Event())
+    )
+    spaces: dict[str, Space] = field(default_factory=dict)  # who reads each space
+
+    def settled(self, rank: int) -> bool:
+        """Every route that comes before `rank` has found all it can."""
+        return all(done.is_set() for done in self.routes_done[:rank])
+
+    async def wait_settled(self, rank: int) -> None:
+        for done in self.routes_done[:rank]:
+            await done.wait()
+
+
+def _rank(space: Space) -> int:
+    """Precedence of the route that found a space: org, personal, groups, knowledge bases."""
+    if space.container.startswith("personal:"):
+        return 1
+    return {"org": 0, "groups": 2}.get(space.container, 3)
