@@ -247,3 +247,70 @@ async def test_one_garbled_approval_is_reported_and_the_rest_kept(
             assert not batch.complete or all(c.kind != "approval" for c in batch.complete)
     assert {i.source_id for i in items if i.kind == "approval"} == {"good"}
     assert "approval bad" in str(info.value)
+
+
+async def test_ordered_pipeline_keeps_source_order_and_markers_in_place() -> None:
+    from dingvault.source.collectors.base import ordered_pipeline
+
+    gates = {n: asyncio.Event() for n in range(6)}
+
+    async def source() -> AsyncIterator[int | str]:
+        for n in range(3):
+            yield n
+        yield "end-1"
+        for n in range(3, 6):
+            yield n
+
+    async def work(n: int) -> int:
+        await gates[n].wait()
+        if n == 4:
+            raise NotFound("gone", endpoint="x")
+        return n * 10
+
+    # Answers come back last-first; the output must still follow the source.
+    for n in reversed(range(6)):
+        gates[n].set()
+    out = [
+        (value, result if not isinstance(result, BaseException) else type(result).__name__)
+        async for value, result in ordered_pipeline(
+            source(), work, slots=asyncio.Semaphore(3), lookahead=4, is_marker=lambda v: isinstance(v, str)
+        )
+    ]
+    assert out == [(0, 0), (1, 10), (2, 20), ("end-1", None), (3, 30), (4, "NotFound"), (5, 50)]
+
+
+async def test_ordered_pipeline_reads_ahead_boundedly_and_raises_a_source_failure_in_order() -> None:
+    from dingvault.source.collectors.base import ordered_pipeline
+
+    pulled: list[int] = []
+    started: list[int] = []
+    release = asyncio.Event()
+
+    async def source() -> AsyncIterator[int]:
+        for n in range(100):
+            pulled.append(n)
+            yield n
+            if n == 40:
+                raise BadResponse("listing broke", endpoint="x")
+
+    async def work(n: int) -> int:
+        started.append(n)
+        await release.wait()
+        return n
+
+    pipeline = ordered_pipeline(source(), work, slots=asyncio.Semaphore(2), lookahead=5)
+    first = asyncio.ensure_future(anext(pipeline))
+    # Let the read-ahead run until it can go no further (no I/O here: the loop settles).
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert len(pulled) <= 5 + 2  # the queue, the value taken by the consumer, the one being put
+    assert started == [0, 1]  # two slots
+    release.set()
+    results = [await first] + [pair async for pair in _until_error(pipeline)]
+    assert [v for v, _ in results] == list(range(41))
+
+
+async def _until_error(pipeline: AsyncIterator[tuple[int, object]]) -> AsyncIterator[tuple[int, object]]:
+    with pytest.raises(BadResponse, match="listing broke"):
+        async for pair in pipeline:
+            yield pair

@@ -20,7 +20,9 @@ for deleted.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -29,14 +31,15 @@ from dingvault.source.collectors.base import (
     DAY_MS,
     Collector,
     as_list,
-    bounded_map,
     content_hash,
     has_more_token,
+    interleave,
     is_family_fatal,
     month_of,
     ms_from_iso,
     normalise_iso,
     now_ms,
+    ordered_pipeline,
     ref_dict,
     whole_months,
     windows,
@@ -57,7 +60,13 @@ TEMPLATES = "/v1.0/workflow/processes/managements/templates"
 INSTANCE_IDS = "/v1.0/workflow/processes/instanceIds/query"
 INSTANCE = "/v1.0/workflow/processInstances"
 ATTACHMENT_URL = "/v1.0/workflow/processInstances/spaces/files/urls/download"
-PAGE_SIZE = 20  # documented maximum of maxResults
+PAGE_SIZE = 20  # documented maximum of maxResults; also the size of the item batches yielded
+# Detail reads in flight for the whole collector, per unit of `CollectorSettings.concurrency`.
+DETAIL_SLOTS_PER_CONCURRENCY = 2
+# How many listed ids a template may read ahead of the details it has handed over.
+LOOKAHEAD_PER_CONCURRENCY = 4
+# Templates read side by side (they share the detail slots).
+TEMPLATES_AT_ONCE = 4
 # Stay this far inside the documented 365-day reach so clock skew never makes a window invalid.
 REACH_MARGIN_MS = 3_600_000
 
@@ -83,9 +92,18 @@ class ApprovalsCollector(Collector):
         )
         if not scope.includes_kind("approval"):
             return
-        for template in templates:
-            async for batch in self._instances(str(template["processCode"]), mode, cursors, scope):
-                yield batch
+        # Detail reads of all templates share these slots, so reading templates side by side
+        # does not multiply the calls in flight; the client still paces each API.
+        slots = asyncio.Semaphore(self.settings.concurrency * DETAIL_SLOTS_PER_CONCURRENCY)
+
+        def reader(code: str) -> Callable[[], AsyncIterator[Batch]]:
+            return lambda: self._instances(code, mode, cursors, scope, slots)
+
+        # Each template's batches keep their order (its cursor follows its items); templates are
+        # independent cursors, so their batches may interleave.
+        sources = [reader(str(t["processCode"])) for t in templates]
+        async for batch in interleave(sources, TEMPLATES_AT_ONCE):
+            yield batch
         self.finish()
 
     async def _templates(self) -> list[dict[str, Any]]:
@@ -116,38 +134,76 @@ class ApprovalsCollector(Collector):
         mode: Mode,
         cursors: Mapping[CursorKey, dict[str, Any]],
         scope: ScopeFilter,
+        slots: asyncio.Semaphore,
     ) -> AsyncIterator[Batch]:
+        """One template: details read while the listing runs ahead, batches in listing order."""
         state = self.cursor(cursors, process_code)
         now = now_ms()
         reach = now - self.settings.approval_history_days * DAY_MS + REACH_MARGIN_MS
         start = reach
-        open_ids: set[str] = set()
+        previously_open: list[str] = []
         if mode == "incremental" and isinstance(state.get("until"), int):
             start = max(reach, state["until"] - self.settings.lookback_seconds * 1000)
             previously_open = [str(i) for i in as_list(state.get("open"))]
-            async for batch, still_open in self._details(previously_open, process_code, scope):
-                open_ids |= still_open
-                yield batch
-        seen: set[str] = set()
+        spans = windows(start, now, self.settings.approval_window_days * DAY_MS)
+        run = _TemplateRun(process_code, scope)
         declared: set[str] = set()
-        self._gaps = False  # a record skipped by scope or failed: no deletion detection for it
-        span = self.settings.approval_window_days * DAY_MS
-        for window_start, window_end in windows(start, now, span):
+        lookahead = self.settings.concurrency * LOOKAHEAD_PER_CONCURRENCY
+        jobs = self._jobs(process_code, previously_open, spans)
+        async for job, result in ordered_pipeline(
+            jobs, self._detail, slots=slots, lookahead=lookahead, is_marker=_is_window_end
+        ):
+            if isinstance(job, _WindowEnd):
+                if run.items:
+                    yield Batch(items=run.take_items())
+                complete = None
+                if mode == "full" and not run.gaps:
+                    ends_now = job.end >= now
+                    months = [m for m in whole_months(reach, job.end, ends_now) if m not in declared]
+                    declared.update(months)
+                    complete = [CompleteListing("approval", f"{process_code}/{m}") for m in months]
+                update = {"until": job.end, "open": sorted(run.open_ids)}
+                yield Batch(cursor=CursorUpdate(self.name, process_code, update), complete=complete or None)
+                continue
+            assert result is not None  # only window ends come without a result
+            self._take(run, job, result)
+            if len(run.items) >= PAGE_SIZE:
+                yield Batch(items=run.take_items())
+        if run.items:
+            yield Batch(items=run.take_items())
+
+    async def _jobs(
+        self, process_code: str, previously_open: list[str], spans: list[tuple[int, int]]
+    ) -> AsyncIterator[str | _WindowEnd]:
+        """Ids to read in order: last run's open ones, then each window's, each followed by its end."""
+        seen: set[str] = set(previously_open)  # an id is read once per run, even if listed twice
+        for instance_id in previously_open:
+            yield instance_id
+        for window_start, window_end in spans:
             async for ids in self._list_ids(process_code, window_start, window_end):
-                fresh = [i for i in ids if i not in seen]
-                seen.update(fresh)
-                async for batch, still_open in self._details(fresh, process_code, scope):
-                    open_ids |= still_open
-                    yield batch
-            complete = None
-            if mode == "full" and not self._gaps:
-                months = [m for m in whole_months(reach, window_end, window_end >= now) if m not in declared]
-                declared.update(months)
-                complete = [CompleteListing("approval", f"{process_code}/{m}") for m in months]
-            yield Batch(
-                cursor=CursorUpdate(self.name, process_code, {"until": window_end, "open": sorted(open_ids)}),
-                complete=complete or None,
-            )
+                for instance_id in ids:
+                    if instance_id not in seen:
+                        seen.add(instance_id)
+                        yield instance_id
+            yield _WindowEnd(window_end)
+
+    def _take(self, run: _TemplateRun, instance_id: str, result: dict[str, Any] | BaseException) -> None:
+        """Account for one detail answer, in listing order."""
+        if isinstance(result, NotFound):
+            return  # deleted between listing and reading
+        if isinstance(result, BaseException):
+            self.note_problem(f"approval {instance_id}", result)
+            # Keep it open so the next incremental run tries again.
+            run.open_ids.add(instance_id)
+            run.gaps = True  # a record failed: no deletion detection for its months
+            return
+        if result.get("status") in ("RUNNING", "NEW"):
+            run.open_ids.add(instance_id)
+        originator = result.get("originatorUserId")
+        if originator and not run.scope.includes_user(str(originator)):
+            run.gaps = True  # left out by the scope: its absence from the backup proves nothing
+            return
+        run.items.append(approval_item(instance_id, run.process_code, result))
 
     async def _list_ids(self, process_code: str, start: int, end: int) -> AsyncIterator[list[str]]:
         token: Any = 0
@@ -174,31 +230,6 @@ class ApprovalsCollector(Collector):
                 raise BadResponse("instanceIds/query repeated its nextToken", endpoint=INSTANCE_IDS)
             # Typed Long in the request, String in the response (§0.4): send it back as a number.
             token = int(next_token) if str(next_token).isdigit() else next_token
-
-    async def _details(
-        self, ids: list[str], process_code: str, scope: ScopeFilter
-    ) -> AsyncIterator[tuple[Batch, set[str]]]:
-        if not ids:
-            return
-        items: list[Item] = []
-        still_open: set[str] = set()
-        async for instance_id, result in bounded_map(self._detail, ids, self.settings.concurrency):
-            if isinstance(result, NotFound):
-                continue  # deleted between listing and reading
-            if isinstance(result, BaseException):
-                self.note_problem(f"approval {instance_id}", result)
-                # Keep it open so the next incremental run tries again.
-                still_open.add(instance_id)
-                self._gaps = True
-                continue
-            if result.get("status") in ("RUNNING", "NEW"):
-                still_open.add(instance_id)
-            originator = result.get("originatorUserId")
-            if originator and not scope.includes_user(str(originator)):
-                self._gaps = True
-                continue
-            items.append(approval_item(instance_id, process_code, result))
-        yield Batch(items=items), still_open
 
     async def _detail(self, instance_id: str) -> dict[str, Any]:
         body = await self.client.api("GET", INSTANCE, params={"processInstanceId": instance_id})
@@ -228,6 +259,32 @@ class ApprovalsCollector(Collector):
 
         async for chunk in self.client.download(url, headers, refresh=refresh):
             yield chunk
+
+
+@dataclass(frozen=True)
+class _WindowEnd:
+    """Marks the end of one listing window in a template's stream of ids."""
+
+    end: int
+
+
+def _is_window_end(value: object) -> bool:
+    return isinstance(value, _WindowEnd)
+
+
+@dataclass
+class _TemplateRun:
+    """What one template's reading has gathered so far, in listing order."""
+
+    process_code: str
+    scope: ScopeFilter
+    open_ids: set[str] = field(default_factory=set)
+    gaps: bool = False  # a record skipped by scope or failed: no deletion detection
+    items: list[Item] = field(default_factory=list)
+
+    def take_items(self) -> list[Item]:
+        items, self.items = self.items, []
+        return items
 
 
 def template_item(template: dict[str, Any]) -> Item:

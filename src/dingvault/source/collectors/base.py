@@ -284,6 +284,92 @@ async def bounded_map(
             task.cancel()
 
 
+def _outcome_of_failure(value: Any, exc: BaseException) -> BaseException | None:
+    """The error `bounded_map`-style helpers yield for `value`, or None if it must propagate."""
+    if isinstance(exc, DingTalkError):
+        return exc
+    if isinstance(exc, ValueError | KeyError | TypeError | AttributeError | IndexError):
+        # A payload of an unexpected shape: one record's problem, reported with its cause.
+        from dingvault.source.errors import BadResponse
+
+        result = BadResponse(f"unexpected answer shape for {value!r}: {type(exc).__name__}: {exc}")
+        result.__cause__ = exc
+        return result
+    return None
+
+
+async def ordered_pipeline(
+    source: AsyncIterator[Any],
+    func: Callable[[Any], Awaitable[R]],
+    *,
+    slots: asyncio.Semaphore,
+    lookahead: int,
+    is_marker: Callable[[Any], bool] = lambda value: False,
+) -> AsyncIterator[tuple[Any, R | BaseException | None]]:
+    """`func` over a stream that is itself read from the network, results yielded in source order.
+
+    Unlike `bounded_map`, the source (a listing) is read ahead by a background task while earlier
+    values are still being processed, so neither waits for the other at page boundaries. At most
+    `lookahead` values are read ahead of the consumer (memory stays bounded) and `func` runs under
+    `slots`, which several pipelines may share to bound their calls together. Markers (per
+    `is_marker`, e.g. "end of a listing window") are not processed: they come out with `None` in
+    their place, after everything read before them — a cursor they carry covers what precedes it.
+
+    Failures of `func` are yielded like `bounded_map` does; a failure of the source is raised
+    after everything read before it has been yielded.
+    """
+    queue: asyncio.Queue[tuple[Any, Any]] = asyncio.Queue(maxsize=max(1, lookahead))
+    end = object()
+
+    async def run(value: Any) -> R:
+        # The slot is taken inside the task: a task cancelled before it starts holds none.
+        async with slots:
+            return await func(value)
+
+    async def read_ahead() -> None:
+        try:
+            async for value in source:
+                if is_marker(value):
+                    await queue.put((value, None))
+                    continue
+                task = asyncio.ensure_future(run(value))
+                try:
+                    await queue.put((value, task))
+                except BaseException:
+                    task.cancel()
+                    raise
+        except Exception as exc:  # handed to the consumer, raised in order
+            await queue.put((end, exc))
+            return
+        await queue.put((end, None))
+
+    reader = asyncio.ensure_future(read_ahead())
+    try:
+        while True:
+            value, job = await queue.get()
+            if value is end:
+                if job is not None:
+                    raise job
+                return
+            if job is None:
+                yield value, None
+                continue
+            try:
+                result: R | BaseException = await job
+            except Exception as exc:
+                failure = _outcome_of_failure(value, exc)
+                if failure is None:
+                    raise
+                result = failure
+            yield value, result
+    finally:
+        reader.cancel()
+        while not queue.empty():
+            _, job = queue.get_nowait()
+            if isinstance(job, asyncio.Future):
+                job.cancel()
+
+
 def has_more_token(token: Any) -> bool:
     """True when a `nextToken` means "more pages" (non-empty, not null)."""
     return token not in (None, "", 0, "0")
