@@ -93,7 +93,11 @@ def test_events_are_planned_as_targeted_fetches_family_runs_and_leavers():
     ])  # fmt: skip
     assert plan.approvals == {"p1": "PC"}
     assert [m["msgId"] for m in plan.robot_messages] == ["m"]
-    assert plan.families == {"contacts", "files", "groups"}
+    # Users and the dentry are read record by record; a new user still refreshes the families
+    # whose spaces and groups a person brings (personal drive, department groups).
+    assert plan.families == {"files", "groups"}
+    assert plan.contacts.users == {"u3"} and set(plan.contacts.leavers) == {"u1", "u2"}
+    assert list(plan.dentries) == ["s/d"]
     assert plan.leavers == ["u1", "u2"] and plan.chat_ids == {"chat1"}
     assert plan.ignored == ["e9"] and plan.malformed == ["e3", "e10"]
     assert family_for("calendar_event_change") == "calendar" and family_for("todo_task_delete") == "todo"
