@@ -457,15 +457,22 @@ class FilesCollector(Collector):
         workspaces: dict[str, Workspace],
         start: Callable[[Workspace], None],
     ) -> None:
-        async def read(person: tuple[str, str]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-            team: list[dict[str, Any]] = []
-            async for page in st.wiki_workspaces(self.client, person[1]):
-                team.extend(page)
+        async def mine_of(union: str) -> dict[str, Any] | None:
             try:
-                mine = await st.mine_workspace(self.client, person[1])
+                return await st.mine_workspace(self.client, union)
             except NotFound:
-                mine = None
-            return team, mine
+                return None
+
+        async def read(person: tuple[str, str]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+            # The two listings go to different APIs: ask both at once.
+            mine_task = asyncio.ensure_future(mine_of(person[1]))
+            try:
+                team: list[dict[str, Any]] = []
+                async for page in st.wiki_workspaces(self.client, person[1]):
+                    team.extend(page)
+                return team, await mine_task
+            finally:
+                _settle(mine_task)
 
         self._claim("wiki_workspace", "team")
         # A knowledge base's space is claimed only if every knowledge base was listed.
