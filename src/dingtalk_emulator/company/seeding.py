@@ -6,6 +6,7 @@ until a page is asked for, and the same seed always yields the same company.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 from datetime import UTC, datetime, timedelta, timezone
@@ -50,19 +51,42 @@ def start_of_day_ms(epoch_s: float) -> int:
     return int(d.timestamp() * 1000)
 
 
+# Timestamps are formatted on every record of every page: the date part of a day is formatted
+# once (strftime, cached), the time of day by arithmetic — the same text as strftime of the instant.
+_MACAU_OFFSET_MS = 8 * 3_600_000
+
+
+@functools.lru_cache(maxsize=8192)
+def _utc_date(day: int) -> str:
+    return datetime.fromtimestamp(day * 86_400, UTC).strftime("%Y-%m-%d")
+
+
+def _split(ms: int) -> tuple[str, int, int, int]:
+    """(date, hour, minute, second) of epoch `ms` in UTC (floor, as datetime.fromtimestamp)."""
+    if type(ms) is not int:  # a float: let datetime round it exactly as before
+        t = datetime.fromtimestamp(ms / 1000, UTC)
+        return t.strftime("%Y-%m-%d"), t.hour, t.minute, t.second
+    day, rest = divmod(ms, DAY_MS)
+    seconds = rest // 1000
+    return _utc_date(day), seconds // 3600, seconds // 60 % 60, seconds % 60
+
+
 def iso_minutes(ms: int) -> str:
     """`2022-08-31T11:52Z` — the workflow API's time format (UTC, minute precision)."""
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%MZ")
+    date, h, m, _ = _split(ms)
+    return f"{date}T{h:02d}:{m:02d}Z"
 
 
 def iso_seconds(ms: int) -> str:
     """`2021-01-06T11:47:37Z` (UTC)."""
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    date, h, m, sec = _split(ms)
+    return f"{date}T{h:02d}:{m:02d}:{sec:02d}Z"
 
 
 def local_datetime(ms: int) -> str:
     """`2020-12-21 15:30:26` in Macau time — the legacy APIs' string format."""
-    return datetime.fromtimestamp(ms / 1000, MACAU_TZ).strftime("%Y-%m-%d %H:%M:%S")
+    date, h, m, sec = _split(ms + _MACAU_OFFSET_MS)  # Macau has no DST: a fixed shift
+    return f"{date} {h:02d}:{m:02d}:{sec:02d}"
 
 
 def parse_local_datetime(text: str) -> int:
