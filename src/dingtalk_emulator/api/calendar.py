@@ -19,7 +19,7 @@ from typing import Any
 
 from starlette.routing import Route
 
-from dingtalk_emulator.company.seeding import DAY_MS, MACAU_TZ, h64, iso_seconds, parse_iso, rng
+from dingtalk_emulator.company.seeding import DAY_MS, MACAU_TZ, h64, iso_seconds, local_iso, parse_iso, rng
 from dingtalk_emulator.config import profile_for
 from dingtalk_emulator.envelope import ApiError, Call, api_bool, api_endpoint, api_int
 from dingtalk_emulator.state import EmulatorState, MutationError
@@ -243,7 +243,7 @@ class CalendarBook:
 
 
 def _local_iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, MACAU_TZ).isoformat()
+    return local_iso(ms)
 
 
 def _book(call: Call | EmulatorState) -> CalendarBook:

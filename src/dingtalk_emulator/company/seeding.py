@@ -89,6 +89,14 @@ def local_datetime(ms: int) -> str:
     return f"{date} {h:02d}:{m:02d}:{sec:02d}"
 
 
+def local_iso(ms: int) -> str:
+    """`2024-05-02T10:30:00+08:00` — `datetime.fromtimestamp(ms / 1000, MACAU_TZ).isoformat()`."""
+    if type(ms) is not int or ms % 1000:  # fractions of a second: isoformat adds microseconds
+        return datetime.fromtimestamp(ms / 1000, MACAU_TZ).isoformat()
+    date, h, m, sec = _split(ms + _MACAU_OFFSET_MS)
+    return f"{date}T{h:02d}:{m:02d}:{sec:02d}+08:00"
+
+
 def parse_local_datetime(text: str) -> int:
     """Inverse of `local_datetime`; also accepts a bare date. Raises ValueError on bad input."""
     text = text.strip()

@@ -17,8 +17,9 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
+
+from dingtalk_emulator.company.seeding import iso_seconds
 
 from . import corpus
 from .blob import Part
@@ -27,7 +28,15 @@ from .seeding import h64, rng
 from .sizing import FilesProfile, pick_size
 
 EXT_WEIGHTS = (("docx", 30), ("xlsx", 20), ("pdf", 20), ("csv", 10), ("txt", 10), ("png", 10))
-CATEGORY = {"docx": "DOCUMENT", "xlsx": "DOCUMENT", "pdf": "DOCUMENT", "csv": "DOCUMENT", "txt": "DOCUMENT", "png": "IMAGE", "adoc": "ALIDOC"}
+CATEGORY = {
+    "docx": "DOCUMENT",
+    "xlsx": "DOCUMENT",
+    "pdf": "DOCUMENT",
+    "csv": "DOCUMENT",
+    "txt": "DOCUMENT",
+    "png": "IMAGE",
+    "adoc": "ALIDOC",
+}
 DAY_MS = 86_400_000
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 HOSTILE_NAMES = (
@@ -47,8 +56,7 @@ _UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
 
 
 def iso(ms: int) -> str:
-    t = datetime.fromtimestamp(ms // 1000, UTC)
-    return f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}Z"
+    return iso_seconds(int(ms // 1000) * 1000)  # whole seconds, floored
 
 
 def b62id(length: int, *parts: object) -> str:
@@ -131,7 +139,9 @@ class Space:
 
 
 class StorageModel:
-    def __init__(self, seed: int, people: Any, prof: FilesProfile, anchor_ms: int, initial: Any = None) -> None:
+    def __init__(
+        self, seed: int, people: Any, prof: FilesProfile, anchor_ms: int, initial: Any = None
+    ) -> None:
         self.seed = seed
         self.people = people
         self.initial = initial if initial is not None else people  # the org as generated
@@ -233,10 +243,12 @@ class StorageModel:
             did = str(base + j * 7 + 1)
             is_folder = j < n_folders
             if is_folder:
-                parent = "0" if j < 3 or not folder_ids else r.choice(["0", *folder_ids[: j]])
+                parent = "0" if j < 3 or not folder_ids else r.choice(["0", *folder_ids[:j]])
             else:
                 parent = "0" if not folder_ids or r.random() < 0.3 else r.choice(folder_ids)
-            created = space.create_ms + int(r.random() * max(DAY_MS, self.anchor_ms - space.create_ms - DAY_MS))
+            created = space.create_ms + int(
+                r.random() * max(DAY_MS, self.anchor_ms - space.create_ms - DAY_MS)
+            )
             creator = r.choice(authors)
             lang = corpus.pick_lang(self.seed, space.space_id, j)
             kind = corpus.pick_kind(self.seed, space.space_id, j)
@@ -248,8 +260,16 @@ class StorageModel:
                 title = corpus.TITLES[(kind, lang)].format(**_title_slots(r, lang))
                 name = unique(parent, _UNSAFE.sub("_", title) + ("" if ext == "adoc" else "." + ext))
             d = Dentry(
-                space_id=space.space_id, dentry_id=did, parent_id=parent, type="FOLDER" if is_folder else "FILE",
-                name=name, ext=ext, kind=kind, lang=lang, creator=creator, create_ms=created,
+                space_id=space.space_id,
+                dentry_id=did,
+                parent_id=parent,
+                type="FOLDER" if is_folder else "FILE",
+                name=name,
+                ext=ext,
+                kind=kind,
+                lang=lang,
+                creator=creator,
+                create_ms=created,
                 uuid=b62id(32, self.seed, "uuid", space.space_id, did),
                 content_key=f"{self.seed}/{space.space_id}/{did}",
             )
@@ -267,7 +287,14 @@ class StorageModel:
             self._add_hostile(space, dentries, children, base + 7 * (n_folders + n) + 1, authors)
         space.dentries, space.children = dentries, children
 
-    def _add_hostile(self, space: Space, dentries: dict[str, Dentry], children: dict[str, list[str]], first_id: int, authors: list[str]) -> None:
+    def _add_hostile(
+        self,
+        space: Space,
+        dentries: dict[str, Dentry],
+        children: dict[str, list[str]],
+        first_id: int,
+        authors: list[str],
+    ) -> None:
         """Files whose names a careless exporter or restorer would mishandle (no "/": DingTalk names
         cannot contain it), so the vault's export and restore paths meet them in every profile."""
         for k, name in enumerate(HOSTILE_NAMES):
@@ -275,9 +302,20 @@ class StorageModel:
             did = str(first_id + 7 * k)
             ext = name.rsplit(".", 1)[-1] if "." in name and name.rsplit(".", 1)[-1] in MIN_SIZE else "txt"
             created = space.create_ms + DAY_MS * (1 + k)
-            d = Dentry(space_id=space.space_id, dentry_id=did, parent_id="0", type="FILE", name=name, ext=ext,
-                       kind=corpus.pick_kind(self.seed, "hostile", k), lang="zh-Hant", creator=authors[0], create_ms=created,
-                       uuid=b62id(32, self.seed, "uuid", space.space_id, did), content_key=f"{self.seed}/{space.space_id}/{did}")
+            d = Dentry(
+                space_id=space.space_id,
+                dentry_id=did,
+                parent_id="0",
+                type="FILE",
+                name=name,
+                ext=ext,
+                kind=corpus.pick_kind(self.seed, "hostile", k),
+                lang="zh-Hant",
+                creator=authors[0],
+                create_ms=created,
+                uuid=b62id(32, self.seed, "uuid", space.space_id, did),
+                content_key=f"{self.seed}/{space.space_id}/{did}",
+            )
             d.versions = [Version(1, max(MIN_SIZE[ext], 20_000 + r.randrange(10_000)), created, authors[0])]
             dentries[did] = d
             children["0"].append(did)
@@ -296,7 +334,11 @@ class StorageModel:
     def _versions(self, r: Any, d: Dentry, authors: list[str]) -> list[Version]:
         if d.ext == "adoc":
             return [Version(1, 0, d.create_ms, d.creator)]
-        count = 1 if r.random() < 0.7 else min(self.prof.max_versions, 2 + int(r.random() * (self.prof.max_versions - 1)))
+        count = (
+            1
+            if r.random() < 0.7
+            else min(self.prof.max_versions, 2 + int(r.random() * (self.prof.max_versions - 1)))
+        )
         size = pick_size(r, self.prof, MIN_SIZE[d.ext], big_ok=d.ext in ("docx", "xlsx", "pdf", "png"))
         out = []
         t = d.create_ms
@@ -321,14 +363,25 @@ class StorageModel:
             hit = space.cache[key] = compute()
         return hit
 
-    def sorted_children(self, space: Space, parent_id: str, key_name: str, key: Callable[[Dentry], Any], desc: bool) -> list[Dentry]:
-        return self.cached(space, ("children", parent_id, key_name, desc),
-                           lambda: sorted(self.listing(space, parent_id), key=key, reverse=desc))
+    def sorted_children(
+        self, space: Space, parent_id: str, key_name: str, key: Callable[[Dentry], Any], desc: bool
+    ) -> list[Dentry]:
+        return self.cached(
+            space,
+            ("children", parent_id, key_name, desc),
+            lambda: sorted(self.listing(space, parent_id), key=key, reverse=desc),
+        )
 
     def used_quota(self, space: Space) -> int:
         if space.dentries is None:
             return 0 if space.n_files == 0 else -1
-        return self.cached(space, ("used",), lambda: sum(v.size for d in self.tree(space).values() if d.status == "NORMAL" for v in d.versions))
+        return self.cached(
+            space,
+            ("used",),
+            lambda: sum(
+                v.size for d in self.tree(space).values() if d.status == "NORMAL" for v in d.versions
+            ),
+        )
 
     def drive_spaces(self) -> list[Space]:
         if self._drive_count != len(self.spaces):
@@ -376,10 +429,22 @@ class StorageModel:
         return digest
 
     # -- mutation helpers --------------------------------------------------------------------
-    def add_dentry(self, space: Space, parent_id: str, name: str, ext: str, size: int, unionid: str, now_ms: int, folder: bool = False) -> Dentry:
+    def add_dentry(
+        self,
+        space: Space,
+        parent_id: str,
+        name: str,
+        ext: str,
+        size: int,
+        unionid: str,
+        now_ms: int,
+        folder: bool = False,
+    ) -> Dentry:
         tree = self.tree(space)
         assert space.children is not None
-        did = str(int(numeric_id(self.seed, "dentry-base", space.space_id, digits=12)) + 7 * (len(tree) + 1) + 3)
+        did = str(
+            int(numeric_id(self.seed, "dentry-base", space.space_id, digits=12)) + 7 * (len(tree) + 1) + 3
+        )
         while did in tree:
             did = str(int(did) + 7)
         taken = {tree[i].name for i in space.children.get(parent_id, []) if tree[i].status == "NORMAL"}
@@ -387,9 +452,17 @@ class StorageModel:
             raise ValueError(f"name {name!r} already exists in folder {parent_id}")
         lang = corpus.pick_lang(self.seed, space.space_id, did)
         d = Dentry(
-            space_id=space.space_id, dentry_id=did, parent_id=parent_id, type="FOLDER" if folder else "FILE",
-            name=name, ext="" if folder else ext, kind=corpus.pick_kind(self.seed, space.space_id, did), lang=lang,
-            creator=unionid, create_ms=now_ms, uuid=b62id(32, self.seed, "uuid", space.space_id, did),
+            space_id=space.space_id,
+            dentry_id=did,
+            parent_id=parent_id,
+            type="FOLDER" if folder else "FILE",
+            name=name,
+            ext="" if folder else ext,
+            kind=corpus.pick_kind(self.seed, space.space_id, did),
+            lang=lang,
+            creator=unionid,
+            create_ms=now_ms,
+            uuid=b62id(32, self.seed, "uuid", space.space_id, did),
             content_key=f"{self.seed}/{space.space_id}/{did}",
             versions=[Version(1, 0 if folder else max(size, MIN_SIZE.get(ext, 64)), now_ms, unionid)],
         )
