@@ -132,6 +132,7 @@ class FilesCollector(Collector):
             streams=_Streams(2 * concurrency),
             space_slots=asyncio.Semaphore(concurrency),
             wiki_slots=asyncio.Semaphore(concurrency),
+            ahead_left=8 * concurrency,
         )
         # Discovery and reading overlap: a space is read as soon as it is found, a knowledge base
         # walked as soon as it is listed. Spaces and knowledge-base walks have a share of slots
@@ -235,8 +236,11 @@ class FilesCollector(Collector):
             )
             ahead: list[Batch] = []
             ended = False
+            # What is read ahead waits in memory: only so many spaces at once.
+            held = eager and not run.settled(rank) and run.ahead_left > 0
             try:
-                if eager and not run.settled(rank):
+                if held:
+                    run.ahead_left -= 1
                     async with run.space_slots:
                         try:
                             ahead.append(await anext(batches))
@@ -245,8 +249,11 @@ class FilesCollector(Collector):
                 await run.wait_settled(rank)
                 if run.spaces.get(sid) is not space:
                     return  # a route before this one found it: read (or being read) there
-                for batch in ahead:
-                    yield batch
+                while ahead:
+                    yield ahead.pop(0)
+                if held:
+                    held = False
+                    run.ahead_left += 1
                 if not ended:
                     async with run.space_slots:
                         async for batch in batches:
@@ -264,6 +271,8 @@ class FilesCollector(Collector):
                     yield _remember_wiki_space(self.name, fresh)
                     self._start_space(run, fresh)
             finally:
+                if held:
+                    run.ahead_left += 1
                 await batches.aclose()
 
         run.streams.add(read)
@@ -899,6 +908,7 @@ class _Run:
         default_factory=lambda: (asyncio.Event(), asyncio.Event(), asyncio.Event())
     )
     spaces: dict[str, Space] = field(default_factory=dict)  # who reads each space
+    ahead_left: int = 64  # spaces whose first batch may be read ahead and held (see `_start_space`)
 
     def settled(self, rank: int) -> bool:
         """Every route that comes before `rank` has found all it can."""
