@@ -16,12 +16,18 @@ approved; a finished instance is only re-read by a full run (or by a `bpms_insta
 Containers are `<processCode>/<YYYY-MM>` of the creation month, so that a full run only declares
 complete the months it could list entirely: instances older than the API's reach are never taken
 for deleted.
+
+Reading is pipelined: a template's listing runs a bounded distance ahead of its detail reads, the
+details are read with bounded concurrency across page and window boundaries, and a few templates
+are read side by side (sharing the detail slots). Each template's batches still come out in
+listing order, so a window's cursor (and its complete months) follows everything it covers.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,25 +156,29 @@ class ApprovalsCollector(Collector):
         declared: set[str] = set()
         lookahead = self.settings.concurrency * LOOKAHEAD_PER_CONCURRENCY
         jobs = self._jobs(process_code, previously_open, spans)
-        async for job, result in ordered_pipeline(
+        # Closed as soon as this template's reading ends or is abandoned: stops its read-ahead.
+        results = ordered_pipeline(
             jobs, self._detail, slots=slots, lookahead=lookahead, is_marker=_is_window_end
-        ):
-            if isinstance(job, _WindowEnd):
-                if run.items:
+        )
+        async with aclosing(results):
+            async for job, result in results:
+                if isinstance(job, _WindowEnd):
+                    if run.items:
+                        yield Batch(items=run.take_items())
+                    complete = None
+                    if mode == "full" and not run.gaps:
+                        # Only now that all of the window is in: its fully listed months.
+                        months = [
+                            m for m in whole_months(reach, job.end, job.end >= now) if m not in declared
+                        ]
+                        declared.update(months)
+                        complete = [CompleteListing("approval", f"{process_code}/{m}") for m in months]
+                    yield run.cursor_batch(self.name, job.end, complete)
+                    continue
+                assert result is not None  # only window ends come without a result
+                self._take(run, job, result)
+                if len(run.items) >= PAGE_SIZE:
                     yield Batch(items=run.take_items())
-                complete = None
-                if mode == "full" and not run.gaps:
-                    ends_now = job.end >= now
-                    months = [m for m in whole_months(reach, job.end, ends_now) if m not in declared]
-                    declared.update(months)
-                    complete = [CompleteListing("approval", f"{process_code}/{m}") for m in months]
-                update = {"until": job.end, "open": sorted(run.open_ids)}
-                yield Batch(cursor=CursorUpdate(self.name, process_code, update), complete=complete or None)
-                continue
-            assert result is not None  # only window ends come without a result
-            self._take(run, job, result)
-            if len(run.items) >= PAGE_SIZE:
-                yield Batch(items=run.take_items())
         if run.items:
             yield Batch(items=run.take_items())
 
@@ -285,6 +295,11 @@ class _TemplateRun:
     def take_items(self) -> list[Item]:
         items, self.items = self.items, []
         return items
+
+    def cursor_batch(self, collector: str, until: int, complete: list[CompleteListing] | None) -> Batch:
+        """The cursor after everything listed up to `until` has been handed over."""
+        update = {"until": until, "open": sorted(self.open_ids)}
+        return Batch(cursor=CursorUpdate(collector, self.process_code, update), complete=complete or None)
 
 
 def template_item(template: dict[str, Any]) -> Item:
