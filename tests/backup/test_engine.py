@@ -10,7 +10,7 @@ from dingvault.backup.engine import BackupEngine, BackupError
 from dingvault.backup.payload import decode_version
 from dingvault.backup.scope import Scope
 from dingvault.source.errors import QuotaExhausted
-from dingvault.source.items import CompleteListing
+from dingvault.source.items import Batch, CompleteListing, CursorUpdate
 
 from .fakes import MemoryStore, ScriptedCollector, att, make_item
 
@@ -225,3 +225,31 @@ def test_big_pages_are_cut_and_a_failure_in_any_chunk_holds_the_page_cursor():
     assert stats.new["approval"] == 99 and stats.failed["approval"] == 1
     # page 0 fully stored → its cursor committed; page 1 had a failure in its first chunk → held
     assert store.cursors[("approvals", "")] == {"page": 1}
+
+
+def test_a_failure_on_a_page_without_cursor_holds_the_cursor_that_follows():
+    """Collectors may send a container's cursor with its last page only: a failed item on an
+    earlier page must keep that cursor from advancing past it."""
+    store = MemoryStore()
+    pages = [
+        [make_item("file", f"d{p}-{i}", "1", attachments=[att(f"c{p}-{i}")]) for i in range(4)]
+        for p in range(3)
+    ]
+    contents = {f"c{p}-{i}": b"content %d" % i for p in range(3) for i in range(4)}
+
+    class LastPageCursor(ScriptedCollector):
+        async def collect(self, *, mode, cursors, scope):
+            for n, page in enumerate(self.pages):
+                last = n == len(self.pages) - 1
+                cursor = CursorUpdate(self.name, "space-1", {"until": 100}) if last else None
+                yield Batch(items=page, cursor=cursor)
+
+    ok = LastPageCursor("files", "files", pages, contents=contents)
+    run(BackupEngine(store, [ok]))
+    assert store.cursors[("files", "space-1")] == {"until": 100}
+
+    store2 = MemoryStore()
+    flaky = LastPageCursor("files", "files", pages, contents=contents, fail_refs={"c0-2"})
+    stats = run(BackupEngine(store2, [flaky]))
+    assert stats.failed["file"] == 1 and stats.new["file"] == 11
+    assert ("files", "space-1") not in store2.cursors

@@ -103,6 +103,7 @@ class _Prepared:
     n_items: int = 0
     default_kind: str | None = None
     cursor_key: tuple[str, str] | None = None  # the cursor of the collector page this chunk is from
+    collector: str = ""  # the collector's name (the first part of its cursor keys)
 
     def discard(self) -> None:
         for _item, _atts, spools in self.to_store:
@@ -155,6 +156,9 @@ class BackupEngine:
         self._max_batch_items = max(1, max_batch_items)
         # Decided on the event loop, read when batches are prepared.
         self._blocked_cursors: set[tuple[str, str]] = set()
+        # Collectors with a failed item on a page that carried no cursor: which of their later
+        # cursors covers that item is unknown, so none of them advances for the rest of the run.
+        self._blocked_collectors: set[str] = set()
         self._failed_containers: set[tuple[str, str | None]] = set()
 
     # ---- helpers ------------------------------------------------------------------------------
@@ -348,7 +352,10 @@ class BackupEngine:
         cursor_key: tuple[str, str] | None = None,
     ) -> _Prepared:
         prepared = _Prepared(
-            family=collector.family, default_kind=_default_kind(collector), cursor_key=cursor_key
+            family=collector.family,
+            default_kind=_default_kind(collector),
+            cursor_key=cursor_key,
+            collector=collector.name,
         )
         items: list[Item] = []
         for item in batch.items:
@@ -402,11 +409,20 @@ class BackupEngine:
         batch = prepared.batch
         assert batch is not None
         self._failed_containers |= prepared.failed_containers
-        if prepared.failures and prepared.cursor_key is not None:
-            # Hold this stream's cursor for the rest of the run: the next run reads the failed
-            # page again (unchanged items on it cost no download).
-            self._blocked_cursors.add(prepared.cursor_key)
-        if batch.cursor is not None and batch.cursor.key not in self._blocked_cursors:
+        if prepared.failures:
+            if prepared.cursor_key is not None:
+                # Hold this stream's cursor for the rest of the run: the next run reads the failed
+                # page again (unchanged items on it cost no download).
+                self._blocked_cursors.add(prepared.cursor_key)
+            else:
+                # A page without a cursor (collectors that send a container's cursor with its last
+                # page only): hold every later cursor of this collector.
+                self._blocked_collectors.add(prepared.collector)
+        if (
+            batch.cursor is not None
+            and batch.cursor.key not in self._blocked_cursors
+            and batch.cursor.key[0] not in self._blocked_collectors
+        ):
             prepared.cursor = (batch.cursor.key, dict(batch.cursor.state))
         if batch.deleted:
             kind = (
