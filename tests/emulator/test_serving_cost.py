@@ -143,3 +143,34 @@ def test_http_date_is_formatdate() -> None:
     for _ in range(20_000):
         t = int(r.uniform(1.7e9, 1.8e9)) + r.choice((0.0, 0.5, 0.999_999_4, 0.999_999_6, 0.999_999))
         assert signing.http_date(t) == formatdate(t, usegmt=True), t
+
+
+@pytest.mark.parametrize("size", [1, 70_000, (2 << 20) + 12_345, (5 << 20) + 1])
+def test_downloads_send_the_parts_bytes_whole_or_streamed(size: int) -> None:
+    """Small downloads go out as one body, big ones stream in ~1 MB messages: the same bytes."""
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    from dingtalk_emulator.api.storage import WHOLE_BODY_LIMIT, range_response
+    from dingtalk_emulator.files.blob import Lazy, Raw, Seq, read_all
+
+    def produce() -> Any:
+        for i in range(0, size, 65_536):
+            yield bytes([i // 65_536 % 251]) * min(65_536, size - i)
+
+    part = Seq([Raw(b"head"), Lazy(size, produce), Raw(b"tail")])
+    data = read_all(part)
+
+    async def endpoint(request: Any) -> Any:
+        return range_response(request, part, "application/octet-stream")
+
+    app = Starlette(routes=[Route("/f", endpoint)])
+    with TestClient(app) as http:
+        whole = http.get("/f")
+        assert whole.status_code == 200 and whole.content == data
+        assert int(whole.headers["content-length"]) == len(data)
+        start, end = len(data) // 3, len(data) // 3 + 1_000_000
+        ranged = http.get("/f", headers={"Range": f"bytes={start}-{end}"})
+        assert ranged.status_code == 206 and ranged.content == data[start : end + 1]
+        assert ranged.headers["content-range"] == f"bytes {start}-{min(end, len(data) - 1)}/{len(data)}"
+    assert (len(data) > WHOLE_BODY_LIMIT) == (size > 2 << 20)  # both paths are exercised

@@ -515,7 +515,7 @@ def range_response(request: Request, part: Any, media_type: str, filename: str |
 
 # Ranges up to this size are answered as one body; bigger ones stream in chunks of about STREAM_CHUNK
 # bytes, so one download holds at most a few MB whatever the file's size.
-WHOLE_BODY_LIMIT = 8 << 20
+WHOLE_BODY_LIMIT = 2 << 20
 STREAM_CHUNK = 1 << 20
 
 

@@ -32,7 +32,7 @@ def zip_size(entries: list[tuple[str, int]]) -> int:
 
 # A generated entry up to this size is kept once its CRC pass has produced it, so the archive's
 # bytes do not generate it a second time (the CRC precedes the data in the local header).
-MEMO_LIMIT = 8 << 20
+MEMO_LIMIT = 4 << 20
 
 
 def _memoizable(part: Part) -> bool:
