@@ -41,9 +41,16 @@ Items and versions
     the latest content (same ``content_hash`` = vault blob id of the canonical payload) never adds
     a version. ``latest_version_keys(kind, ids)`` lets a run skip unchanged downloads;
     ``get_item``, ``item_versions``, ``iter_latest_versions`` read back.
+Group commit (the backup engine's)
+    ``write_group(WriteGroup)`` applies one commit's versions, seen and deleted marks, deletion
+    detection, cursors and run errors in **one** transaction (retried whole), so a cursor can
+    never be ahead of what it covers; ``latest_states(kind, ids)`` answers change detection and
+    ``iter_latest_blobs()`` streams what a snapshot's manifest needs (keyset-paged, few columns).
 Deletion detection (full runs)
     Every record/``mark_seen`` stamps the item with the run id; ``mark_unseen_deleted(kind, run_id,
-    container)`` then marks the rest deleted in one SQL statement (memory-flat), or iterate
+    container)`` then marks the rest deleted in one SQL statement (memory-flat);
+    ``mark_unseen_deleted_in(kind, run_id, containers)`` does many containers of a kind at once
+    (``container IN (...)``, chunked); or iterate
     ``unseen_ids`` / ``live_ids`` and call ``mark_deleted(kind, ids, run_id)`` yourself. A listing
     resumed from a cursor after a crash was partly done by the interrupted run: pass its id as
     ``also_seen_by=[...]``, or what only it saw is marked deleted.
@@ -73,8 +80,8 @@ Export and rebuild
 Concurrency
 -----------
 The service's event listener and scheduler (and, at scale, several workers) write at once. Every
-write is one short transaction (a batch of at most ``batch_size`` records, one cursor, one stats
-update). On SQLite the writers take turns: each write transaction begins with ``BEGIN IMMEDIATE``
+write is one transaction: a single call's (a batch of at most ``batch_size`` records, one cursor,
+one stats update), or a backup group commit (about 2,000 records with their marks and cursors). On SQLite the writers take turns: each write transaction begins with ``BEGIN IMMEDIATE``
 and waits up to 30 s for the single write lock (readers are never blocked, thanks to WAL). On
 PostgreSQL the item rows a batch touches are locked in a fixed order (``SELECT ... FOR UPDATE``)
 and ``(item, seq)`` is unique, so two writers never both add "the next version" of an item.
@@ -84,7 +91,7 @@ CatalogBusyError (nothing written). A Catalog object is safe to share between th
 Timestamps are aware UTC datetimes everywhere; naive ones are refused.
 """
 
-from dingvault.catalog.catalog import DEFAULT_BATCH, Catalog
+from dingvault.catalog.catalog import DEFAULT_BATCH, Catalog, WriteGroup
 from dingvault.catalog.engine import create_catalog_engine, default_catalog_url
 from dingvault.catalog.errors import (
     CatalogBusyError,
@@ -108,6 +115,7 @@ from dingvault.catalog.records import (
     NEW,
     UNCHANGED,
     CursorInfo,
+    GroupResult,
     ItemInfo,
     KindCounts,
     Outcome,
@@ -139,6 +147,7 @@ __all__ = [
     "CatalogStateError",
     "CursorInfo",
     "ExportFormatError",
+    "GroupResult",
     "HoldInfo",
     "ItemInfo",
     "KindCounts",
@@ -150,6 +159,7 @@ __all__ = [
     "SnapshotInfo",
     "VersionInfo",
     "VersionRecord",
+    "WriteGroup",
     "create_catalog_engine",
     "default_catalog_url",
     "export_catalog",
