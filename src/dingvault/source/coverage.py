@@ -96,10 +96,13 @@ COVERAGE: tuple[FamilyCoverage, ...] = (
             "Files of orgs whose certification level is too low for downloads (`orgAuthLevelNotEnough`).",
         ),
         incremental="Each space newest-first down to the cursor; deletions from the space's recycle bin; "
-        "document blocks re-read only when the node changed.",
+        "document blocks re-read only when the node changed. A space's recycle-bin id and a knowledge "
+        "base's storage space are remembered from the last run (asked for again when refused).",
         uncertain=(
             "Whether a knowledge base's root node converts to a storage id (a node under it is used otherwise).",
             "Recycle-bin endpoints and fields (from the official SDK, not the doc centre).",
+            "Whether a space's recycle-bin id and a knowledge base's storage space stay the same over time "
+            "(not documented; a refused remembered value is looked up again).",
             "Document export jobs (SDK only) are not used.",
         ),
     ),
