@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -129,7 +130,7 @@ class FilesCollector(Collector):
             cursors=cursors,
             scope=scope,
             includes_space=getattr(scope, "includes_space", None),
-            streams=_Streams(2 * concurrency),
+            streams=_Streams(2 * concurrency, max_running=_MAX_RUNNING_PER_SLOT * concurrency),
             space_slots=asyncio.Semaphore(concurrency),
             wiki_slots=asyncio.Semaphore(concurrency),
             ahead_left=8 * concurrency,
@@ -843,6 +844,11 @@ class _SpaceRefused(Exception):
         self.cause = cause
 
 
+# Sources of the files family running at once, per unit of concurrency: above the spaces that may
+# be read ahead (`_Run.ahead_left`, 8 per unit) plus the discovery sources and knowledge-base walks.
+_MAX_RUNNING_PER_SLOT = 12
+
+
 class _Streams:
     """Async generators run side by side; their values are yielded as they come.
 
@@ -853,18 +859,34 @@ class _Streams:
     to the consumer, and every other source is cancelled.
     """
 
-    def __init__(self, queue_size: int) -> None:
+    def __init__(self, queue_size: int, max_running: int) -> None:
         self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=max(1, queue_size))
         self._tasks: set[asyncio.Task[None]] = set()
         self._open = 0
+        # Sources wait in line, not as tasks: a large org finds thousands of spaces long before
+        # they can be read, and a task parked on a semaphore per space costs memory that grows
+        # with the org. Started in the order added, so a source only ever waits for earlier ones
+        # (discovery before the spaces it finds, a knowledge base's walk before its space).
+        self._waiting: deque[tuple[Callable[[], AsyncIterator[Any]], asyncio.Semaphore | None]] = deque()
+        self._max_running = max(1, max_running)
 
     def add(
         self, factory: Callable[[], AsyncIterator[Any]], *, slots: asyncio.Semaphore | None = None
     ) -> None:
         self._open += 1
-        task = asyncio.ensure_future(self._pump(factory, slots))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._waiting.append((factory, slots))
+        self._start_waiting()
+
+    def _start_waiting(self) -> None:
+        while self._waiting and len(self._tasks) < self._max_running:
+            factory, slots = self._waiting.popleft()
+            task = asyncio.ensure_future(self._pump(factory, slots))
+            self._tasks.add(task)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._start_waiting()
 
     async def _pump(self, factory: Callable[[], AsyncIterator[Any]], slots: asyncio.Semaphore | None) -> None:
         try:

@@ -1,0 +1,60 @@
+"""The files family's source runner: sources wait in line (not as tasks) and run a bounded few at once."""
+
+from __future__ import annotations
+
+import asyncio
+
+from dingvault.source.collectors.files import _Streams
+
+
+def test_sources_wait_in_line_and_at_most_max_running_run_at_once() -> None:
+    async def main() -> tuple[list[int], int, int]:
+        streams = _Streams(queue_size=4, max_running=3)
+        running = 0
+        peak = 0
+        peak_tasks = 0
+
+        def source(n: int):  # type: ignore[no-untyped-def]
+            async def gen():  # type: ignore[no-untyped-def]
+                nonlocal running, peak
+                running += 1
+                peak = max(peak, running)
+                await asyncio.sleep(0.001)
+                yield n
+                running -= 1
+
+            return gen
+
+        for n in range(200):
+            streams.add(source(n))
+            peak_tasks = max(peak_tasks, len(asyncio.all_tasks()))
+        out = []
+        async for value in streams.results():
+            out.append(value)
+            peak_tasks = max(peak_tasks, len(asyncio.all_tasks()))
+        return out, peak, peak_tasks
+
+    out, peak, peak_tasks = asyncio.run(main())
+    assert sorted(out) == list(range(200))  # every source's values arrive
+    assert peak <= 3
+    assert peak_tasks <= 3 + 1  # the sources' tasks plus the test's own, never one per source
+
+
+def test_a_source_added_while_running_waits_for_a_free_place_and_earlier_sources_go_first() -> None:
+    async def main() -> list[str]:
+        streams = _Streams(queue_size=2, max_running=1)
+        gate = asyncio.Event()
+
+        async def discovery():  # type: ignore[no-untyped-def]
+            streams.add(found)  # found while discovery still runs: must wait for it
+            yield "discovery"
+            gate.set()
+
+        async def found():  # type: ignore[no-untyped-def]
+            assert gate.is_set()  # started only once the earlier source ended
+            yield "found"
+
+        streams.add(discovery)
+        return [v async for v in streams.results()]
+
+    assert asyncio.run(main()) == ["discovery", "found"]
