@@ -16,12 +16,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from dingvault.service.fetch_common import FallBack, VaultLookup, owner_known, read_all, within_limit
-from dingvault.source.collectors.base import as_list, has_more_token
-from dingvault.source.collectors.calendar import EVENTS, PAGE, CalendarCollector, event_item
-from dingvault.source.errors import BadResponse, DingTalkError
+from dingvault.source.collectors.calendar import CalendarCollector, event_item, event_pages
+from dingvault.source.errors import DingTalkError
 from dingvault.source.items import Batch, CursorUpdate, Item
-
-MAX_PAGES = 1000
 
 
 async def fetch_calendars(
@@ -63,31 +60,12 @@ async def fetch_calendars(
 
 
 async def _pages(client: Any, union: str, sync_token: str) -> Any:
-    next_token: str | None = None
-    for _ in range(MAX_PAGES):
-        try:
-            body = await client.api(
-                "GET",
-                EVENTS,
-                path={"userId": union, "calendarId": "primary"},
-                params={
-                    "syncToken": sync_token,
-                    "showDeleted": True,
-                    "maxResults": PAGE,
-                    "nextToken": next_token,
-                },
-            )
-        except DingTalkError as exc:
-            if exc.retryable:
-                raise
-            raise FallBack(f"calendar of {union}: {exc.message}") from exc
-        events = [e for e in as_list(body.get("events")) if isinstance(e, dict) and e.get("id")]
-        sync = body.get("syncToken")
-        yield events, str(sync) if sync else None
-        token = body.get("nextToken")
-        if not has_more_token(token):
-            return
-        if token == next_token:
-            raise BadResponse("calendar events repeated its nextToken", endpoint=EVENTS)
-        next_token = str(token)
-    raise BadResponse("calendar events listing did not end", endpoint=EVENTS)
+    """The collector's own pager over the changes since `sync_token`; a refusal that will not
+    pass by retrying sends the event to the family run."""
+    try:
+        async for page in event_pages(client, union, {"syncToken": sync_token, "showDeleted": True}):
+            yield page
+    except DingTalkError as exc:
+        if exc.retryable:
+            raise
+        raise FallBack(f"calendar of {union}: {exc.message}") from exc

@@ -22,7 +22,7 @@ not ask again. Records already captured stay in the backup (their containers are
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dingvault.source.collectors.base import (
     DAY_MS,
@@ -43,6 +43,9 @@ from dingvault.source.collectors.base import (
 )
 from dingvault.source.errors import BadResponse, DingTalkError, NotFound
 from dingvault.source.items import Batch, CompleteListing, CursorKey, CursorUpdate, Item, Mode, ScopeFilter
+
+if TYPE_CHECKING:
+    from dingvault.source.client import DingTalkClient
 
 EVENTS = "/v1.0/calendar/users/{userId}/calendars/{calendarId}/events"
 PAGE = 100
@@ -184,27 +187,35 @@ class CalendarCollector(Collector):
             complete=complete or None,
         )
 
-    async def _pages(
+    def _pages(
         self, union: str, params: dict[str, Any]
     ) -> AsyncIterator[tuple[list[dict[str, Any]], str | None]]:
-        next_token: str | None = None
-        for _ in range(100_000):
-            body = await self.client.api(
-                "GET",
-                EVENTS,
-                path={"userId": union, "calendarId": "primary"},
-                params={**params, "maxResults": PAGE, "nextToken": next_token},
-            )
-            events = [e for e in as_list(body.get("events")) if isinstance(e, dict) and e.get("id")]
-            sync = body.get("syncToken")
-            yield events, str(sync) if sync else None
-            token = body.get("nextToken")
-            if not has_more_token(token):
-                return
-            if token == next_token:
-                raise BadResponse("calendar events repeated its nextToken", endpoint=EVENTS)
-            next_token = str(token)
-        raise BadResponse("calendar events listing did not end", endpoint=EVENTS)
+        return event_pages(self.client, union, params)
+
+
+async def event_pages(
+    client: DingTalkClient, union: str, params: dict[str, Any]
+) -> AsyncIterator[tuple[list[dict[str, Any]], str | None]]:
+    """Pages of one person's primary calendar (`params`: a window or a syncToken), with the
+    syncToken each page carries."""
+    next_token: str | None = None
+    for _ in range(100_000):
+        body = await client.api(
+            "GET",
+            EVENTS,
+            path={"userId": union, "calendarId": "primary"},
+            params={**params, "maxResults": PAGE, "nextToken": next_token},
+        )
+        events = [e for e in as_list(body.get("events")) if isinstance(e, dict) and e.get("id")]
+        sync = body.get("syncToken")
+        yield events, str(sync) if sync else None
+        token = body.get("nextToken")
+        if not has_more_token(token):
+            return
+        if token == next_token:
+            raise BadResponse("calendar events repeated its nextToken", endpoint=EVENTS)
+        next_token = str(token)
+    raise BadResponse("calendar events listing did not end", endpoint=EVENTS)
 
 
 def _refused_token(exc: DingTalkError) -> bool:
