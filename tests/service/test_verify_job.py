@@ -8,9 +8,7 @@ import asyncio
 import io
 import os
 import threading
-from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -24,20 +22,7 @@ from dingvault.vault.errors import VaultLocked
 from dingvault.vault.keys import FAST_KDF_FOR_TESTS
 
 from .test_alerts import SECRET, _Receiver
-
-MACAU = ZoneInfo("Asia/Macau")
-
-
-def at(*args: int) -> float:
-    return datetime(*args, tzinfo=MACAU).timestamp()
-
-
-class Clock:
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
+from .test_scheduler import Clock, at
 
 
 @pytest.fixture
