@@ -147,6 +147,30 @@ class RssSampler:
         return self.peak / 1e6
 
 
+class CpuMeter:
+    """CPU seconds used by this process (every thread) and by the emulator during a scenario: on
+    two cores shared by both, their sum over the wall time says whether the run was CPU-bound."""
+
+    def __init__(self, emu: Emulator) -> None:
+        import psutil
+
+        self._me, self._emu = psutil.Process(), psutil.Process(emu.proc.pid)
+        self._start = (self._cpu(self._me), self._cpu(self._emu))
+
+    @staticmethod
+    def _cpu(proc: Any) -> float:
+        t = proc.cpu_times()
+        return t.user + t.system
+
+    def report(self, wall: float) -> str:
+        me = self._cpu(self._me) - self._start[0]
+        emu = self._cpu(self._emu) - self._start[1]
+        return (
+            f"  CPU: backup process {me:,.1f} s ({100 * me / wall:.0f}% of one core), "
+            f"emulator {emu:,.1f} s ({100 * emu / wall:.0f}%), over {wall:,.1f} s wall"
+        )
+
+
 def peak_rss_mb() -> float:
     """Lifetime peak of this process (MB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -162,9 +186,11 @@ def scenario_a(profile: str, max_seconds: float) -> None:
     root = Path(tempfile.mkdtemp(prefix="dv-bench-"))
     try:
         home = new_home(emu, root, {"rate_per_api": 100_000, "max_concurrency": 32})
+        cpu = CpuMeter(emu)
         sampler = RssSampler()
         stats, wall = backup(home, "full", max_seconds)
         rss = sampler.stop()
+        print(cpu.report(wall))
         if stats is None:
             print(f"  stopped after {wall:.0f} s (--max-seconds); figures below are for the part done")
             with open_session(home, PASSPHRASE) as s:

@@ -58,3 +58,31 @@ def test_a_source_added_while_running_waits_for_a_free_place_and_earlier_sources
         return [v async for v in streams.results()]
 
     assert asyncio.run(main()) == ["discovery", "found"]
+
+
+def test_stopping_the_consumer_cancels_the_running_sources_and_starts_no_waiting_one() -> None:
+    started: list[int] = []
+
+    async def main() -> None:
+        streams = _Streams(queue_size=1, max_running=2)
+
+        def source(n: int):  # type: ignore[no-untyped-def]
+            async def gen():  # type: ignore[no-untyped-def]
+                started.append(n)
+                for i in range(1000):
+                    yield (n, i)
+                    await asyncio.sleep(0)
+
+            return gen
+
+        for n in range(50):
+            streams.add(source(n))
+        results = streams.results()
+        await anext(results)  # the consumer stops after one value (a run cancelled, a failure)
+        await results.aclose()
+        await asyncio.sleep(0.01)  # let cancelled sources end; none of the waiting ones may start
+        leftovers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        assert leftovers == []
+
+    asyncio.run(main())
+    assert sorted(started) == [0, 1]

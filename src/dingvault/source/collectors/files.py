@@ -869,6 +869,7 @@ class _Streams:
         # (discovery before the spaces it finds, a knowledge base's walk before its space).
         self._waiting: deque[tuple[Callable[[], AsyncIterator[Any]], asyncio.Semaphore | None]] = deque()
         self._max_running = max(1, max_running)
+        self._closed = False
 
     def add(
         self, factory: Callable[[], AsyncIterator[Any]], *, slots: asyncio.Semaphore | None = None
@@ -878,7 +879,7 @@ class _Streams:
         self._start_waiting()
 
     def _start_waiting(self) -> None:
-        while self._waiting and len(self._tasks) < self._max_running:
+        while self._waiting and not self._closed and len(self._tasks) < self._max_running:
             factory, slots = self._waiting.popleft()
             task = asyncio.ensure_future(self._pump(factory, slots))
             self._tasks.add(task)
@@ -909,6 +910,9 @@ class _Streams:
                 else:
                     yield value
         finally:
+            # Stopped (done, failed or cancelled): nothing waiting may start as the others end.
+            self._closed = True
+            self._waiting.clear()
             for task in list(self._tasks):
                 task.cancel()
 
