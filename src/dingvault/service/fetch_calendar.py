@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from dingvault.service.fetch_common import FallBack, VaultLookup, owner_known, read_all, within_limit
-from dingvault.source.collectors.calendar import CalendarCollector, event_item, event_pages
+from dingvault.source.collectors.calendar import CalendarCollector, event_item, event_pages, sync_batch
 from dingvault.source.errors import DingTalkError
-from dingvault.source.items import Batch, CursorUpdate, Item
+from dingvault.source.items import Batch, Item
 
 
 async def fetch_calendars(
@@ -47,14 +47,7 @@ async def fetch_calendars(
                     deleted.append(f"{union}/{event['id']}")
                 else:
                     items.append(await asyncio.to_thread(owner_known, event_item(union, event), lookup))
-        return Batch(
-            items=items,
-            deleted=deleted or None,
-            deleted_kind="calendar_event",
-            cursor=CursorUpdate(
-                CalendarCollector.name, union, {"syncToken": new_token or token, "userid": userid}
-            ),
-        )
+        return sync_batch(union, userid, new_token or token, items, deleted)
 
     return [b for b in await read_all(read, unionids) if b is not None]
 

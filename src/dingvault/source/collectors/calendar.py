@@ -146,14 +146,7 @@ class CalendarCollector(Collector):
                             deleted.append(f"{union}/{event['id']}")
                         else:
                             items.append(owner_by_unionid(event_item(union, event), self._directory))
-                yield Batch(
-                    items=items,
-                    deleted=deleted or None,
-                    deleted_kind="calendar_event",
-                    cursor=CursorUpdate(
-                        self.name, union, {"syncToken": new_token or token, "userid": userid}
-                    ),
-                )
+                yield sync_batch(union, userid, new_token or token, items, deleted)
                 return
             except DingTalkError as exc:
                 if not _refused_token(exc):
@@ -191,6 +184,17 @@ class CalendarCollector(Collector):
         self, union: str, params: dict[str, Any]
     ) -> AsyncIterator[tuple[list[dict[str, Any]], str | None]]:
         return event_pages(self.client, union, params)
+
+
+def sync_batch(union: str, userid: Any, sync_token: str, items: list[Item], deleted: list[str]) -> Batch:
+    """One person's calendar changes since a syncToken, with the cursor that follows them (the
+    collector's incremental and the event-driven fetch store exactly this)."""
+    return Batch(
+        items=items,
+        deleted=deleted or None,
+        deleted_kind="calendar_event",
+        cursor=CursorUpdate(CalendarCollector.name, union, {"syncToken": sync_token, "userid": userid}),
+    )
 
 
 async def event_pages(
