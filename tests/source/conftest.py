@@ -31,7 +31,8 @@ def fast_config(**overrides: object) -> ClientConfig:
 
 @pytest.fixture
 def mock() -> respx.MockRouter:
-    with respx.mock(assert_all_called=False) as router:
+    # `using="httpx"` mocks at the client, whatever transport is under it (API calls run on aiohttp).
+    with respx.mock(assert_all_called=False, using="httpx") as router:
         router.post(f"{API}/v1.0/oauth2/accessToken").respond(json={"accessToken": "tok-1", "expireIn": 7200})
         yield router
 

@@ -25,8 +25,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote
@@ -35,6 +34,7 @@ import httpx
 import orjson
 
 from dingvault.source._download import Refresh, stream_download
+from dingvault.source._http import AIOHTTP_ERRORS, HttpShards, api_http_client
 from dingvault.source._ratelimit import ApiLimiters, BanGate
 from dingvault.source._responses import interpret
 from dingvault.source._tokens import TOKEN_ENDPOINT, TokenCache
@@ -50,9 +50,6 @@ from dingvault.source.errors import (
 from dingvault.source.scopes import QUOTA_EXEMPT
 
 Generation = Literal["api", "oapi"]
-
-# Requests in flight per connection pool shard (see `HttpShards`).
-SHARD_CONNECTIONS = 4
 
 __all__ = ["ClientConfig", "DingTalkClient", "RetryPolicy"]
 
@@ -93,7 +90,16 @@ class ClientConfig:
 class DingTalkClient:
     def __init__(self, config: ClientConfig, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.config = config
-        self._http = HttpShards(config, transport)
+        tls = httpx.create_ssl_context() if transport is None else None  # built once: it costs ms
+        pools = {
+            "max_concurrency": config.max_concurrency,
+            "timeout": config.timeout,
+            "user_agent": config.user_agent,
+            "transport": transport,
+            "tls": tls,
+        }
+        self._api_http = api_http_client(**pools)
+        self._http = HttpShards(**pools)  # downloads
         self._limiters = ApiLimiters(config.rate_per_api, config.rate_period, overrides=config.rate_overrides)
         self._slots = asyncio.Semaphore(config.max_concurrency)
         self.ban_gate = BanGate()
@@ -111,6 +117,7 @@ class DingTalkClient:
         await self.aclose()
 
     async def aclose(self) -> None:
+        await self._api_http.aclose()
         await self._http.aclose()
 
     # ------------------------------------------------------------------ public calls
@@ -285,9 +292,10 @@ class DingTalkClient:
         async with self._slots:
             self.calls[template] += 1
             try:
-                with self._http.lease() as http:
-                    response = await http.request(method, url, params=query, content=content, headers=headers)
-            except httpx.TransportError as exc:
+                response = await self._api_http.request(
+                    method, url, params=query, content=content, headers=headers
+                )
+            except (httpx.TransportError, *AIOHTTP_ERRORS) as exc:
                 self.errors[f"{template} {type(exc).__name__}"] += 1
                 raise TransientError(f"{type(exc).__name__}: {exc}", endpoint=template) from exc
         try:
@@ -308,59 +316,6 @@ class DingTalkClient:
         body = {"appKey": self.config.app_key, "appSecret": self.config.app_secret}
         # Not retried through `call` recursion on token errors: bad credentials are final.
         return await self.call("api", "POST", TOKEN_ENDPOINT, json=body, authenticated=False)
-
-
-class HttpShards:
-    """Several `httpx.AsyncClient`s with small connection pools, used as one.
-
-    httpcore's pool scans every pooled connection (a `getpeername` and a readability poll on each
-    idle one) twice per request: with one pool of `max_concurrency` connections that bookkeeping
-    was about half of the client's CPU per call. Requests go to the shard with the fewest in
-    flight, which keeps each pool at a few connections and the scan short. Callers still see one
-    client: token cache, limiters, counters and retries live in `DingTalkClient`, shared.
-    """
-
-    def __init__(self, config: ClientConfig, transport: httpx.AsyncBaseTransport | None) -> None:
-        # A given transport (tests) is one object: a single shard keeps its behaviour unchanged.
-        count = 1 if transport is not None else max(1, -(-config.max_concurrency // SHARD_CONNECTIONS))
-        # httpx's defaults (100 connections, 20 kept alive) spread over the shards; a shard keeps
-        # at least what its share of the concurrency needs (downloads come on top).
-        keepalive = max(SHARD_CONNECTIONS * 2, -(-20 // count))
-        limits = httpx.Limits(
-            max_connections=max(keepalive, -(-100 // count)), max_keepalive_connections=keepalive
-        )
-        # One TLS context for all shards: building one costs milliseconds of CPU.
-        tls = httpx.create_ssl_context() if transport is None else True
-        self._clients = [
-            httpx.AsyncClient(
-                verify=tls,
-                timeout=httpx.Timeout(config.timeout, connect=min(10.0, config.timeout)),
-                transport=transport,
-                limits=limits,
-                headers={"User-Agent": config.user_agent, "Accept": "application/json"},
-                follow_redirects=True,
-            )
-            for _ in range(count)
-        ]
-        self._busy = [0] * count
-
-    def __len__(self) -> int:
-        return len(self._clients)
-
-    @contextmanager
-    def lease(self) -> Iterator[httpx.AsyncClient]:
-        """The least busy shard, counted busy until the block ends."""
-        busy = self._busy
-        index = busy.index(min(busy))
-        busy[index] += 1
-        try:
-            yield self._clients[index]
-        finally:
-            busy[index] -= 1
-
-    async def aclose(self) -> None:
-        for http in self._clients:
-            await http.aclose()
 
 
 def _encode_params(params: Mapping[str, Any] | None, generation: Generation) -> dict[str, str]:

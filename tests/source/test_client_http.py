@@ -1,0 +1,231 @@
+"""The client's HTTP layer: API calls on aiohttp (under httpx), downloads on httpx's own shards.
+
+The loopback tests talk to tiny asyncio servers, so the real aiohttp transport is exercised:
+garbled or cut answers become a retried `TransientError`, proxies from the environment are used,
+and pre-signed download URLs reach the server byte for byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+import respx
+from httpx_aiohttp import AiohttpTransport
+
+from dingvault.source._http import SHARD_CONNECTIONS, HttpShards
+from dingvault.source.client import DingTalkClient
+from dingvault.source.errors import DownloadError, TransientError
+
+from .conftest import API, fast_config
+
+TOKEN_ANSWER = b'{"accessToken": "tok-1", "expireIn": 7200}'
+
+
+def shards(max_concurrency: int, transport: httpx.AsyncBaseTransport | None = None) -> HttpShards:
+    return HttpShards(max_concurrency=max_concurrency, timeout=5.0, user_agent="t", transport=transport)
+
+
+def test_shard_count_follows_the_concurrency() -> None:
+    assert len(shards(32)) == 32 // SHARD_CONNECTIONS
+    assert len(shards(5)) == 2
+    assert len(shards(1)) == 1
+
+
+def test_a_given_transport_is_used_by_one_shard() -> None:
+    transport = httpx.MockTransport(lambda request: httpx.Response(200))
+    assert len(shards(32, transport)) == 1
+
+
+def test_api_calls_run_on_aiohttp_unless_a_transport_or_a_proxy_is_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    api_http = DingTalkClient(fast_config())._api_http
+    assert isinstance(api_http, httpx.AsyncClient)
+    assert isinstance(api_http._transport, AiohttpTransport)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    assert isinstance(DingTalkClient(fast_config())._api_http, HttpShards)
+    given = httpx.MockTransport(lambda request: httpx.Response(200))
+    api_http = DingTalkClient(fast_config(), transport=given)._api_http
+    assert isinstance(api_http, httpx.AsyncClient)
+    assert api_http._transport is given
+
+
+async def test_leases_spread_over_the_least_busy_shards_and_are_returned() -> None:
+    pool = shards(16)
+    try:
+        held = [pool.lease() for _ in range(8)]
+        clients = [lease.__enter__() for lease in held]
+        # Eight leases over four shards: two each, never three on one while another has one.
+        assert pool._busy == [2, 2, 2, 2]
+        assert len({id(c) for c in clients}) == 4
+        held[0].__exit__(None, None, None)
+        assert pool._busy == [1, 2, 2, 2]
+        with pool.lease() as again:
+            assert again is clients[0]  # the freed shard is the least busy one
+        for lease in held[1:]:
+            lease.__exit__(None, None, None)
+        assert pool._busy == [0, 0, 0, 0]
+    finally:
+        await pool.aclose()
+
+
+async def test_a_download_holds_its_shard_while_api_calls_leave_the_shards_alone(
+    mock: respx.MockRouter,
+) -> None:
+    busy_during_call: list[list[int]] = []
+    mock.get("https://files.test/a").respond(200, content=b"abcdef")
+    async with DingTalkClient(fast_config(max_concurrency=8)) as client:
+
+        def answer(request: httpx.Request) -> httpx.Response:
+            busy_during_call.append(list(client._http._busy))
+            return httpx.Response(200, json={"ok": True})
+
+        mock.get(f"{API}/v1.0/y").mock(side_effect=answer)
+        stream = client.download("https://files.test/a")
+        assert await anext(stream) == b"abcdef"
+        assert client._http._busy == [1, 0]
+        await client.api("GET", "/v1.0/y")
+        assert busy_during_call == [[1, 0]]  # the API call took no download shard
+        with pytest.raises(StopAsyncIteration):
+            await anext(stream)
+        assert client._http._busy == [0, 0]
+
+
+async def test_a_failed_download_returns_its_lease(mock: respx.MockRouter) -> None:
+    mock.get("https://files.test/gone").respond(404, content=b"no")
+    async with DingTalkClient(fast_config(max_concurrency=8)) as client:
+        with pytest.raises(DownloadError):
+            async for _ in client.download("https://files.test/gone"):
+                pass
+        assert client._http._busy == [0, 0]
+
+
+# ---------------------------------------------------------------- loopback servers
+
+# (request head, request number) -> raw answer; None: close without a word; (raw, True): write
+# the answer, then close the connection.
+Answer = Callable[[bytes, int], bytes | tuple[bytes, bool] | None]
+
+
+@asynccontextmanager
+async def raw_server(answer: Answer) -> AsyncIterator[tuple[str, list[bytes]]]:
+    """An HTTP/1.1 server that writes `answer(head, n)` verbatim."""
+    heads: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                if length:
+                    await reader.readexactly(length)
+                heads.append(head)
+                raw = answer(head, len(heads))
+                if raw is None:
+                    break
+                close = isinstance(raw, tuple)
+                writer.write(raw[0] if isinstance(raw, tuple) else raw)
+                await writer.drain()
+                if close:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", heads
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def json_answer(body: bytes) -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(body),
+        body,
+    )
+
+
+def first_path(head: bytes) -> bytes:
+    return head.split(b" ", 2)[1]
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        b"NOT-HTTP garbage\r\n\r\n",  # a status line no parser accepts
+        (b'HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n{"ok"', True),  # cut short, then closed
+        None,  # connection closed without an answer
+    ],
+    ids=["garbled", "truncated", "closed"],
+)
+async def test_a_broken_answer_over_aiohttp_is_retried(broken: bytes | tuple[bytes, bool] | None) -> None:
+    def answer(head: bytes, n: int) -> bytes | tuple[bytes, bool] | None:
+        if b"accessToken" in first_path(head):
+            return json_answer(TOKEN_ANSWER)
+        if n == 2:  # the first API call gets the broken answer
+            return broken
+        return json_answer(b'{"ok": true}')
+
+    async with raw_server(answer) as (base, heads):
+        async with DingTalkClient(fast_config(api_base=base, oapi_base=base)) as client:
+            assert await client.api("POST", "/v1.0/thing", json={}) == {"ok": True}
+            assert client.retries == 1
+    assert [first_path(h) for h in heads[1:]] == [b"/v1.0/thing", b"/v1.0/thing"]
+
+
+async def test_an_answer_that_never_comes_is_a_transient_error_naming_the_endpoint() -> None:
+    def answer(head: bytes, n: int) -> bytes | None:
+        if b"accessToken" in first_path(head):
+            return json_answer(TOKEN_ANSWER)
+        return b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{"  # never completed
+
+    async with raw_server(answer) as (base, _heads):
+        config = fast_config(api_base=base, oapi_base=base, timeout=0.3)
+        async with DingTalkClient(config) as client:
+            with pytest.raises(TransientError, match="gave up after 4 attempts") as caught:
+                await client.api("GET", "/v1.0/slow")
+    assert caught.value.endpoint == "/v1.0/slow"
+
+
+async def test_api_calls_use_the_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The "proxy" answers everything itself; a proxied request carries the absolute URL.
+    def answer(head: bytes, n: int) -> bytes | None:
+        if b"accessToken" in first_path(head):
+            return json_answer(TOKEN_ANSWER)
+        return json_answer(b'{"via": "proxy"}')
+
+    async with raw_server(answer) as (proxy, heads):
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        config = fast_config(api_base="http://api.dingtalk.invalid", oapi_base="http://oapi.dingtalk.invalid")
+        async with DingTalkClient(config) as client:
+            assert await client.api("GET", "/v1.0/x") == {"via": "proxy"}
+    assert first_path(heads[-1]) == b"http://api.dingtalk.invalid/v1.0/x"
+
+
+async def test_a_presigned_download_url_reaches_the_server_byte_for_byte() -> None:
+    # A signature's percent-encoding must not be normalised on the way (e.g. `%2f` kept as is).
+    signed = "/f/a%7Eb?Expires=1&Signature=ab%2Bc%2fd%3D"
+
+    def answer(head: bytes, n: int) -> bytes | None:
+        return b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"
+
+    async with raw_server(answer) as (base, heads):
+        async with DingTalkClient(fast_config(api_base=base, oapi_base=base)) as client:
+            data = b"".join([chunk async for chunk in client.download(base + signed)])
+    assert data == b"abc"
+    assert first_path(heads[0]) == signed.encode()
