@@ -125,25 +125,79 @@ def backup(home: Any, mode: str, seconds: float = 0) -> tuple[RunStats | None, f
         return stats, time.monotonic() - started
 
 
-class RssSampler:
-    """Peak RSS of this process during one scenario (ru_maxrss would carry over between scenarios)."""
+def memory_breakdown() -> dict[str, float]:
+    """What the RSS is made of, in MB: glibc malloc (in use / free but kept), SQLite's own count,
+    anonymous vs file-backed pages, Python's allocated blocks, threads. For --memory-report."""
+    import ctypes
 
-    def __init__(self, every: float = 0.1) -> None:
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [
+            (name, ctypes.c_size_t)
+            for name in (
+                "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+                "fordblks", "keepcost",
+            )
+        ]  # fmt: skip
+
+    libc = ctypes.CDLL(None)
+    libc.mallinfo2.restype = MallInfo2
+    mi = libc.mallinfo2()
+    # The same libsqlite3 the sqlite3 module uses (dlopen returns the loaded copy): memory held by
+    # every connection's page cache and statements together.
+    sqlite = ctypes.CDLL("libsqlite3.so.0")
+    cur, hi = ctypes.c_int64(), ctypes.c_int64()
+    sqlite.sqlite3_status64(0, ctypes.byref(cur), ctypes.byref(hi), 0)  # SQLITE_STATUS_MEMORY_USED
+    status = dict(
+        line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line
+    )
+    kb = lambda key: int(status[key].split()[0]) * 1024 / 1e6  # noqa: E731
+    return {
+        "rss": kb("VmRSS"),
+        "anon": kb("RssAnon"),
+        "file": kb("RssFile"),
+        "malloc_in_use": (mi.uordblks + mi.hblkhd) / 1e6,
+        "malloc_free_kept": mi.fordblks / 1e6,
+        "malloc_mmapped": mi.hblkhd / 1e6,
+        "sqlite": cur.value / 1e6,
+        "py_blocks_M": sys.getallocatedblocks() / 1e6,
+        "threads": float(len(os.listdir("/proc/self/task"))),
+    }
+
+
+class RssSampler:
+    """Peak RSS of this process during one scenario (ru_maxrss would carry over between scenarios).
+
+    With ``report``, a memory breakdown is taken whenever the peak grows by 2 MB, so the one of
+    the peak itself can be printed (what held the memory then)."""
+
+    def __init__(self, every: float = 0.1, report: bool = False) -> None:
         import psutil
 
         self._proc = psutil.Process()
         self.peak = self._proc.memory_info().rss
+        self._report = report
+        self._started = time.monotonic()
+        self.at_peak: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(every,), daemon=True)
         self._thread.start()
 
     def _run(self, every: float) -> None:
         while not self._stop.wait(every):
-            self.peak = max(self.peak, self._proc.memory_info().rss)
+            rss = self._proc.memory_info().rss
+            if self._report and rss > self.at_peak.get("rss", 0) * 1e6 + 2e6:
+                self.at_peak = memory_breakdown() | {"t": time.monotonic() - self._started}
+            self.peak = max(self.peak, rss)
 
     def stop(self) -> float:
         self._stop.set()
         self._thread.join()
+        if self._report:
+            print(
+                "  memory at the peak: "
+                + ", ".join(f"{k} {v:,.1f}" for k, v in self.at_peak.items())
+                + f"; at the end: {', '.join(f'{k} {v:,.1f}' for k, v in memory_breakdown().items())}"
+            )
         return self.peak / 1e6
 
 
@@ -180,6 +234,9 @@ def load() -> str:
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+MEMORY_REPORT = False  # --memory-report
+
+
 def scenario_a(profile: str, max_seconds: float) -> None:
     print(f"\n(a) limits off, {profile} company, full backup  [{load()}]")
     emu = Emulator(profile, "off")
@@ -187,7 +244,7 @@ def scenario_a(profile: str, max_seconds: float) -> None:
     try:
         home = new_home(emu, root, {"rate_per_api": 100_000, "max_concurrency": 32})
         cpu = CpuMeter(emu)
-        sampler = RssSampler()
+        sampler = RssSampler(report=MEMORY_REPORT)
         stats, wall = backup(home, "full", max_seconds)
         rss = sampler.stop()
         print(cpu.report(wall))
@@ -224,9 +281,11 @@ def scenario_large(seconds: float) -> None:
     root = Path(tempfile.mkdtemp(prefix="dv-bench-"))
     try:
         home = new_home(emu, root, {"rate_per_api": 100_000, "max_concurrency": 32})
-        sampler = RssSampler()
+        cpu = CpuMeter(emu)
+        sampler = RssSampler(report=MEMORY_REPORT)
         _stats, wall = backup(home, "full", seconds)
         rss = sampler.stop()
+        print(cpu.report(wall))
         with open_session(home, PASSPHRASE) as s:
             records = sum(c.versions for c in s.catalog.counts_per_kind().values())
         print(f"  records stored in {wall:.0f} s: {records:,}; peak RSS during the run: {rss:,.0f} MB")
@@ -376,8 +435,15 @@ def main() -> None:
     parser.add_argument(
         "--engine-records", type=int, default=0, help="also run (e), the engine alone, with N records"
     )
+    parser.add_argument(
+        "--memory-report",
+        action="store_true",
+        help="(a, a') print what the memory was made of at the peak (malloc, SQLite, anon/file pages)",
+    )
     parser.add_argument("--only", choices=("a", "engine", "large", "b"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global MEMORY_REPORT
+    MEMORY_REPORT = args.memory_report
     if args.only:
         # One scenario in this process (the parent runs each in a fresh one, so the peak RSS of a
         # scenario never includes what an earlier one left on the heap).
