@@ -8,7 +8,7 @@ with each transport in turn, alternating rounds so that load changes on a shared
 
 * httpx's own transport (httpcore + h11, pure Python) over sharded pools — the design before,
   and still the one used behind a proxy;
-* httpx on aiohttp (`httpx-aiohttp`) — what `DingTalkClient` uses for API calls now.
+* httpx on aiohttp (`source/_aiohttp_transport.py`) — what `DingTalkClient` uses now.
 
 It prints calls/s and CPU seconds per 1,000 calls for the client process, and the emulator's CPU
 per 1,000 calls (what the stand-in for DingTalk costs on the same two cores).
@@ -51,9 +51,9 @@ async def one_round(emu: Emulator, variant: str, calls: int, concurrency: int) -
     )
     client = DingTalkClient(config)
     if variant == "httpx shards":
-        await client._api_http.aclose()
+        await client._http.aclose()
         # The design before, and still the one behind a proxy: httpcore pools, one leased per call.
-        client._api_http = HttpShards(
+        client._http = HttpShards(
             max_concurrency=concurrency, timeout=config.timeout, user_agent=config.user_agent, transport=None
         )
     method, template, body = CALL

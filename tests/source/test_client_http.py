@@ -1,8 +1,8 @@
-"""The client's HTTP layer: API calls on aiohttp (under httpx), downloads on httpx's own shards.
+"""The client's HTTP layer: httpx on aiohttp, or httpx's own transport in shards behind a proxy.
 
 The loopback tests talk to tiny asyncio servers, so the real aiohttp transport is exercised:
-garbled or cut answers become a retried `TransientError`, proxies from the environment are used,
-and pre-signed download URLs reach the server byte for byte.
+garbled or cut answers become a retried `TransientError`, a cut download resumes with `Range`,
+proxies from the environment are used, and pre-signed download URLs reach the server byte for byte.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 import respx
-from httpx_aiohttp import AiohttpTransport
 
-from dingvault.source._http import SHARD_CONNECTIONS, HttpShards
+from dingvault.source._aiohttp_transport import AiohttpTransport
+from dingvault.source._http import SHARD_CONNECTIONS, HttpShards, OneClient
 from dingvault.source.client import DingTalkClient
 from dingvault.source.errors import DownloadError, TransientError
 
@@ -40,20 +40,32 @@ def test_a_given_transport_is_used_by_one_shard() -> None:
     assert len(shards(32, transport)) == 1
 
 
-def test_api_calls_run_on_aiohttp_unless_a_transport_or_a_proxy_is_given(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+
+
+@pytest.fixture
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    api_http = DingTalkClient(fast_config())._api_http
-    assert isinstance(api_http, httpx.AsyncClient)
-    assert isinstance(api_http._transport, AiohttpTransport)
+
+
+@pytest.fixture
+def behind_proxy(no_proxy: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
-    assert isinstance(DingTalkClient(fast_config())._api_http, HttpShards)
+
+
+def test_requests_run_on_aiohttp_unless_a_transport_or_a_proxy_is_given(
+    no_proxy: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    http = DingTalkClient(fast_config())._http
+    assert isinstance(http, OneClient)
+    assert isinstance(http.http._transport, AiohttpTransport)
     given = httpx.MockTransport(lambda request: httpx.Response(200))
-    api_http = DingTalkClient(fast_config(), transport=given)._api_http
-    assert isinstance(api_http, httpx.AsyncClient)
-    assert api_http._transport is given
+    http = DingTalkClient(fast_config(), transport=given)._http
+    assert isinstance(http, OneClient)
+    assert http.http._transport is given
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    assert isinstance(DingTalkClient(fast_config())._http, HttpShards)
 
 
 async def test_leases_spread_over_the_least_busy_shards_and_are_returned() -> None:
@@ -75,8 +87,8 @@ async def test_leases_spread_over_the_least_busy_shards_and_are_returned() -> No
         await pool.aclose()
 
 
-async def test_a_download_holds_its_shard_while_api_calls_leave_the_shards_alone(
-    mock: respx.MockRouter,
+async def test_behind_a_proxy_a_download_holds_its_shard_and_calls_use_another(
+    behind_proxy: None, mock: respx.MockRouter
 ) -> None:
     busy_during_call: list[list[int]] = []
     mock.get("https://files.test/a").respond(200, content=b"abcdef")
@@ -91,13 +103,15 @@ async def test_a_download_holds_its_shard_while_api_calls_leave_the_shards_alone
         assert await anext(stream) == b"abcdef"
         assert client._http._busy == [1, 0]
         await client.api("GET", "/v1.0/y")
-        assert busy_during_call == [[1, 0]]  # the API call took no download shard
+        assert busy_during_call == [[1, 1]]  # the call went to the other shard
         with pytest.raises(StopAsyncIteration):
             await anext(stream)
         assert client._http._busy == [0, 0]
 
 
-async def test_a_failed_download_returns_its_lease(mock: respx.MockRouter) -> None:
+async def test_behind_a_proxy_a_failed_download_returns_its_lease(
+    behind_proxy: None, mock: respx.MockRouter
+) -> None:
     mock.get("https://files.test/gone").respond(404, content=b"no")
     async with DingTalkClient(fast_config(max_concurrency=8)) as client:
         with pytest.raises(DownloadError):
@@ -171,7 +185,9 @@ def first_path(head: bytes) -> bytes:
     ],
     ids=["garbled", "truncated", "closed"],
 )
-async def test_a_broken_answer_over_aiohttp_is_retried(broken: bytes | tuple[bytes, bool] | None) -> None:
+async def test_a_broken_answer_over_aiohttp_is_retried(
+    no_proxy: None, broken: bytes | tuple[bytes, bool] | None
+) -> None:
     def answer(head: bytes, n: int) -> bytes | tuple[bytes, bool] | None:
         if b"accessToken" in first_path(head):
             return json_answer(TOKEN_ANSWER)
@@ -186,7 +202,7 @@ async def test_a_broken_answer_over_aiohttp_is_retried(broken: bytes | tuple[byt
     assert [first_path(h) for h in heads[1:]] == [b"/v1.0/thing", b"/v1.0/thing"]
 
 
-async def test_an_answer_that_never_comes_is_a_transient_error_naming_the_endpoint() -> None:
+async def test_an_answer_that_never_comes_is_a_transient_error_naming_the_endpoint(no_proxy: None) -> None:
     def answer(head: bytes, n: int) -> bytes | None:
         if b"accessToken" in first_path(head):
             return json_answer(TOKEN_ANSWER)
@@ -217,7 +233,7 @@ async def test_api_calls_use_the_proxy_from_the_environment(monkeypatch: pytest.
     assert first_path(heads[-1]) == b"http://api.dingtalk.invalid/v1.0/x"
 
 
-async def test_a_presigned_download_url_reaches_the_server_byte_for_byte() -> None:
+async def test_a_presigned_download_url_reaches_the_server_byte_for_byte(no_proxy: None) -> None:
     # A signature's percent-encoding must not be normalised on the way (e.g. `%2f` kept as is).
     signed = "/f/a%7Eb?Expires=1&Signature=ab%2Bc%2fd%3D"
 
@@ -229,3 +245,23 @@ async def test_a_presigned_download_url_reaches_the_server_byte_for_byte() -> No
             data = b"".join([chunk async for chunk in client.download(base + signed)])
     assert data == b"abc"
     assert first_path(heads[0]) == signed.encode()
+
+
+async def test_a_download_cut_short_over_aiohttp_resumes_with_range(no_proxy: None) -> None:
+    content = bytes(range(256)) * 4096  # 1 MiB
+
+    def answer(head: bytes, n: int) -> bytes | tuple[bytes, bool] | None:
+        if n == 1:  # the first answer promises everything, sends 300,000 bytes and hangs up
+            return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(content) + content[:300_000], True
+        assert b"range: bytes=300000-" in head.lower()
+        rest = content[300_000:]
+        return (
+            b"HTTP/1.1 206 Partial Content\r\nContent-Length: %d\r\n"
+            b"Content-Range: bytes 300000-%d/%d\r\n\r\n" % (len(rest), len(content) - 1, len(content))
+        ) + rest
+
+    async with raw_server(answer) as (base, heads):
+        async with DingTalkClient(fast_config(api_base=base, oapi_base=base)) as client:
+            data = b"".join([c async for c in client.download(base + "/f", expected_size=len(content))])
+    assert data == content
+    assert len(heads) == 2

@@ -1,21 +1,15 @@
-"""The HTTP connections under `DingTalkClient`: one pool for API calls, shards for downloads.
+"""The HTTP connections under `DingTalkClient`.
 
-API calls go through httpx on aiohttp's transport (`httpx-aiohttp`). httpx stays the client the
-rest of the code sees (requests, responses, exceptions, test mocks), while aiohttp parses HTTP in C
-and keeps one connection pool without per-request bookkeeping: in `bench/client_transport.py` the
-client's CPU per API call halves against httpx's own pure-Python transport (h11 + httpcore). At
-the rate DingTalk allows (20 calls/s per API, dozens of APIs) that CPU is what a backup of a large
-organisation spends most of its time on besides storing.
+API calls and downloads go through httpx on aiohttp (`_aiohttp_transport.py`): one connection pool,
+HTTP parsed in C, half the client's CPU per request against httpx's own pure-Python transport
+(`bench/client_transport.py`). At the rate DingTalk allows (20 calls/s per API, dozens of APIs)
+and with the many small files of a company drive, that per-request CPU is what a backup spends
+most of its time on besides storing.
 
-Downloads stay on httpx's own transport. Their URLs are pre-signed (OSS signatures in the query,
-§4.4/§5.4): httpcore sends the URL exactly as DingTalk gave it, whereas aiohttp re-quotes it
-(`yarl` decodes e.g. `%2f` in a query). A download costs one request for many kilobytes, so the
-per-request saving matters little there.
-
-When the environment names a proxy (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`), API calls stay on
-httpx's own transport as well, which applies the proxy and `NO_PROXY` as before. aiohttp could read
-them too, but only by re-reading the environment and `~/.netrc` (on a worker thread) on every
-request, which costs more than the transport saves.
+When the environment names a proxy (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`), httpx's own
+transport is used instead, which applies the proxy and `NO_PROXY` as httpx always has. aiohttp
+could read them too, but only by re-reading the environment and `~/.netrc` (on a worker thread)
+on every request, which costs more than it saves. A transport given by a test is used as is.
 """
 
 from __future__ import annotations
@@ -28,21 +22,27 @@ from typing import Any, Protocol
 
 import aiohttp
 import httpx
-from httpx_aiohttp import AiohttpTransport
 
-# Requests in flight per download connection-pool shard (see `HttpShards`).
+from dingvault.source._aiohttp_transport import AiohttpTransport
+
+# Requests in flight per connection-pool shard of httpx's own transport (see `HttpShards`).
 SHARD_CONNECTIONS = 4
 # Idle connections are closed after this many seconds (httpx's default), below the usual 5–15 s
 # after which servers close them: reusing a connection the server has just closed costs a retry.
 KEEPALIVE_SECONDS = 5.0
-# aiohttp errors the transport may let through unmapped; the client treats them as transient.
-AIOHTTP_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError,)
+# Connections of the aiohttp pool, API calls and downloads together (httpx's default bound). The
+# client's own semaphores are what limit requests in flight; the pool must not be the one.
+POOL_CONNECTIONS = 100
 
 
-class Requester(Protocol):
-    """What `DingTalkClient` sends API calls through: an httpx client, or the shards."""
+class Http(Protocol):
+    """What `DingTalkClient` sends requests through."""
 
     async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response: ...
+
+    def lease(self) -> Any:
+        """A context manager giving the `httpx.AsyncClient` for one whole download."""
+        ...
 
     async def aclose(self) -> None: ...
 
@@ -52,44 +52,54 @@ def environment_proxies() -> bool:
     return any(scheme in ("http", "https", "all") for scheme in urllib.request.getproxies_environment())
 
 
-def api_http_client(
-    *,
-    max_concurrency: int,
-    timeout: float,
-    user_agent: str,
-    transport: httpx.AsyncBaseTransport | None,
-    tls: ssl.SSLContext | None = None,
-) -> Requester:
-    """The client for API calls: httpx on aiohttp, unless a transport is given (tests) or the
-    environment names a proxy (httpx's own transport, sharded, applies it)."""
+def open_http(
+    *, max_concurrency: int, timeout: float, user_agent: str, transport: httpx.AsyncBaseTransport | None
+) -> Http:
+    """The connections for one client: aiohttp's pool, or httpx's own shards behind a proxy."""
+    tls = httpx.create_ssl_context() if transport is None else None  # built once: it costs ms
     if transport is None and environment_proxies():
         return HttpShards(
             max_concurrency=max_concurrency, timeout=timeout, user_agent=user_agent, transport=None, tls=tls
         )
     if transport is None:
-        context = tls or httpx.create_ssl_context()
 
         def session() -> aiohttp.ClientSession:
-            # Created on the first request, inside the running event loop (aiohttp requires it).
-            # `limit` above the client's own concurrency bound: the semaphore in DingTalkClient is
-            # the one that counts; the pool must never be the one to make a call wait.
             connector = aiohttp.TCPConnector(
-                limit=max_concurrency + 4, ssl=context, keepalive_timeout=KEEPALIVE_SECONDS
+                limit=max(POOL_CONNECTIONS, 2 * max_concurrency), ssl=tls, keepalive_timeout=KEEPALIVE_SECONDS
             )
             return aiohttp.ClientSession(connector=connector)
 
-        transport = AiohttpTransport(verify=context, client=session)
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
-        transport=transport,
-        headers={"User-Agent": user_agent, "Accept": "application/json"},
-        follow_redirects=True,
+        transport = AiohttpTransport(session)
+    return OneClient(
+        httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
+            transport=transport,
+            headers={"User-Agent": user_agent, "Accept": "application/json"},
+            follow_redirects=True,
+        )
     )
 
 
+class OneClient:
+    """One `httpx.AsyncClient` for everything (its transport keeps one pool)."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.http.request(method, url, **kwargs)
+
+    @contextmanager
+    def lease(self) -> Iterator[httpx.AsyncClient]:
+        yield self.http
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
 class HttpShards:
-    """Several `httpx.AsyncClient`s with small connection pools, used as one (downloads, and API
-    calls behind a proxy).
+    """Several `httpx.AsyncClient`s on httpx's own transport with small connection pools, used as
+    one (behind a proxy).
 
     httpcore's pool scans every pooled connection (a `getpeername` and a readability poll on each
     idle one) twice per request: with one pool of `max_concurrency` connections that bookkeeping

@@ -34,7 +34,7 @@ import httpx
 import orjson
 
 from dingvault.source._download import Refresh, stream_download
-from dingvault.source._http import AIOHTTP_ERRORS, HttpShards, api_http_client
+from dingvault.source._http import open_http
 from dingvault.source._ratelimit import ApiLimiters, BanGate
 from dingvault.source._responses import interpret
 from dingvault.source._tokens import TOKEN_ENDPOINT, TokenCache
@@ -90,16 +90,12 @@ class ClientConfig:
 class DingTalkClient:
     def __init__(self, config: ClientConfig, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.config = config
-        tls = httpx.create_ssl_context() if transport is None else None  # built once: it costs ms
-        pools = {
-            "max_concurrency": config.max_concurrency,
-            "timeout": config.timeout,
-            "user_agent": config.user_agent,
-            "transport": transport,
-            "tls": tls,
-        }
-        self._api_http = api_http_client(**pools)
-        self._http = HttpShards(**pools)  # downloads
+        self._http = open_http(
+            max_concurrency=config.max_concurrency,
+            timeout=config.timeout,
+            user_agent=config.user_agent,
+            transport=transport,
+        )
         self._limiters = ApiLimiters(config.rate_per_api, config.rate_period, overrides=config.rate_overrides)
         self._slots = asyncio.Semaphore(config.max_concurrency)
         self.ban_gate = BanGate()
@@ -117,7 +113,6 @@ class DingTalkClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._api_http.aclose()
         await self._http.aclose()
 
     # ------------------------------------------------------------------ public calls
@@ -220,7 +215,7 @@ class DingTalkClient:
     ) -> AsyncIterator[bytes]:
         """Stream `url`'s content, resuming with `Range` after a cut and checking the length."""
         self.calls["download"] += 1
-        # The whole transfer (with its resumptions) stays on one shard, counted busy meanwhile.
+        # The whole transfer (with its resumptions) stays on one client (one shard behind a proxy).
         with self._http.lease() as http:
             async for chunk in stream_download(
                 http,
@@ -292,10 +287,10 @@ class DingTalkClient:
         async with self._slots:
             self.calls[template] += 1
             try:
-                response = await self._api_http.request(
+                response = await self._http.request(
                     method, url, params=query, content=content, headers=headers
                 )
-            except (httpx.TransportError, *AIOHTTP_ERRORS) as exc:
+            except httpx.TransportError as exc:
                 self.errors[f"{template} {type(exc).__name__}"] += 1
                 raise TransientError(f"{type(exc).__name__}: {exc}", endpoint=template) from exc
         try:
