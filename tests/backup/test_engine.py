@@ -253,3 +253,49 @@ def test_a_failure_on_a_page_without_cursor_holds_the_cursor_that_follows():
     stats = run(BackupEngine(store2, [flaky]))
     assert stats.failed["file"] == 1 and stats.new["file"] == 11
     assert ("files", "space-1") not in store2.cursors
+
+
+def _family(name: str, pages: int, per_page: int) -> ScriptedCollector:
+    items = [[make_item("approval", f"{name}-{p}-{i}", "1") for i in range(per_page)] for p in range(pages)]
+    return ScriptedCollector(name, name, items)
+
+
+def test_records_in_flight_are_bounded_across_families():
+    # Four families whose pages are ready at once: without a shared budget each would prepare
+    # up to `prefetch` + 2 pages ahead, 4 x 6 x 5 = 120 records held before the writer.
+    store = MemoryStore()
+    engine = BackupEngine(store, [_family(f"fam{k}", 10, 5) for k in range(4)], max_items_in_flight=12)
+    stats = run(engine)
+    assert stats.totals()["new"] == 200 and stats.status == "ok"
+    assert 5 <= engine._in_flight.peak <= 12
+    assert engine._in_flight.used == 0  # everything taken was given back
+
+
+def test_a_page_larger_than_the_budget_still_goes_through():
+    store = MemoryStore()
+    engine = BackupEngine(store, [_family("big", 3, 5), _family("other", 3, 5)], max_items_in_flight=3)
+    stats = run(engine)
+    assert stats.totals()["new"] == 30 and engine._in_flight.used == 0
+
+
+class _FailingReads(MemoryStore):
+    """Change detection fails for one family's records (a catalog read error)."""
+
+    def known(self, kind, source_ids):
+        if any(s.startswith("bad-") for s in source_ids):
+            raise OSError("disk I/O error")
+        return super().known(kind, source_ids)
+
+
+def test_a_family_stopped_by_a_failed_read_gives_its_budget_back():
+    store = _FailingReads()
+    engine = BackupEngine(store, [_family("bad", 6, 5), _family("good", 6, 5)], max_items_in_flight=10)
+
+    async def bounded():  # a budget never given back would leave "good" waiting for ever
+        return await asyncio.wait_for(engine.run("full"), 60)
+
+    stats = asyncio.run(bounded())
+    assert stats.totals()["new"] == 30
+    (failure,) = stats.family_failures
+    assert failure.family == "bad" and "disk I/O error" in failure.message
+    assert engine._in_flight.used == 0

@@ -16,8 +16,11 @@ _SCRIPT = textwrap.dedent(
     if sys.argv[1] == "limit":
         assert limit_malloc_arenas(2)
     hold = []
+    # All alive at once: a thread that ended hands its arena to the next one.
+    barrier = threading.Barrier(8)
     def work():
         hold.append([bytearray(100_000) for _ in range(20)])
+        barrier.wait()
     threads = [threading.Thread(target=work) for _ in range(8)]
     for t in threads: t.start()
     for t in threads: t.join()

@@ -9,7 +9,10 @@ Shape of a run (one asyncio event loop, one storage thread)::
                                                                  durable(), catalog commit
 
 * Families run concurrently; the queue between fetch and store is bounded, so memory stays bounded
-  whatever the organisation's size (a fast API waits for a slow disk and vice versa).
+  whatever the organisation's size (a fast API waits for a slow disk and vice versa). Besides the
+  per-family read-ahead, one budget counts the records of all families from the moment a page is
+  taken for preparing until the writer has stored it (``max_items_in_flight``): the number of
+  families does not multiply what is held.
 * Change detection happens **before** any download: an item whose ``version_key`` equals the
   catalog's current one is only marked "seen"; an attachment whose reference matches one of the
   previous version's is reused, not downloaded again.
@@ -102,6 +105,7 @@ class _Prepared:
     failed_containers: set[tuple[str, str | None]] = field(default_factory=set)
     batch: Batch | None = None
     n_items: int = 0
+    budget: int = 0  # records counted in the engine's in-flight budget, given back once written
     default_kind: str | None = None
     cursor_key: tuple[str, str] | None = None  # the cursor of the collector page this chunk is from
     collector: str = ""  # the collector's name (the first part of its cursor keys)
@@ -110,9 +114,38 @@ class _Prepared:
         for _item, _atts, spools in self.to_store:
             for sp in spools.values():
                 sp.close()
+        # The records are no longer needed once stored (their catalog fields are in the commit).
+        self.to_store = []
 
 
 _STOP = object()
+
+
+class _InFlight:
+    """Records between a collector page and the writer, all families together (event loop only).
+
+    A chunk waits until it fits under ``limit``; one always fits when nothing else is in flight,
+    so a chunk larger than the limit cannot wait forever. Everything counted is on its way to the
+    writer (or dropped and given back), so waiting here never blocks what would free the budget.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self.used = 0
+        self.peak = 0
+        self._freed = asyncio.Event()
+
+    async def take(self, n: int) -> None:
+        while self.used > 0 and self.used + n > self.limit:
+            self._freed.clear()
+            await self._freed.wait()
+        self.used += n
+        self.peak = max(self.peak, self.used)
+
+    def give_back(self, n: int) -> None:
+        if n:
+            self.used -= n
+            self._freed.set()
 
 
 class BackupEngine:
@@ -131,6 +164,7 @@ class BackupEngine:
         download_concurrency: int = 8,
         prefetch: int = 4,
         max_batch_items: int = 500,
+        max_items_in_flight: int = 3000,
         commit_items: int = 2000,
         commit_seconds: float = 1.0,
     ) -> None:
@@ -158,6 +192,10 @@ class BackupEngine:
         self._prefetch = prefetch
         self._spool_budget = SpoolBudget()
         self._max_batch_items = max(1, max_batch_items)
+        # Parsed API records are the bulk of what the fetch side holds (a record's dicts take ~10x
+        # its JSON); counted across families, not per family, so memory does not grow with how
+        # many families run at once. 3,000 is over a second of the writer's work.
+        self._in_flight = _InFlight(max_items_in_flight)
         # Decided on the event loop, read when batches are prepared.
         self._blocked_cursors: set[tuple[str, str]] = set()
         # Collectors with a failed item on a page that carried no cursor: which of their later
@@ -282,37 +320,57 @@ class BackupEngine:
         # Pages are prepared (change detection, downloads) concurrently, up to `prefetch` ahead of
         # the one being handed to the writer, but handed over strictly in order: cursors must be
         # committed in the order the collector produced them.
-        pending: asyncio.Queue[asyncio.Task[_Prepared] | None] = asyncio.Queue(maxsize=self._prefetch)
+        pending: asyncio.Queue[tuple[asyncio.Task[_Prepared], int] | None] = asyncio.Queue(
+            maxsize=self._prefetch
+        )
         forward_error: list[BaseException] = []
+        in_flight = self._in_flight
 
         async def forward() -> None:
             while True:
-                task = await pending.get()
-                if task is None:
+                entry = await pending.get()
+                if entry is None:
                     return
+                task, counted = entry
                 if forward_error:
                     task.cancel()
+                    in_flight.give_back(counted)
                     continue
                 try:
                     prepared = await task
-                    self._settle(prepared, stats)
-                    try:
-                        await queue.put(prepared)
-                    except BaseException:
-                        prepared.discard()
-                        raise
-                    self.progress.advance(family, prepared.n_items, 0)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # a storage read failed: stop this family cleanly
+                    in_flight.give_back(counted)
                     forward_error.append(exc)
+                    continue
+                prepared.budget = counted  # the writer gives it back once stored
+                try:
+                    self._settle(prepared, stats)
+                    await queue.put(prepared)
+                except asyncio.CancelledError:
+                    prepared.discard()
+                    raise
+                except Exception as exc:
+                    prepared.discard()
+                    forward_error.append(exc)
+                    continue
+                self.progress.advance(family, prepared.n_items, 0)
 
         forwarder = asyncio.create_task(forward())
         try:
             async for batch in collector.collect(mode=mode, cursors=cursors, scope=scope):
                 cursor_key = batch.cursor.key if batch.cursor is not None else None
                 for chunk in _split(batch, self._max_batch_items):
-                    await pending.put(asyncio.create_task(self._prepare(collector, chunk, stats, cursor_key)))
+                    counted = len(chunk.items)
+                    await in_flight.take(counted)
+                    task = asyncio.create_task(self._prepare(collector, chunk, stats, cursor_key))
+                    try:
+                        await pending.put((task, counted))
+                    except BaseException:
+                        task.cancel()
+                        in_flight.give_back(counted)
+                        raise
                 if forward_error:
                     break
             await pending.put(None)
@@ -500,6 +558,7 @@ class BackupEngine:
                         await self._call(self._write_prepared, msg, pending, stats)
                     finally:
                         msg.discard()
+                        self._in_flight.give_back(msg.budget)
                 due = time.monotonic() - last_commit >= self._commit_seconds
                 if len(pending) >= self._commit_items or (due and _has_work(pending)):
                     if inflight is not None:
