@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import IO
 
 MEMORY_LIMIT = 1 << 20  # 1 MiB per attachment in memory at most; bigger ones go to disk
-MEMORY_BUDGET = 64 << 20  # all attachments waiting in memory together; beyond it, new ones go to disk
+# All attachments waiting in memory together; beyond it, new ones go to disk. With 8 downloads at
+# once and a few prepared pages queued, 16 MiB keeps most small files in memory; 64 MiB was full
+# at the peak of the large company's run (limits off) and was its largest single buffer.
+MEMORY_BUDGET = 16 << 20
 
 
 class SpoolBudget:
