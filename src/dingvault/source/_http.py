@@ -27,9 +27,11 @@ from dingvault.source._aiohttp_transport import AiohttpTransport
 
 # Requests in flight per connection-pool shard of httpx's own transport (see `HttpShards`).
 SHARD_CONNECTIONS = 4
-# Idle connections are closed after this many seconds (httpx's default), below the usual 5–15 s
-# after which servers close them: reusing a connection the server has just closed costs a retry.
-KEEPALIVE_SECONDS = 5.0
+# Idle connections are closed after this many seconds, below the 5 s after which common servers
+# (uvicorn, many load balancers' defaults are longer) close them: a POST sent on a connection the
+# server is closing at that moment fails and costs a retry. (httpcore checks each idle connection
+# for readability before reuse instead, which is much of its per-request cost.)
+KEEPALIVE_SECONDS = 4.0
 # Connections of the aiohttp pool, API calls and downloads together (httpx's default bound). The
 # client's own semaphores are what limit requests in flight; the pool must not be the one.
 POOL_CONNECTIONS = 100
