@@ -163,13 +163,17 @@ class PackBuilder:
         self._aead = AESGCM(crypto.pack_key(class_key, salt))
         self._codec = codec
         self._prefix = _PREFIX.pack(PACK_MAGIC, PACK_VERSION, int(storage_class), 0, salt)
-        self._buf = bytearray(self._prefix)
+        # The pack's parts, joined once at the end: a buffer grown segment by segment is
+        # reallocated (and copied) as it grows, and the freed copies of several MiB fragment the
+        # heap; joining also gives the final bytes without a second full-size copy.
+        self._parts: list[bytes] = [self._prefix]
+        self._size = len(self._prefix)
         self._segments: list[SegmentInfo] = []
         self.blob_count = 0
 
     @property
     def size(self) -> int:
-        return len(self._buf)
+        return self._size
 
     @property
     def empty(self) -> bool:
@@ -177,11 +181,13 @@ class PackBuilder:
 
     def add_segment(self, blobs: list[tuple[bytes, int, bytes]]) -> list[BlobEntry]:
         """Append one segment holding ``blobs`` (id, type, plaintext); returns their entries."""
-        offset = len(self._buf)
-        plain = b"".join([b[2] for b in blobs])
+        offset = self._size
+        # A large blob has a segment of its own: no copy of it just to join one part.
+        plain = blobs[0][2] if len(blobs) == 1 else b"".join([b[2] for b in blobs])
         stored = self._codec.encode(self._aead, offset, plain)
-        self._buf += stored
+        self._parts.append(stored)
         n_stored = len(stored)
+        self._size += n_stored
         lengths = [len(b[2]) for b in blobs]
         starts = accumulate(lengths, initial=0)
         entries = [
@@ -203,10 +209,10 @@ class PackBuilder:
         """(pack id, pack bytes). The builder must not be used afterwards."""
         header = encode_header(self._segments)
         sealed = self._aead.encrypt(crypto.HEADER_NONCE, header, self._prefix)
-        self._buf += sealed
-        self._buf += _TRAILER.pack(len(sealed), TRAILER_MAGIC)
-        data = bytes(self._buf)
-        self._buf = bytearray()
+        parts, self._parts = self._parts, []
+        parts += (sealed, _TRAILER.pack(len(sealed), TRAILER_MAGIC))
+        data = b"".join(parts)
+        del parts
         return hashlib.sha256(data).digest(), data
 
 
