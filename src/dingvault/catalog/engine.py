@@ -30,8 +30,12 @@ from dingvault.catalog.errors import CatalogInputError
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
 # Page cache per connection (KiB). The default 2 MiB makes inserts into the large, randomly keyed
-# indexes (content hashes) re-read pages all the time; 64 MiB keeps their upper levels in memory.
-SQLITE_CACHE_KIB = 65536
+# indexes (content hashes) re-read pages all the time; 16 MiB keeps their upper levels in memory
+# (a few MiB even for millions of rows). A backup keeps 3-4 connections busy (change detection,
+# commits, the run's own calls), and each cache fills up to this size as the catalog grows: at
+# 64 MiB SQLite held 85 MB at the large company's peak, at 16 MiB 51-66 MB, for the same records
+# per CPU-second (bench/backup.py --memory-report).
+SQLITE_CACHE_KIB = 16384
 # PostgreSQL: never wait forever -- for a server that does not answer, or for a row lock held by a
 # stuck transaction (the write is then retried, and finally reported as CatalogBusyError).
 PG_CONNECT_TIMEOUT_S = 10
