@@ -183,10 +183,21 @@ class RssSampler:
         self._thread.start()
 
     def _run(self, every: float) -> None:
+        next_line = 15.0
         while not self._stop.wait(every):
             rss = self._proc.memory_info().rss
+            t = time.monotonic() - self._started
             if self._report and rss > self.at_peak.get("rss", 0) * 1e6 + 2e6:
-                self.at_peak = memory_breakdown() | {"t": time.monotonic() - self._started}
+                self.at_peak = memory_breakdown() | {"t": t}
+            if self._report and t >= next_line:  # how it grows: one line every 15 s
+                next_line += 15.0
+                m = memory_breakdown()
+                print(
+                    f"  {t:5.0f} s: rss {m['rss']:.0f}, malloc in use {m['malloc_in_use']:.0f} "
+                    f"(SQLite {m['sqlite']:.0f}), free kept {m['malloc_free_kept']:.0f}, "
+                    f"Python blocks {m['py_blocks_M']:.2f} M",
+                    flush=True,
+                )
             self.peak = max(self.peak, rss)
 
     def stop(self) -> float:
