@@ -42,7 +42,11 @@ INDEX_EVERY_BLOBS = 50_000
 INDEX_EVERY_BYTES = 1024 * 1024 * 1024
 MAX_PACK_AGE = 5.0
 REF_CHECK_BATCH = 2000
-UPLOADS_IN_FLIGHT = 2
+# Finished packs waiting for the uploader: one, so at most three packs (~16 MiB each) exist at
+# once (being built, queued, being stored). Packing a 16 MiB pack takes longer than storing it
+# locally, so a deeper queue only held more memory (three finished packs at the large company's
+# peak with two).
+UPLOADS_IN_FLIGHT = 1
 
 
 class _Uploader:
