@@ -221,6 +221,7 @@ class CpuMeter:
 
         self._me, self._emu = psutil.Process(), psutil.Process(emu.proc.pid)
         self._start = (self._cpu(self._me), self._cpu(self._emu))
+        self._sys0 = self._me.cpu_times().system
 
     @staticmethod
     def _cpu(proc: Any) -> float:
@@ -230,8 +231,9 @@ class CpuMeter:
     def report(self, wall: float) -> str:
         me = self._cpu(self._me) - self._start[0]
         emu = self._cpu(self._emu) - self._start[1]
+        system = self._me.cpu_times().system - self._sys0
         return (
-            f"  CPU: backup process {me:,.1f} s ({100 * me / wall:.0f}% of one core), "
+            f"  CPU: backup process {me:,.1f} s ({100 * me / wall:.0f}% of one core; system {system:,.1f} s), "
             f"emulator {emu:,.1f} s ({100 * emu / wall:.0f}%), over {wall:,.1f} s wall"
         )
 
