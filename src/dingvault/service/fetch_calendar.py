@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dingvault.service.fetch_common import FallBack, VaultLookup, owner_known, read_all, within_limit
-from dingvault.source.collectors.calendar import CalendarCollector, event_item, event_pages, sync_batch
+from dingvault.source.collectors.calendar import CalendarCollector, event_pages, split_events, sync_batch
 from dingvault.source.errors import DingTalkError
 from dingvault.source.items import Batch, Item
 
@@ -42,11 +42,10 @@ async def fetch_calendars(
         new_token = None
         async for page, page_token in _pages(client, union, token):
             new_token = page_token or new_token
-            for event in page:
-                if event.get("status") == "cancelled":
-                    deleted.append(f"{union}/{event['id']}")
-                else:
-                    items.append(await asyncio.to_thread(owner_known, event_item(union, event), lookup))
+            live, gone = split_events(union, page)
+            # Owners are looked up in the catalog: one trip to a worker thread per page.
+            items += await asyncio.to_thread(lambda live=live: [owner_known(item, lookup) for item in live])
+            deleted += gone
         return sync_batch(union, userid, new_token or token, items, deleted)
 
     return [b for b in await read_all(read, unionids) if b is not None]

@@ -110,14 +110,13 @@ class CalendarCollector(Collector):
         deleted: list[str] = []
         try:
             async for page, _ in self._pages(union, {"syncToken": state["syncToken"], "showDeleted": True}):
-                for event in page:
-                    if event.get("status") == "cancelled":
-                        deleted.append(f"{union}/{event['id']}")
-                    else:
-                        item = owner_by_unionid(event_item(union, event), self._directory)
-                        if item.fields.get("owner") is None and item.fields.get("owner_unionid") == union:
-                            item.fields["owner"] = userid
-                        items.append(item)
+                live, gone = split_events(union, page)
+                for event in live:
+                    item = owner_by_unionid(event, self._directory)
+                    if item.fields.get("owner") is None and item.fields.get("owner_unionid") == union:
+                        item.fields["owner"] = userid
+                    items.append(item)
+                deleted += gone
         except DingTalkError as exc:
             if not _gone(exc):
                 raise
@@ -141,11 +140,9 @@ class CalendarCollector(Collector):
                 new_token = None
                 async for page, page_token in self._pages(union, {"syncToken": token, "showDeleted": True}):
                     new_token = page_token or new_token
-                    for event in page:
-                        if event.get("status") == "cancelled":
-                            deleted.append(f"{union}/{event['id']}")
-                        else:
-                            items.append(owner_by_unionid(event_item(union, event), self._directory))
+                    live, gone = split_events(union, page)
+                    items += [owner_by_unionid(item, self._directory) for item in live]
+                    deleted += gone
                 yield sync_batch(union, userid, new_token or token, items, deleted)
                 return
             except DingTalkError as exc:
@@ -162,11 +159,9 @@ class CalendarCollector(Collector):
             params = {"timeMin": iso_seconds(window_start), "timeMax": iso_seconds(window_end)}
             async for page, page_token in self._pages(union, params):
                 newest_token = page_token or newest_token
-                for event in page:
-                    if event.get("status") == "cancelled":
-                        deleted.append(f"{union}/{event['id']}")
-                    else:
-                        items.append(owner_by_unionid(event_item(union, event), self._directory))
+                live, gone = split_events(union, page)
+                items += [owner_by_unionid(item, self._directory) for item in live]
+                deleted += gone
             yield Batch(items=items, deleted=deleted or None, deleted_kind="calendar_event")
         complete = None
         if mode == "full":
@@ -184,6 +179,18 @@ class CalendarCollector(Collector):
         self, union: str, params: dict[str, Any]
     ) -> AsyncIterator[tuple[list[dict[str, Any]], str | None]]:
         return event_pages(self.client, union, params)
+
+
+def split_events(union: str, page: list[dict[str, Any]]) -> tuple[list[Item], list[str]]:
+    """A page's live events as items (owners still unionIds) and its cancelled ones as deleted ids."""
+    items: list[Item] = []
+    deleted: list[str] = []
+    for event in page:
+        if event.get("status") == "cancelled":
+            deleted.append(f"{union}/{event['id']}")
+        else:
+            items.append(event_item(union, event))
+    return items, deleted
 
 
 def sync_batch(union: str, userid: Any, sync_token: str, items: list[Item], deleted: list[str]) -> Batch:
