@@ -55,3 +55,102 @@ def test_applying_twice_is_harmless() -> None:
 
     first = limit_malloc_arenas()
     assert limit_malloc_arenas() == first
+
+
+# Fills three connections' page caches (16 MiB each) from a ~40 MB database and prints how much
+# memory SQLite then holds in all (sqlite3_status64 of the library the sqlite3 module loaded).
+_SQLITE_SCRIPT = textwrap.dedent(
+    """
+    import ctypes, os, sqlite3, sys, tempfile
+    from dingvault.backup.memory import limit_sqlite_heap
+    if sys.argv[1] == "limit":
+        assert limit_sqlite_heap(8 << 20) == 8 << 20
+    path = os.path.join(tempfile.mkdtemp(), "t.db")
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
+    db.executemany("INSERT INTO t(v) VALUES (randomblob(400))", ([] for _ in range(100_000)))
+    db.commit()
+    db.close()
+    conns = [sqlite3.connect(path) for _ in range(3)]
+    for c in conns:
+        c.execute("PRAGMA cache_size=-16384")
+        assert c.execute("SELECT count(*), sum(length(v)) FROM t").fetchone() == (100_000, 40_000_000)
+    lib = ctypes.CDLL("libsqlite3.so.0")
+    lib.sqlite3_libversion.restype = ctypes.c_char_p
+    if lib.sqlite3_libversion().decode() != sqlite3.sqlite_version:
+        print("other-library")
+        sys.exit(0)
+    cur, hi = ctypes.c_int64(), ctypes.c_int64()
+    lib.sqlite3_status64(0, ctypes.byref(cur), ctypes.byref(hi), 0)  # SQLITE_STATUS_MEMORY_USED
+    print(cur.value)
+    """
+)
+
+
+def _sqlite_memory(mode: str) -> int:
+    out = subprocess.run(
+        [sys.executable, "-c", _SQLITE_SCRIPT, mode], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    if out == "other-library":
+        pytest.skip("the sqlite3 module is not linked to the system's libsqlite3.so.0 here")
+    return int(out)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads libsqlite3.so.0")
+def test_sqlite_heap_limit_bounds_every_connection_together() -> None:
+    # Without the limit each connection's cache fills to its own 16 MiB: ~48 MB in all.
+    assert _sqlite_memory("default") > 30 << 20
+    # With it, the least recently used pages are recycled: all three stay near the one limit.
+    assert _sqlite_memory("limit") < 12 << 20
+
+
+def test_sqlite_heap_limit_keeps_a_lower_one() -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from dingvault.backup.memory import limit_sqlite_heap as f; print(f(4 << 20), f(24 << 20))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert out == [str(4 << 20), str(4 << 20)]
+
+
+# Leaves glibc's heap full of freed 64 KiB holes (below the mmap threshold, so on the heap), then
+# prints malloc's free-but-kept bytes and the process's anonymous RSS before and after release.
+_TRIM_SCRIPT = textwrap.dedent(
+    """
+    import ctypes
+    from dingvault.backup.memory import release_free_memory
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_size_t) for n in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+            "fordblks", "keepcost")]
+
+    libc = ctypes.CDLL(None)
+    libc.mallinfo2.restype = MallInfo2
+    def anon():
+        for line in open("/proc/self/status"):
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    blocks = [bytearray(b"x" * 65_000) for _ in range(3_000)]  # ~195 MB, every page touched
+    keep = blocks[::50]  # a few stay, so the heap cannot simply shrink from its top
+    del blocks
+    before = (libc.mallinfo2().fordblks, anon())
+    released = release_free_memory()
+    after = (libc.mallinfo2().fordblks, anon())
+    print(released, *before, *after, len(keep))
+    """
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc only")
+def test_release_free_memory_gives_freed_heap_back() -> None:
+    out = subprocess.run([sys.executable, "-c", _TRIM_SCRIPT], capture_output=True, text=True, check=True)
+    released, free_before, anon_before, _free_after, anon_after, _ = out.stdout.split()
+    assert released == "True"
+    assert int(free_before) > 150_000_000  # malloc kept what was freed...
+    assert int(anon_before) - int(anon_after) > 100_000_000  # ...and gave it back

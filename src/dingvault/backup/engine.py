@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from dingvault.backup.memory import limit_malloc_arenas
+from dingvault.backup.memory import limit_malloc_arenas, limit_sqlite_heap
 from dingvault.backup.payload import (
     StoredAttachment,
     attachment_identity,
@@ -180,6 +180,8 @@ class BackupEngine:
         # Before the run's threads exist: they then share two malloc arenas instead of keeping
         # freed memory in one each (see dingvault.backup.memory for the measurement).
         limit_malloc_arenas()
+        # SQLite's page caches, all connections together, stay bounded however large the catalog.
+        limit_sqlite_heap()
         self._download_sem = asyncio.Semaphore(download_concurrency)
         self._commit_items = commit_items
         self._commit_seconds = commit_seconds

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from dingvault.backup.engine import BackupEngine, Progress
+from dingvault.backup.memory import release_free_memory
 from dingvault.backup.scope import Scope
 from dingvault.backup.stats import RunStats
 from dingvault.backup.vault_store import VaultCatalogStore
@@ -187,6 +188,9 @@ class Session:
                 return await engine.run(mode)
         finally:
             store.close()
+            # What the run freed, malloc would otherwise keep for the rest of a long-lived process
+            # (the service's scheduler runs one backup after another).
+            release_free_memory()
 
 
 def open_session(home: Home, passphrase: str, *, cache_dir: Path | None = None) -> Session:

@@ -34,7 +34,9 @@ SQLITE_BUSY_TIMEOUT_S = 30.0
 # (a few MiB even for millions of rows). A backup keeps 3-4 connections busy (change detection,
 # commits, the run's own calls), and each cache fills up to this size as the catalog grows: at
 # 64 MiB SQLite held 85 MB at the large company's peak, at 16 MiB 51-66 MB, for the same records
-# per CPU-second (bench/backup.py --memory-report).
+# per CPU-second (bench/backup.py --memory-report). A backup run also caps all connections together
+# (dingvault.backup.memory.limit_sqlite_heap), so a busy connection may use its whole cache while
+# the total stays bounded.
 SQLITE_CACHE_KIB = 16384
 # PostgreSQL: never wait forever -- for a server that does not answer, or for a row lock held by a
 # stuck transaction (the write is then retried, and finally reported as CatalogBusyError).
