@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 from dingvault.vault import IntegrityError
 from dingvault.vault.levels import StorageClass
-from dingvault.vault.pack import PackBuilder, SegmentCodec, check_pack, pack_object_key, parse_pack_key
+from dingvault.vault.pack import (
+    PackBuilder,
+    PartsReader,
+    SegmentCodec,
+    check_pack,
+    pack_object_key,
+    parse_pack_key,
+)
 
 CLASS_KEY = bytes(range(32))
 ID_KEY = bytes(range(32, 64))
@@ -83,3 +90,41 @@ def test_incompressible_segment_is_stored_raw() -> None:
     _, data = build([[raw]])
     # prefix + codec byte + data + GCM tag + header + trailer: no zstd growth on random bytes
     assert len(data) < len(raw) + 200
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    st.lists(st.binary(max_size=300), max_size=8),
+    st.lists(st.integers(min_value=1, max_value=400), min_size=1, max_size=20),
+)
+def test_parts_reader_reads_the_parts_as_one_stream(parts: list[bytes], sizes: list[int]) -> None:
+    reader = PartsReader(parts)
+    got = []
+    for size in sizes:  # reads of any size, then whatever is left
+        got.append(reader.read(size))
+        assert len(got[-1]) <= size
+    got.append(reader.read())
+    assert b"".join(got) == b"".join(parts)
+    assert reader.read(10) == b"" and reader.read() == b""
+
+
+def test_parts_reader_hands_whole_parts_over_without_copying() -> None:
+    parts = [b"a" * 100, b"b" * 5000, b"", b"c" * 10]
+    reader = PartsReader(parts)
+    assert reader.read(1 << 20) is parts[0]
+    assert reader.read(1000) == b"b" * 1000  # a part larger than the read comes in pieces
+    buf = bytearray(8000)
+    assert reader.readinto(buf) == 4000 and bytes(buf[:4000]) == b"b" * 4000
+    assert reader.read(1 << 20) is parts[3]  # the empty part is skipped, not read as the end
+    assert reader.read(1 << 20) == b""
+
+
+def test_pack_parts_are_the_pack() -> None:
+    b = PackBuilder(StorageClass.INTERNAL, CLASS_KEY, SegmentCodec(), os.urandom(32))
+    for d in (b"x" * 3000, os.urandom(5000)):
+        b.add_segment([(blake3.blake3(d, key=ID_KEY).digest(), 0, d)])
+    pack_id, parts, size = b.finish_parts()
+    data = PartsReader(parts).read()
+    assert len(data) == size
+    _header, problems = check_pack(data, KEYS, IDS, SegmentCodec(), what="p", expected_id=pack_id)
+    assert problems == []

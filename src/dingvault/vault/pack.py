@@ -20,11 +20,13 @@ under ``data/<class>/<first two hex digits>/<sha256 of the whole file>``.
 from __future__ import annotations
 
 import hashlib
+import io
 import struct
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import accumulate
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import zstandard
 from cryptography.exceptions import InvalidTag
@@ -205,15 +207,65 @@ class PackBuilder:
         self.blob_count += len(blobs)
         return entries
 
-    def finish(self) -> tuple[bytes, bytes]:
-        """(pack id, pack bytes). The builder must not be used afterwards."""
+    def finish_parts(self) -> tuple[bytes, list[bytes], int]:
+        """(pack id, the pack's bytes as consecutive parts, its size), not joined: the writer
+        streams the parts to the backend (`PartsReader`), so a pack never exists twice in memory
+        and no pack-sized buffer is allocated and freed per pack. The builder must not be used
+        afterwards."""
         header = encode_header(self._segments)
         sealed = self._aead.encrypt(crypto.HEADER_NONCE, header, self._prefix)
         parts, self._parts = self._parts, []
         parts += (sealed, _TRAILER.pack(len(sealed), TRAILER_MAGIC))
-        data = b"".join(parts)
-        del parts
-        return hashlib.sha256(data).digest(), data
+        digest = hashlib.sha256()
+        for part in parts:
+            digest.update(part)
+        return digest.digest(), parts, sum(map(len, parts))
+
+    def finish(self) -> tuple[bytes, bytes]:
+        """(pack id, pack bytes). The builder must not be used afterwards."""
+        pack_id, parts, _size = self.finish_parts()
+        return pack_id, b"".join(parts)
+
+
+class PartsReader(io.RawIOBase):
+    """A list of bytes objects read as one stream. A part that fits the read is returned as it
+    is, without a copy (packs are stored from their segments this way)."""
+
+    def __init__(self, parts: list[bytes]) -> None:
+        super().__init__()
+        self._parts = deque(p for p in parts if p)  # an empty part would read as the end
+        self._offset = 0  # into the first part
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            rest = list(self._parts)
+            if rest:
+                rest[0] = rest[0][self._offset :]
+            self._parts.clear()
+            self._offset = 0
+            return b"".join(rest)
+        return self._take(size) if self._parts and size else b""
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(memoryview(buffer)))
+        memoryview(buffer)[: len(data)] = data
+        return len(data)
+
+    def _take(self, size: int) -> bytes:
+        """At most ``size`` bytes from the first part."""
+        part = self._parts[0]
+        if self._offset == 0 and len(part) <= size:
+            self._parts.popleft()
+            return part
+        piece = part[self._offset : self._offset + size]
+        self._offset += len(piece)
+        if self._offset >= len(part):
+            self._parts.popleft()
+            self._offset = 0
+        return piece
 
 
 def encode_header(segments: list[SegmentInfo]) -> bytes:

@@ -28,7 +28,7 @@ from .backends.base import BackendError
 from .errors import VaultError
 from .index import INDEX_PREFIX, PackRecord, encode_index
 from .levels import StorageClass
-from .pack import BLOB_DATA, BLOB_TREE, PackBuilder, SegmentCodec, pack_object_key
+from .pack import BLOB_DATA, BLOB_TREE, PackBuilder, PartsReader, SegmentCodec, pack_object_key
 from .snapshot import ManifestRecord, SnapshotInfo, TreeBuilder
 
 if TYPE_CHECKING:
@@ -42,7 +42,8 @@ INDEX_EVERY_BLOBS = 50_000
 INDEX_EVERY_BYTES = 1024 * 1024 * 1024
 MAX_PACK_AGE = 5.0
 REF_CHECK_BATCH = 2000
-# Finished packs waiting for the uploader: one, so at most three packs (~16 MiB each) exist at
+# Finished packs waiting for the uploader: one, so at most three packs (~16 MiB each, kept as their
+# segments and streamed to the backend, never joined into one buffer) exist at
 # once (being built, queued, being stored). Packing a 16 MiB pack takes longer than storing it
 # locally, so a deeper queue only held more memory (three finished packs at the large company's
 # peak with two).
@@ -54,7 +55,7 @@ class _Uploader:
 
     def __init__(self, vault: Vault) -> None:
         self._backend = vault.backend
-        self._queue: queue.Queue[tuple[str, bytes] | None] = queue.Queue(maxsize=UPLOADS_IN_FLIGHT)
+        self._queue: queue.Queue[tuple[str, list[bytes], int] | None] = queue.Queue(maxsize=UPLOADS_IN_FLIGHT)
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="dingvault-pack-upload", daemon=True)
         self._thread.start()
@@ -66,15 +67,16 @@ class _Uploader:
                 if item is None:
                     return
                 if self.error is None:
-                    self._backend.put(item[0], item[1], sync=False)
+                    key, parts, size = item
+                    self._backend.put_stream(key, PartsReader(parts), size, sync=False)
             except BaseException as exc:  # handed to the writer's thread at the next drain
                 self.error = exc
             finally:
                 self._queue.task_done()
 
-    def submit(self, key: str, data: bytes) -> None:
+    def submit(self, key: str, parts: list[bytes], size: int) -> None:
         self.raise_error()
-        self._queue.put((key, data))
+        self._queue.put((key, parts, size))
 
     def drain(self) -> None:
         """Wait until every submitted pack is stored (or raise the first failure)."""
@@ -352,11 +354,11 @@ class VaultWriter:
     def _close_pack(self, cls: StorageClass) -> None:
         builder = self._builders.pop(cls)
         entries = self._entries.pop(cls)
-        pack_id, data = builder.finish()
-        self._uploader.submit(pack_object_key(cls, pack_id), data)
-        self._unindexed.append(PackRecord(pack_id, cls, builder.salt, len(data), tuple(entries)))
+        pack_id, parts, size = builder.finish_parts()
+        self._uploader.submit(pack_object_key(cls, pack_id), parts, size)
+        self._unindexed.append(PackRecord(pack_id, cls, builder.salt, size, tuple(entries)))
         self.stats["packs"] += 1
-        self.stats["bytes_stored"] += len(data)
+        self.stats["bytes_stored"] += size
 
     def _checkpoint(self) -> None:
         for cls in list(self._seg):
