@@ -66,3 +66,42 @@ def test_new_version_of_a_large_file_stores_only_the_change(mem_vault: Vault) ->
     assert mem_vault.open_stream(ids2).read() == v2
     assert len(set(ids2) - set(ids1)) <= 2
     assert added < 9 * 1024 * 1024, f"stored {added} new bytes for a 20-byte edit of a 12 MiB file"
+
+
+class _Trickle(io.RawIOBase):
+    """A raw stream that returns at most 1,000 bytes per read (as pipes and sockets may)."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__()
+        self._data = memoryview(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        n = min(len(buffer), len(self._data), 1000)
+        buffer[:n] = self._data[:n]
+        self._data = self._data[n:]
+        return n
+
+
+def _stream_cuts(params: ChunkerParams, data: bytes) -> list[int]:
+    """The chunk lengths pyfastcdc's stream chunker gives for the whole of ``data`` (the way every
+    stream was cut before small ones were cut in place): stored chunks must not change with it."""
+    chunker = Chunker(params)
+    return [len(c.data) for c in chunker._cdc.cut_stream(io.BytesIO(data))]
+
+
+def test_small_streams_are_cut_where_the_stream_chunker_cuts() -> None:
+    # Lengths around the largest chunk, where the in-place and the streamed paths meet.
+    for params, lengths in (
+        (SMALL, [0, 1, 1023, 1024, 5000, 16383, 16384, 16385, 40_000, 200_000]),
+        (ChunkerParams(seed=7), [10, 300_000, 4 * 1024 * 1024, 4 * 1024 * 1024 + 1, 9_000_000]),
+    ):
+        for n in lengths:
+            data = _data(n, n)
+            expected = _stream_cuts(params, data)
+            for stream in (io.BytesIO(data), _Trickle(data)):
+                chunks = list(Chunker(params).chunks(stream))  # type: ignore[arg-type]
+                assert [len(c) for c in chunks] == expected, (params, n)
+                assert b"".join(chunks) == data
