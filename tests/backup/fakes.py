@@ -53,7 +53,7 @@ class MemoryStore:
             self.unflushed[h] = data
         return h
 
-    def put_attachment(self, stream, level):
+    def put_attachment(self, stream, level, size=None):
         return [self._put(stream.read())]
 
     def put_version(self, payload, level):

@@ -586,7 +586,7 @@ class BackupEngine:
             for idx, att in enumerate(atts):
                 sp = spools.get(idx)
                 if sp is not None:
-                    att.blob_ids = self.store.put_attachment(sp.file, level)
+                    att.blob_ids = self.store.put_attachment(sp.file, level, sp.size)
                     stats.bytes_stored += sp.size
             payload = encode_version(item, atts)
             content_hash = self.store.put_version(payload, level)

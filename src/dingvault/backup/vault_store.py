@@ -101,8 +101,8 @@ class VaultCatalogStore:
         return out
 
     # ---- blobs --------------------------------------------------------------------------------
-    def put_attachment(self, stream: IO[bytes], level: str) -> list[str]:
-        return [b.hex() for b in self.writer.put_stream(stream, level)]
+    def put_attachment(self, stream: IO[bytes], level: str, size: int | None = None) -> list[str]:
+        return [b.hex() for b in self.writer.put_stream(stream, level, size=size)]
 
     def put_version(self, payload: bytes, level: str) -> str:
         return self.writer.put_blob(payload, level).hex()

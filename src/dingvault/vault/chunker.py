@@ -41,18 +41,26 @@ class Chunker:
             params.avg_size, min_size=params.min_size, max_size=params.max_size, seed=params.seed
         )
 
-    def chunks(self, stream: BinaryIO) -> Iterator[bytes]:
-        """Chunks of ``stream`` as independent bytes objects (the stream is read once, to EOF)."""
+    def chunks(self, stream: BinaryIO, *, size: int | None = None) -> Iterator[bytes]:
+        """Chunks of ``stream`` as independent bytes objects (the stream is read once, to EOF).
+
+        ``size`` is the stream's length when the caller knows it (a spooled download does)."""
         # pyfastcdc's stream chunker allocates (and zero-fills) a buffer of twice the largest chunk,
         # 8 MiB, for every stream; most attachments are a few KiB. A stream no longer than the
         # largest chunk is read whole and cut in place instead (the cuts are the same: a test
-        # compares both ways).
-        head = _read_up_to(stream, self.params.max_size + 1)
-        if len(head) <= self.params.max_size:
-            yield from self.chunk_bytes(head)
-            return
+        # compares both ways). Of a stream of unknown length, the start is read to find out.
+        limit = self.params.max_size
+        if size is not None and size > limit:
+            source: BinaryIO | _Prepend = stream
+        else:
+            head = _read_up_to(stream, limit + 1)
+            if len(head) <= limit:
+                yield from self.chunk_bytes(head)
+                return
+            source = _Prepend(head, stream)
+            del head  # the reader lets it go once it is consumed
         # pyfastcdc's memoryviews are only valid until the next chunk: copy each one out.
-        for chunk in self._cdc.cut_stream(_Prepend(head, stream)):
+        for chunk in self._cdc.cut_stream(source):
             yield bytes(chunk.data)
 
     def chunk_bytes(self, data: bytes) -> Iterator[bytes]:
@@ -81,7 +89,7 @@ class _Prepend(io.RawIOBase):
 
     def __init__(self, head: bytes, stream: BinaryIO) -> None:
         super().__init__()
-        self._head = memoryview(head)
+        self._head: memoryview | None = memoryview(head) if head else None
         self._stream = stream
 
     def readable(self) -> bool:
@@ -89,11 +97,14 @@ class _Prepend(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         out = memoryview(buffer).cast("B")
-        if self._head:
+        if self._head is not None:
             n = min(len(out), len(self._head))
             out[:n] = self._head[:n]
-            self._head = self._head[n:]
+            self._head = self._head[n:] if n < len(self._head) else None  # let the head go
             return n
+        readinto = getattr(self._stream, "readinto", None)
+        if readinto is not None:  # straight into the chunker's buffer, no copy in between
+            return int(readinto(out) or 0)
         data = self._stream.read(len(out))
         out[: len(data)] = data
         return len(data)

@@ -201,13 +201,16 @@ class VaultWriter:
             self.stats["bytes_in"] += n
             return blob_id
 
-    def put_stream(self, stream: BinaryIO, level: str | StorageClass) -> list[bytes]:
+    def put_stream(
+        self, stream: BinaryIO, level: str | StorageClass, *, size: int | None = None
+    ) -> list[bytes]:
         """Chunk ``stream`` (content-defined) and store each chunk; returns the chunk ids in order.
-        An empty stream gives an empty list."""
+        An empty stream gives an empty list. ``size``, when the caller knows it, spares the
+        chunker from reading ahead to find out whether the stream is small."""
         from .chunker import Chunker
 
         chunker = Chunker(self._vault.chunker_params)
-        return [self.put_blob(chunk, level) for chunk in chunker.chunks(stream)]
+        return [self.put_blob(chunk, level) for chunk in chunker.chunks(stream, size=size)]
 
     def flush(self) -> None:
         """Close every open segment and pack, store them and write the index; returns when all
