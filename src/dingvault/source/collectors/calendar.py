@@ -154,15 +154,17 @@ class CalendarCollector(Collector):
         end = now + self.settings.calendar_future_days * DAY_MS
         newest_token: str | None = None
         for window_start, window_end in windows(start, end, YEAR_MS - DAY_MS):
-            items = []
-            deleted = []
             params = {"timeMin": iso_seconds(window_start), "timeMax": iso_seconds(window_end)}
             async for page, page_token in self._pages(union, params):
                 newest_token = page_token or newest_token
                 live, gone = split_events(union, page)
-                items += [owner_by_unionid(item, self._directory) for item in live]
-                deleted += gone
-            yield Batch(items=items, deleted=deleted or None, deleted_kind="calendar_event")
+                # A batch per page, not per window: a busy person's year of events is never held
+                # at once (the cursor and the months' completeness come after the last page).
+                yield Batch(
+                    items=[owner_by_unionid(item, self._directory) for item in live],
+                    deleted=gone or None,
+                    deleted_kind="calendar_event",
+                )
         complete = None
         if mode == "full":
             complete = [
