@@ -13,12 +13,12 @@ from dingvault.vault import IntegrityError
 from dingvault.vault.levels import StorageClass
 from dingvault.vault.pack import (
     PackBuilder,
-    PartsReader,
     SegmentCodec,
     check_pack,
     pack_object_key,
     parse_pack_key,
 )
+from dingvault.vault.streams import PartsReader
 
 CLASS_KEY = bytes(range(32))
 ID_KEY = bytes(range(32, 64))

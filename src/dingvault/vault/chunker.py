@@ -9,12 +9,13 @@ weaker guarantee than restic's random polynomial and is documented as such.)
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from pyfastcdc import FastCDC
+
+from .streams import Prepend, read_exactly
 
 
 @dataclass(frozen=True)
@@ -51,13 +52,13 @@ class Chunker:
         # compares both ways). Of a stream of unknown length, the start is read to find out.
         limit = self.params.max_size
         if size is not None and size > limit:
-            source: BinaryIO | _Prepend = stream
+            source: BinaryIO | Prepend = stream
         else:
-            head = _read_up_to(stream, limit + 1)
+            head = read_exactly(stream, limit + 1)
             if len(head) <= limit:
                 yield from self.chunk_bytes(head)
                 return
-            source = _Prepend(head, stream)
+            source = Prepend(head, stream)
             del head  # the reader lets it go once it is consumed
         # pyfastcdc's memoryviews are only valid until the next chunk: copy each one out.
         for chunk in self._cdc.cut_stream(source):
@@ -66,45 +67,3 @@ class Chunker:
     def chunk_bytes(self, data: bytes) -> Iterator[bytes]:
         for chunk in self._cdc.cut_buf(data):
             yield bytes(chunk.data)
-
-
-def _read_up_to(stream: BinaryIO, n: int) -> bytes:
-    """Up to ``n`` bytes, fewer only at the end of the stream (raw streams may read short)."""
-    first = stream.read(n)
-    if len(first) == n or not first:
-        return first
-    parts = [first]
-    got = len(first)
-    while got < n:
-        more = stream.read(n - got)
-        if not more:
-            break
-        parts.append(more)
-        got += len(more)
-    return b"".join(parts)
-
-
-class _Prepend(io.RawIOBase):
-    """``head`` (already read) followed by the rest of ``stream``."""
-
-    def __init__(self, head: bytes, stream: BinaryIO) -> None:
-        super().__init__()
-        self._head: memoryview | None = memoryview(head) if head else None
-        self._stream = stream
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        out = memoryview(buffer).cast("B")
-        if self._head is not None:
-            n = min(len(out), len(self._head))
-            out[:n] = self._head[:n]
-            self._head = self._head[n:] if n < len(self._head) else None  # let the head go
-            return n
-        readinto = getattr(self._stream, "readinto", None)
-        if readinto is not None:  # straight into the chunker's buffer, no copy in between
-            return int(readinto(out) or 0)
-        data = self._stream.read(len(out))
-        out[: len(data)] = data
-        return len(data)

@@ -20,13 +20,11 @@ under ``data/<class>/<first two hex digits>/<sha256 of the whole file>``.
 from __future__ import annotations
 
 import hashlib
-import io
 import struct
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import accumulate
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import zstandard
 from cryptography.exceptions import InvalidTag
@@ -165,9 +163,9 @@ class PackBuilder:
         self._aead = AESGCM(crypto.pack_key(class_key, salt))
         self._codec = codec
         self._prefix = _PREFIX.pack(PACK_MAGIC, PACK_VERSION, int(storage_class), 0, salt)
-        # The pack's parts, joined once at the end: a buffer grown segment by segment is
-        # reallocated (and copied) as it grows, and the freed copies of several MiB fragment the
-        # heap; joining also gives the final bytes without a second full-size copy.
+        # The pack's parts, kept apart: a buffer grown segment by segment is reallocated (and
+        # copied) as it grows, and the freed copies of several MiB fragment the heap. The writer
+        # streams the parts to the backend (`finish_parts`); only `finish` joins them.
         self._parts: list[bytes] = [self._prefix]
         self._size = len(self._prefix)
         self._segments: list[SegmentInfo] = []
@@ -209,7 +207,7 @@ class PackBuilder:
 
     def finish_parts(self) -> tuple[bytes, list[bytes], int]:
         """(pack id, the pack's bytes as consecutive parts, its size), not joined: the writer
-        streams the parts to the backend (`PartsReader`), so a pack never exists twice in memory
+        streams the parts to the backend (`streams.PartsReader`), so a pack never exists twice in memory
         and no pack-sized buffer is allocated and freed per pack. The builder must not be used
         afterwards."""
         header = encode_header(self._segments)
@@ -225,47 +223,6 @@ class PackBuilder:
         """(pack id, pack bytes). The builder must not be used afterwards."""
         pack_id, parts, _size = self.finish_parts()
         return pack_id, b"".join(parts)
-
-
-class PartsReader(io.RawIOBase):
-    """A list of bytes objects read as one stream. A part that fits the read is returned as it
-    is, without a copy (packs are stored from their segments this way)."""
-
-    def __init__(self, parts: list[bytes]) -> None:
-        super().__init__()
-        self._parts = deque(p for p in parts if p)  # an empty part would read as the end
-        self._offset = 0  # into the first part
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        if size is None or size < 0:
-            rest = list(self._parts)
-            if rest:
-                rest[0] = rest[0][self._offset :]
-            self._parts.clear()
-            self._offset = 0
-            return b"".join(rest)
-        return self._take(size) if self._parts and size else b""
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(memoryview(buffer)))
-        memoryview(buffer)[: len(data)] = data
-        return len(data)
-
-    def _take(self, size: int) -> bytes:
-        """At most ``size`` bytes from the first part."""
-        part = self._parts[0]
-        if self._offset == 0 and len(part) <= size:
-            self._parts.popleft()
-            return part
-        piece = part[self._offset : self._offset + size]
-        self._offset += len(piece)
-        if self._offset >= len(part):
-            self._parts.popleft()
-            self._offset = 0
-        return piece
 
 
 def encode_header(segments: list[SegmentInfo]) -> bytes:

@@ -28,8 +28,9 @@ from .backends.base import BackendError
 from .errors import VaultError
 from .index import INDEX_PREFIX, PackRecord, encode_index
 from .levels import StorageClass
-from .pack import BLOB_DATA, BLOB_TREE, PackBuilder, PartsReader, SegmentCodec, pack_object_key
+from .pack import BLOB_DATA, BLOB_TREE, PackBuilder, SegmentCodec, pack_object_key
 from .snapshot import ManifestRecord, SnapshotInfo, TreeBuilder
+from .streams import PartsReader
 
 if TYPE_CHECKING:
     from .repository import Vault

@@ -52,6 +52,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from ..streams import Prepend, read_exactly
 from .base import BackendError, ObjectExists, ObjectInfo, ObjectNotFound, check_key, check_range
 
 log = logging.getLogger(__name__)
@@ -263,13 +264,13 @@ class S3Backend:
     ) -> None:
         full = self._k(key)
         # Read up to the threshold first: a small stream becomes one retryable PUT.
-        head = _read_exactly(stream, self.multipart_threshold)
+        head = read_exactly(stream, self.multipart_threshold)
         if len(head) < self.multipart_threshold:
             if size is not None and len(head) != size:
                 raise BackendError(f"stream for {key} ended after {len(head)} of {size} bytes")
             self._put_small(key, full, head, overwrite)
             return
-        self._multipart(key, full, _Prepend(head, stream), size, overwrite)
+        self._multipart(key, full, Prepend(head, stream), size, overwrite)
 
     def _put_small(self, key: str, full: str, data: bytes, overwrite: bool) -> None:
         args: dict[str, Any] = {"Bucket": self.bucket, "Key": full, "Body": data}
@@ -338,7 +339,7 @@ class S3Backend:
             total = 0
             number = 1
             while True:
-                chunk = _read_exactly(stream, self.part_size)
+                chunk = read_exactly(stream, self.part_size)
                 if not chunk and number > 1:
                     break
                 total += len(chunk)
@@ -528,33 +529,3 @@ def _code(exc: ClientError) -> str:
     status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
     # HEAD responses have no body, so only the status says "404"/"412".
     return code or status
-
-
-def _read_exactly(stream: BinaryIO, n: int) -> bytes:
-    """Read n bytes unless EOF comes first (raw streams may return short reads)."""
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = stream.read(n - len(buf))
-        if not chunk:
-            break
-        buf += chunk
-    return bytes(buf)
-
-
-class _Prepend(io.RawIOBase):
-    """``head`` followed by the rest of ``stream``, without copying the stream."""
-
-    def __init__(self, head: bytes, stream: BinaryIO) -> None:
-        self._head = memoryview(head)
-        self._stream = stream
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, n: int = -1) -> bytes:  # type: ignore[override]
-        if self._head:
-            take = len(self._head) if n < 0 else min(n, len(self._head))
-            out = bytes(self._head[:take])
-            self._head = self._head[take:]
-            return out
-        return self._stream.read(n)
