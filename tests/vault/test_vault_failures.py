@@ -30,11 +30,13 @@ class FlakyBackend(MemoryBackend):
         super().put(key, data, overwrite=overwrite, sync=sync)
 
 
-@pytest.fixture
-def flaky(cache_dir) -> tuple[FlakyBackend, Vault]:
+@pytest.fixture(params=[False, True], ids=["uploader-thread", "inline"])
+def flaky(cache_dir, request: pytest.FixtureRequest) -> tuple[FlakyBackend, Vault]:
+    """Both ways the writer stores packs: an uploader thread (remote backends) or inline (local)."""
     from vault_helpers import make_vault
 
     b = FlakyBackend()
+    b.stores_inline = request.param  # type: ignore[attr-defined]
     v, _ = make_vault(b, cache_dir)
     return b, v
 
@@ -65,6 +67,39 @@ def test_failed_write_is_a_clear_error_and_the_vault_stays_consistent(flaky, pre
     with vault.writer() as w2:
         sid2 = w2.commit_snapshot([("item/later", [w2.put_blob(b"later", "public")])])
     assert sid2 in vault.snapshot_ids()
+
+
+@pytest.mark.parametrize("inline", [False, True])
+def test_packs_are_stored_inline_only_for_a_backend_that_says_so(cache_dir, inline: bool) -> None:
+    """A local backend's packs are stored on the writer's own thread (no pack waits in a queue);
+    other backends' on the uploader thread, overlapping the network with packing."""
+    import threading
+
+    from vault_helpers import make_vault
+
+    stored_by: list[str] = []
+
+    class Recording(MemoryBackend):
+        stores_inline = inline
+
+        def put_stream(self, key, stream, size=None, *, overwrite=False, sync=True):  # type: ignore[no-untyped-def]
+            if key.startswith("data/"):
+                stored_by.append(threading.current_thread().name)
+            super().put_stream(key, stream, size, overwrite=overwrite, sync=sync)
+
+    vault, _ = make_vault(Recording("recording"), cache_dir)
+    threads_before = {t.name for t in threading.enumerate()}
+    with vault.writer(max_pack_age=None, pack_target=64 * 1024) as w:
+        uploader_running = any(t.name == "dingvault-pack-upload" for t in threading.enumerate())
+        ids = [w.put_blob(os.urandom(40_000), "internal") for _ in range(10)]
+        sid = w.commit_snapshot([("item/x", ids)])
+    assert "dingvault-pack-upload" not in threads_before
+    assert uploader_running is not inline
+    assert len(stored_by) >= 2  # several packs
+    expected = threading.current_thread().name if inline else "dingvault-pack-upload"
+    assert set(stored_by) == {expected}
+    assert verify(vault, read_data=True).ok
+    assert [r.key for r in vault.records(sid)] == ["item/x"]
 
 
 def test_prune_waits_for_no_writer(mem_vault: Vault) -> None:

@@ -55,6 +55,9 @@ class Backend(Protocol):
     """The contract. Every method raises BackendError (or a subclass) with a clear message."""
 
     url: str  # e.g. file:///srv/vault or s3://bucket/prefix (never contains secrets)
+    # Optional, read with getattr (default False): True when a ``sync=False`` write is only a copy
+    # into local memory, so the vault writer need not overlap it with packing (vault.writer).
+    # stores_inline: bool
 
     def put(self, key: str, data: bytes, *, overwrite: bool = False, sync: bool = True) -> None:
         """Store ``data`` atomically: readers see the whole object or nothing.

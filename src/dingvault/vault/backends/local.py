@@ -151,6 +151,10 @@ def _same_bytes(a: Path, b: Path) -> bool:
 class LocalBackend:
     """Objects as files under ``root`` (created if missing)."""
 
+    # A write with sync=False is a copy into the page cache: the vault writer stores packs on its
+    # own thread rather than keep them queued for an uploader thread (see vault.writer._Uploader).
+    stores_inline = True
+
     def __init__(self, root: str | os.PathLike[str], *, create: bool = True) -> None:
         self.root = Path(root).absolute()
         self.url = self.root.as_uri()
