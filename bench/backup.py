@@ -1,7 +1,7 @@
 """Backup engine benchmark: the whole product path (connector → engine → vault + catalog).
 
     .venv/bin/python bench/backup.py [--profile medium] [--limits-profile small] [--max-seconds 0]
-                                     [--large-seconds 0] [--skip a,b,c]
+                                     [--large-seconds 0] [--skip a,b,c] [--families=-files]
 
 The emulator runs as a separate process (`dingtalk-emulator serve`) so it does not share this
 process's interpreter lock; everything is on loopback. Three scenarios, each printing figures:
@@ -9,7 +9,8 @@ process's interpreter lock; everything is on loopback. Three scenarios, each pri
 (a) limits off, `--profile` (default medium): a full backup into a fresh home: records/s, MB/s of
     content downloaded, peak RSS of this process. Targets: ≥ 5,000 records/s, RSS < 400 MB.
     `--large-seconds N` also runs the large company for N seconds (then stops the run) and prints
-    its peak RSS: memory must not grow with the organisation's size.
+    its peak RSS: memory must not grow with the organisation's size. `--families` narrows (a) and
+    (a') to some families (`files,todo`) or all but some (`--families=-files`), to tell where a difference is.
 (b) realistic limits (20 calls/s per API), `--limits-profile` (default small): a full backup's wall
     time against the floor set by DingTalk's limits — max over APIs of (calls needed ÷ 20 s⁻¹),
     APIs in parallel — target ≤ 1.15×; and the calls used against the minimum — target ≤ 1.05×.
@@ -108,8 +109,8 @@ def new_home(emu: Emulator, root: Path, client: dict[str, Any]) -> Any:
     return home
 
 
-async def _run_capped(s: Any, mode: str, seconds: float) -> RunStats | None:
-    task = asyncio.ensure_future(s.backup(mode))
+async def _run_capped(s: Any, mode: str, seconds: float, kinds: list[str] | None = None) -> RunStats | None:
+    task = asyncio.ensure_future(s.backup(mode, kinds=kinds))
     if seconds <= 0:
         return await task
     try:
@@ -118,10 +119,12 @@ async def _run_capped(s: Any, mode: str, seconds: float) -> RunStats | None:
         return None
 
 
-def backup(home: Any, mode: str, seconds: float = 0) -> tuple[RunStats | None, float]:
+def backup(
+    home: Any, mode: str, seconds: float = 0, kinds: list[str] | None = None
+) -> tuple[RunStats | None, float]:
     with open_session(home, PASSPHRASE) as s:
         started = time.monotonic()
-        stats = asyncio.run(_run_capped(s, mode, seconds))
+        stats = asyncio.run(_run_capped(s, mode, seconds, kinds))
         return stats, time.monotonic() - started
 
 
@@ -248,17 +251,39 @@ def load() -> str:
 
 
 MEMORY_REPORT = False  # --memory-report
+FAMILIES = ""  # --families: which families (a) and (a') back up; "" = all
+
+
+def kinds_of(spec: str) -> list[str] | None:
+    """The kinds of the families named in ``spec`` ("files,todo"), or of all but those named with
+    a leading minus ("-files"); None for every kind."""
+    from dingvault.source.collectors import COLLECTOR_CLASSES
+
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    if not names:
+        return None
+    by_family = {c.family: list(c.kinds) for c in COLLECTOR_CLASSES}
+    unknown = {n.lstrip("-") for n in names} - set(by_family)
+    if unknown:
+        raise SystemExit(f"--families: unknown {', '.join(sorted(unknown))}; known: {', '.join(by_family)}")
+    excluded = {n[1:] for n in names if n.startswith("-")}
+    chosen = [n for n in names if not n.startswith("-")] or [f for f in by_family if f not in excluded]
+    return [k for f in chosen if f not in excluded for k in by_family[f]]
+
+
+def families_label() -> str:
+    return f", families {FAMILIES}" if FAMILIES else ""
 
 
 def scenario_a(profile: str, max_seconds: float) -> None:
-    print(f"\n(a) limits off, {profile} company, full backup  [{load()}]")
+    print(f"\n(a) limits off, {profile} company{families_label()}, full backup  [{load()}]")
     emu = Emulator(profile, "off")
     root = Path(tempfile.mkdtemp(prefix="dv-bench-"))
     try:
         home = new_home(emu, root, {"rate_per_api": 100_000, "max_concurrency": 32})
         cpu = CpuMeter(emu)
         sampler = RssSampler(report=MEMORY_REPORT)
-        stats, wall = backup(home, "full", max_seconds)
+        stats, wall = backup(home, "full", max_seconds, kinds_of(FAMILIES))
         rss = sampler.stop()
         print(cpu.report(wall))
         if stats is None:
@@ -289,14 +314,16 @@ def scenario_a(profile: str, max_seconds: float) -> None:
 
 
 def scenario_large(seconds: float) -> None:
-    print(f"\n(a') limits off, large company, full backup stopped after {seconds:.0f} s  [{load()}]")
+    print(
+        f"\n(a') limits off, large company{families_label()}, full backup stopped after {seconds:.0f} s  [{load()}]"
+    )
     emu = Emulator("large", "off")
     root = Path(tempfile.mkdtemp(prefix="dv-bench-"))
     try:
         home = new_home(emu, root, {"rate_per_api": 100_000, "max_concurrency": 32})
         cpu = CpuMeter(emu)
         sampler = RssSampler(report=MEMORY_REPORT)
-        _stats, wall = backup(home, "full", seconds)
+        _stats, wall = backup(home, "full", seconds, kinds_of(FAMILIES))
         rss = sampler.stop()
         print(cpu.report(wall))
         with open_session(home, PASSPHRASE) as s:
@@ -453,10 +480,18 @@ def main() -> None:
         action="store_true",
         help="(a, a') print what the memory was made of at the peak (malloc, SQLite, anon/file pages)",
     )
+    parser.add_argument(
+        "--families",
+        default="",
+        help="(a, a') back up only these families (files,todo) or all but some (-files): which "
+        "family a memory or speed difference comes from (write the minus form as --families=-files)",
+    )
     parser.add_argument("--only", choices=("a", "engine", "large", "b"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    global MEMORY_REPORT
+    global MEMORY_REPORT, FAMILIES
     MEMORY_REPORT = args.memory_report
+    FAMILIES = args.families
+    kinds_of(FAMILIES)  # an unknown family stops here, before any emulator starts
     if args.only:
         # One scenario in this process (the parent runs each in a fresh one, so the peak RSS of a
         # scenario never includes what an earlier one left on the heap).
