@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import httpx
+import orjson
 import pytest
 import respx
 
 from dingvault.source.client import DingTalkClient
-from dingvault.source.collectors.directory import Directory
+from dingvault.source.collectors.directory import Directory, UserEntries
 
 from .conftest import OAPI
 
@@ -108,3 +110,84 @@ async def test_a_department_whose_members_cannot_be_read_is_marked_incomplete(
     directory = await asyncio.wait_for(Directory.load(client), timeout=10)
     assert sorted(directory.users) == ["u1", "u2", "u4"]
     assert directory.incomplete_departments == [3]
+
+
+def _entry(i: int) -> dict[str, Any]:
+    """A `user/list` entry shaped like DingTalk's (§2.2), with Chinese text."""
+    return {
+        "userid": f"user{i:05d}",
+        "unionid": f"union{i:05d}iE",
+        "name": f"陳大文{i}",
+        "avatar": "",
+        "state_code": "853",
+        "mobile": f"6{i:07d}",
+        "hide_mobile": False,
+        "telephone": "",
+        "job_number": f"J{i:05d}",
+        "title": "會計主任",
+        "email": f"user{i}@example.mo",
+        "org_email": f"user{i}@corp.example.mo",
+        "work_place": "澳門",
+        "remark": "",
+        "dept_id_list": [1, 100 + i % 7],
+        "dept_order": i,
+        "extension": '{"英文名":"Chan Tai Man"}',
+        "hired_date": 1600000000000 + i,
+        "active": True,
+        "admin": i % 500 == 0,
+        "boss": False,
+        "leader": False,
+        "exclusive_account": False,
+    }
+
+
+def test_user_entries_read_back_as_listed_first_listing_wins_and_index_unionids() -> None:
+    entries = UserEntries()
+    for i in range(3):
+        entries.add(f"user{i:05d}", _entry(i))
+    entries.add("user00001", {**_entry(1), "dept_order": 99})  # listed again under another department
+    entries.add("no-union", {"userid": "no-union", "name": "x"})
+    # A value JSON cannot carry faithfully (an integer beyond 64 bits) is kept as it came.
+    huge = {"userid": "huge", "unionid": "u-huge", "big": 1 << 70}
+    entries.add("huge", huge)
+    assert list(entries) == ["user00000", "user00001", "user00002", "no-union", "huge"]
+    assert entries["user00001"] == _entry(1)  # the first listing's entry, intact
+    assert entries["huge"] == huge
+    assert "user00002" in entries and "nobody" not in entries and len(entries) == 5
+    assert entries.unionids == {
+        "user00000": "union00000iE",
+        "user00001": "union00001iE",
+        "user00002": "union00002iE",
+        "huge": "u-huge",
+    }
+    assert entries.admins == ["user00000"]
+    directory = Directory(users=entries)
+    assert directory.people() == [
+        ("user00000", "union00000iE"),
+        ("huge", "u-huge"),
+        ("user00001", "union00001iE"),
+        ("user00002", "union00002iE"),
+    ]
+    assert directory.userid_for_unionid("union00002iE") == "user00002"
+    assert directory.unionid("no-union") is None
+
+
+def test_user_entries_take_a_fraction_of_the_parsed_entries_memory() -> None:
+    # The directory is held by every family for the whole run: its size per person matters.
+    import tracemalloc
+
+    raw = [orjson.loads(orjson.dumps(_entry(i))) for i in range(2000)]  # as the API parser returns them
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        as_dicts = {e["userid"]: orjson.loads(orjson.dumps(e)) for e in raw}
+        dicts_size = tracemalloc.get_traced_memory()[0] - before
+        before = tracemalloc.get_traced_memory()[0]
+        entries = UserEntries()
+        for e in raw:
+            entries.add(e["userid"], e)
+        entries_size = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(as_dicts) == len(entries) == 2000
+    assert entries_size < 0.5 * dicts_size, (entries_size, dicts_size)

@@ -13,8 +13,11 @@ All of these are exempt from the monthly quota (§0.5).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from dingvault.source.collectors.base import as_list, is_family_fatal
 from dingvault.source.errors import BadResponse, DingTalkError, NotFound
@@ -44,10 +47,58 @@ class Department:
         return ""
 
 
+class UserEntries(Mapping[str, dict[str, Any]]):
+    """userid -> the user's `user/list` entry, as DingTalk sent it, in the order first listed.
+
+    The directory lives for the whole run and every family holds it, so its size is paid once per
+    person for the run's length: an entry is kept as its compact JSON (about a third of the parsed
+    dict's memory, and one object instead of a few dozen) and parsed again when asked for. What
+    the other families look up on every record (unionId, admin) is kept beside it. An entry whose
+    JSON would not read back equal (not possible for what the API parser returns, but cheap to
+    check) is kept as it is.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, bytes | dict[str, Any]] = {}
+        self.unionids: dict[str, str] = {}  # userid -> unionid, for users that have one
+        self.admins: list[str] = []
+
+    def add(self, userid: str, entry: dict[str, Any]) -> None:
+        """Keep ``entry`` unless the user is already known (the first listing wins)."""
+        if userid in self._entries:
+            return
+        kept: bytes | dict[str, Any] = entry
+        try:
+            # Copied: orjson hands back its whole 4 KiB working buffer, several times the JSON.
+            packed = bytes(memoryview(orjson.dumps(entry)))
+            if orjson.loads(packed) == entry:
+                kept = packed
+        except (TypeError, orjson.JSONEncodeError):
+            pass
+        self._entries[userid] = kept
+        if entry.get("unionid"):
+            self.unionids[userid] = str(entry["unionid"])
+        if entry.get("admin") is True:
+            self.admins.append(userid)
+
+    def __getitem__(self, userid: str) -> dict[str, Any]:
+        kept = self._entries[userid]
+        return orjson.loads(kept) if isinstance(kept, bytes) else kept
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, userid: object) -> bool:
+        return userid in self._entries
+
+
 @dataclass
 class Directory:
     departments: dict[int, Department] = field(default_factory=dict)
-    users: dict[str, dict[str, Any]] = field(default_factory=dict)  # userid -> raw list entry
+    users: UserEntries = field(default_factory=UserEntries)  # userid -> raw list entry
     # Users whose listing failed for a department (the department's member list is incomplete).
     incomplete_departments: list[int] = field(default_factory=list)
     _by_union: dict[str, str] | None = field(default=None, repr=False)
@@ -67,23 +118,22 @@ class Directory:
     # ---- look-ups the other families use
 
     def admins(self) -> list[str]:
-        return [uid for uid, u in self.users.items() if u.get("admin") is True]
+        return list(self.users.admins)
 
     def unionid(self, userid: str) -> str | None:
-        user = self.users.get(userid)
-        value = user.get("unionid") if user else None
-        return str(value) if value else None
+        return self.users.unionids.get(userid)
 
     def userid_for_unionid(self, unionid: str) -> str | None:
-        if self._by_union is None or len(self._by_union) != len(self.users):
-            self._by_union = {str(u["unionid"]): uid for uid, u in self.users.items() if u.get("unionid")}
+        unionids = self.users.unionids
+        if self._by_union is None or len(self._by_union) != len(unionids):
+            self._by_union = {union: uid for uid, union in unionids.items()}
         return self._by_union.get(unionid)
 
     def people(self) -> list[tuple[str, str]]:
         """(userid, unionid) of every active user with a unionid, admins first."""
-        admins = set(self.admins())
-        ordered = sorted(self.users.items(), key=lambda kv: (kv[0] not in admins, kv[0]))
-        return [(uid, str(u["unionid"])) for uid, u in ordered if u.get("unionid")]
+        admins = set(self.users.admins)
+        ordered = sorted(self.users.unionids.items(), key=lambda kv: (kv[0] not in admins, kv[0]))
+        return [(uid, union) for uid, union in ordered]
 
 
 class _Loader:
@@ -188,7 +238,7 @@ class _Loader:
             for user in self.members.get(dept_id, ()):
                 userid = user.get("userid")
                 if isinstance(userid, str) and userid:
-                    directory.users.setdefault(userid, user)
+                    directory.users.add(userid, user)
         return directory
 
 
