@@ -154,3 +154,28 @@ def test_release_free_memory_gives_freed_heap_back() -> None:
     assert released == "True"
     assert int(free_before) > 150_000_000  # malloc kept what was freed...
     assert int(anon_before) - int(anon_after) > 100_000_000  # ...and gave it back
+
+
+def test_an_encoded_version_holds_only_its_own_bytes() -> None:
+    # Versions wait in the vault's open segment, a few hundred at a time: each must cost its
+    # size, not the encoder's 4 KiB working buffer.
+    import tracemalloc
+
+    from dingvault.backup.payload import decode_version, encode_version
+    from dingvault.source.items import Item
+
+    items = [
+        Item(kind="todo", source_id=f"t{i}", raw={"card": {"taskId": f"t{i}", "subject": "覆核合約"}})
+        for i in range(1000)
+    ]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        payloads = [encode_version(item, []) for item in items]
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    size = sum(len(p) for p in payloads)
+    assert size > 100_000  # ~200 bytes each
+    assert held < 1.5 * size, (held, size)
+    assert decode_version(payloads[7])["raw"]["card"]["taskId"] == "t7"
