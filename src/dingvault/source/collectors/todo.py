@@ -35,6 +35,7 @@ from dingvault.source.collectors.base import (
     owner_by_unionid,
     whole_months,
 )
+from dingvault.source.collectors.seen_ids import SeenIds
 from dingvault.source.errors import BadResponse, DingTalkError, NotFound
 from dingvault.source.items import Batch, CompleteListing, CursorKey, CursorUpdate, Item, Mode, ScopeFilter
 
@@ -69,7 +70,20 @@ class TodoCollector(Collector):
             for union, uid in known.items()
             if union not in active and (not uid or scope.includes_user(str(uid)))
         ]
-        seen: set[str] = set()
+        # Every todo yielded in this run, so that one shared by several users is yielded once:
+        # O(the organisation's todos), so not a Python set (see seen_ids).
+        with SeenIds() as seen:
+            async for batch in self._listings(people, departed, directory, seen):
+                yield batch
+        self.finish()
+
+    async def _listings(
+        self,
+        people: list[tuple[str, str]],
+        departed: list[tuple[str, str]],
+        directory: Any,
+        seen: SeenIds,
+    ) -> AsyncIterator[Batch]:
         # (person, isDone, left): a leaver's final listing asks both states in one job.
         queries: list[tuple[tuple[str, str], bool, bool]] = [
             (p, done, False) for p in people for done in (False, True)
@@ -92,18 +106,14 @@ class TodoCollector(Collector):
                 self.note_problem(f"{what} of {uid or union}", result)
                 continue
             items = []
-            for card in result:
-                task_id = str(card.get("taskId"))
-                if task_id not in seen:  # a todo shared by several users is stored once
-                    seen.add(task_id)
-                    item = owner_by_unionid(todo_item(card, union), directory)
-                    if (
-                        left
-                        and item.fields.get("owner") is None
-                        and item.fields.get("owner_unionid") == union
-                    ):
-                        item.fields["owner"] = uid or None
-                    items.append(item)
+            firsts = seen.add_new(str(card.get("taskId")) for card in result)
+            for card, first in zip(result, firsts, strict=True):
+                if not first:  # a todo shared by several users is stored once
+                    continue
+                item = owner_by_unionid(todo_item(card, union), directory)
+                if left and item.fields.get("owner") is None and item.fields.get("owner_unionid") == union:
+                    item.fields["owner"] = uid or None
+                items.append(item)
             # The query has no delta form: every run lists each user's todos completely, so every
             # run can tell deletions — per user, so that users not asked (out of scope) and done
             # months beyond the API's visibility are never taken for deleted. A user who left is
@@ -120,7 +130,6 @@ class TodoCollector(Collector):
             complete=[CompleteListing("todo", c) for c in claims] or None,
             cursor=CursorUpdate(self.name, "", {"people": people_now}),
         )
-        self.finish()
 
     async def _final(self, union: str) -> list[dict[str, Any]]:
         """A departed user's open and done todos; nothing if DingTalk no longer knows the user.
