@@ -50,6 +50,7 @@ from dingvault.source.collectors.base import (
     whole_months,
     windows,
 )
+from dingvault.source.collectors.seen_ids import SeenIds
 from dingvault.source.errors import BadResponse, DingTalkError, NotFound, PermissionDenied
 from dingvault.source.items import (
     AttachmentRef,
@@ -186,16 +187,18 @@ class ApprovalsCollector(Collector):
         self, process_code: str, previously_open: list[str], spans: list[tuple[int, int]]
     ) -> AsyncIterator[str | _WindowEnd]:
         """Ids to read in order: last run's open ones, then each window's, each followed by its end."""
-        seen: set[str] = set(previously_open)  # an id is read once per run, even if listed twice
-        for instance_id in previously_open:
-            yield instance_id
-        for window_start, window_end in spans:
-            async for ids in self._list_ids(process_code, window_start, window_end):
-                for instance_id in ids:
-                    if instance_id not in seen:
-                        seen.add(instance_id)
-                        yield instance_id
-            yield _WindowEnd(window_end)
+        # An id is read once per run, even if listed twice. The ids of a template's whole history
+        # add up with the organisation, so they are not kept in a Python set (see seen_ids).
+        with SeenIds() as seen:
+            for instance_id, first in zip(previously_open, seen.add_new(previously_open), strict=True):
+                if first:
+                    yield instance_id
+            for window_start, window_end in spans:
+                async for ids in self._list_ids(process_code, window_start, window_end):
+                    for instance_id, first in zip(ids, seen.add_new(ids), strict=True):
+                        if first:
+                            yield instance_id
+                yield _WindowEnd(window_end)
 
     def _take(self, run: _TemplateRun, instance_id: str, result: dict[str, Any] | BaseException) -> None:
         """Account for one detail answer, in listing order."""

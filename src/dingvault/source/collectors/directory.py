@@ -60,6 +60,7 @@ class UserEntries(Mapping[str, dict[str, Any]]):
     def __init__(self) -> None:
         self._entries: dict[str, bytes | dict[str, Any]] = {}
         self.unionids: dict[str, str] = {}  # userid -> unionid, for users that have one
+        self.userids: dict[str, str] = {}  # unionid -> userid (the last listed, for a shared one)
         self.admins: list[str] = []
 
     def add(self, userid: str, entry: dict[str, Any]) -> None:
@@ -76,7 +77,9 @@ class UserEntries(Mapping[str, dict[str, Any]]):
             pass
         self._entries[userid] = kept
         if entry.get("unionid"):
-            self.unionids[userid] = str(entry["unionid"])
+            union = str(entry["unionid"])
+            self.unionids[userid] = union
+            self.userids[union] = userid
         if entry.get("admin") is True:
             self.admins.append(userid)
 
@@ -100,7 +103,6 @@ class Directory:
     users: UserEntries = field(default_factory=UserEntries)  # userid -> raw list entry
     # Users whose listing failed for a department (the department's member list is incomplete).
     incomplete_departments: list[int] = field(default_factory=list)
-    _by_union: dict[str, str] | None = field(default=None, repr=False)
 
     @classmethod
     async def load(cls, client: DingTalkClient, *, concurrency: int = 8) -> Directory:
@@ -123,10 +125,7 @@ class Directory:
         return self.users.unionids.get(userid)
 
     def userid_for_unionid(self, unionid: str) -> str | None:
-        unionids = self.users.unionids
-        if self._by_union is None or len(self._by_union) != len(unionids):
-            self._by_union = {union: uid for uid, union in unionids.items()}
-        return self._by_union.get(unionid)
+        return self.users.userids.get(unionid)
 
     def people(self) -> list[tuple[str, str]]:
         """(userid, unionid) of every active user with a unionid, admins first."""

@@ -22,6 +22,7 @@ class SeenIds:
 
     def __init__(self) -> None:
         # "" opens a private database in a temporary file, created only once the cache spills.
+        # Any thread: a collector's generator may be finalised away from the thread that made it.
         self._db = sqlite3.connect("", isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=OFF")  # nothing to recover: the set lives for one run
         self._db.execute("PRAGMA synchronous=OFF")
@@ -40,10 +41,6 @@ class SeenIds:
             return [self.add(i) for i in ids]
         finally:
             self._db.execute("COMMIT")
-
-    def __contains__(self, item_id: object) -> bool:
-        row = self._db.execute("SELECT 1 FROM seen WHERE id = ?", (str(item_id),)).fetchone()
-        return row is not None
 
     def __len__(self) -> int:
         return self._count
