@@ -2,6 +2,7 @@
 
 import asyncio
 import hashlib
+import tempfile
 
 from dingvault.backup.spool import MEMORY_LIMIT, SpoolBudget, spool
 
@@ -32,6 +33,20 @@ def test_big_downloads_go_to_disk(tmp_path):
     big = asyncio.run(spool(_chunks(b"y" * (MEMORY_LIMIT + 10), 65536), tmp_path, budget))
     assert budget.in_memory == 0 and big.size == MEMORY_LIMIT + 10
     big.close()
+
+
+def test_a_download_announced_larger_than_the_limit_goes_to_disk_at_once(tmp_path):
+    """No in-memory buffer is grown only to be copied out when the size says it will not fit."""
+    budget = SpoolBudget()
+    data = b"z" * 5000
+    announced = asyncio.run(spool(_chunks(data), tmp_path, budget, expected_size=MEMORY_LIMIT + 1))
+    assert budget.in_memory == 0 and announced.in_memory == 0
+    assert not isinstance(announced.file, tempfile.SpooledTemporaryFile)
+    assert announced.file.read() == data and announced.sha256 == hashlib.sha256(data).hexdigest()
+    announced.close()
+    small = asyncio.run(spool(_chunks(data), tmp_path, budget, expected_size=len(data)))
+    assert budget.in_memory == len(data), "announced small: kept in memory"
+    small.close()
 
 
 def test_a_failed_download_leaves_nothing_behind(tmp_path):

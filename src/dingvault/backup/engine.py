@@ -520,7 +520,12 @@ class BackupEngine:
                     stats.skipped_content[item.kind] += 1
                     continue
                 async with self._download_sem:
-                    download = await spool(collector.open_attachment(ref), self.tmp_dir, self._spool_budget)
+                    download = await spool(
+                        collector.open_attachment(ref),
+                        self.tmp_dir,
+                        self._spool_budget,
+                        expected_size=ref.size,
+                    )
                 spools[idx] = download
                 stored.append(StoredAttachment(ref, sha256=download.sha256, size=download.size))
                 stats.attachments_downloaded += 1
