@@ -129,7 +129,11 @@ def test_consecutive_snapshots_share_their_tree_blobs(
         records.insert(100, ("user/000099a", [changed]))  # and one new item
         sid = w.commit_snapshot(records)
     added = mem_vault.index.stats_by_class()["meta"]["blobs"] - tree_blobs
-    assert added <= 12, f"{added} new tree blobs for two changed records (of {tree_blobs})"
+    # Each change rewrites its leaf and the nodes above it (~6 levels here); a cut that moves
+    # takes a neighbour along at some level. Where cuts fall depends on the vault's random keys
+    # (the lines hold keyed blob ids): 7-14 new blobs over 41 vaults, so the bound is two paths
+    # with a neighbour at every level, still a seventh of a tree written afresh.
+    assert added <= 24, f"{added} new tree blobs for two changed records (of {tree_blobs})"
     assert [r.key for r in mem_vault.records(sid)] == [r[0] for r in records]
 
 
