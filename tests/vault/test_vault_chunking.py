@@ -106,3 +106,33 @@ def test_small_streams_are_cut_where_the_stream_chunker_cuts() -> None:
                 chunks = list(Chunker(params).chunks(stream, size=size))  # type: ignore[arg-type]
                 assert [len(c) for c in chunks] == expected, (params, n, size)
                 assert b"".join(chunks) == data
+
+
+class _Recording(io.BytesIO):
+    """Records the sizes asked of ``read``: a file allocates what is asked before it reads."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.asked: list[int] = []
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.asked.append(-1 if size is None else size)
+        return super().read(size)
+
+
+def test_a_stream_of_known_size_is_asked_for_no_more_than_it_holds() -> None:
+    params = ChunkerParams(seed=3)
+    data = _data(60_000, 60_000)
+    stream = _Recording(data)
+    chunks = list(Chunker(params).chunks(stream, size=len(data)))
+    assert b"".join(chunks) == data and [len(c) for c in chunks] == _stream_cuts(params, data)
+    assert max(stream.asked) <= len(data) + 1, stream.asked  # not the largest chunk (4 MiB)
+
+
+def test_a_stream_longer_than_announced_is_chunked_whole() -> None:
+    params = ChunkerParams(seed=3)
+    for announced, n in ((1000, 300_000), (1000, 6_000_000), (0, 5000)):
+        data = _data(n, n)
+        chunks = list(Chunker(params).chunks(io.BytesIO(data), size=announced))
+        assert b"".join(chunks) == data, (announced, n)
+        assert [len(c) for c in chunks] == _stream_cuts(params, data), (announced, n)

@@ -54,10 +54,16 @@ class Chunker:
         if size is not None and size > limit:
             source: BinaryIO | Prepend = stream
         else:
-            head = read_exactly(stream, limit + 1)
-            if len(head) <= limit:
+            # Ask for no more than can be there: a file's read(n) allocates n bytes before it
+            # knows how many it has, so asking every attachment on disk for 4 MiB cost two 4 MiB
+            # allocations (the second at the end of the file). By memray, over 60 s of the large
+            # company's backup that was 10.8 of the 24.9 GB the process allocated.
+            want = (limit if size is None else size) + 1
+            head = read_exactly(stream, want)
+            if len(head) < want:  # the end of the stream: all of it is in ``head``
                 yield from self.chunk_bytes(head)
                 return
+            # Longer than announced (or than the largest chunk): the stream chunker takes over.
             source = Prepend(head, stream)
             del head  # the reader lets it go once it is consumed
         # pyfastcdc's memoryviews are only valid until the next chunk: copy each one out.
