@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from dingvault.backup.memory import limit_malloc_arenas, limit_sqlite_heap
+from dingvault.backup.open_files import raise_open_files_limit
 from dingvault.backup.payload import (
     StoredAttachment,
     attachment_identity,
@@ -182,6 +183,8 @@ class BackupEngine:
         limit_malloc_arenas()
         # SQLite's page caches, all connections together, stay bounded however large the catalog.
         limit_sqlite_heap()
+        # Downloads waiting for the writer are open files: more than a default soft limit allows.
+        raise_open_files_limit()
         self._download_sem = asyncio.Semaphore(download_concurrency)
         self._commit_items = commit_items
         self._commit_seconds = commit_seconds
