@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import resource
 import shutil
@@ -181,6 +182,7 @@ class RssSampler:
         self._report = report
         self._started = time.monotonic()
         self.at_peak: dict[str, float] = {}
+        self.peak_fds = 0  # open file descriptors (spooled downloads waiting for the writer, sockets)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(every,), daemon=True)
         self._thread.start()
@@ -202,6 +204,8 @@ class RssSampler:
                     flush=True,
                 )
             self.peak = max(self.peak, rss)
+            with contextlib.suppress(OSError):
+                self.peak_fds = max(self.peak_fds, self._proc.num_fds())
 
     def stop(self) -> float:
         self._stop.set()
@@ -212,6 +216,7 @@ class RssSampler:
                 + ", ".join(f"{k} {v:,.1f}" for k, v in self.at_peak.items())
                 + f"; at the end: {', '.join(f'{k} {v:,.1f}' for k, v in memory_breakdown().items())}"
             )
+            print(f"  open files at most: {self.peak_fds:,}")
         return self.peak / 1e6
 
 
@@ -478,7 +483,7 @@ def main() -> None:
     parser.add_argument(
         "--memory-report",
         action="store_true",
-        help="(a, a') print what the memory was made of at the peak (malloc, SQLite, anon/file pages)",
+        help="(a, a') print what the memory was made of at the peak (malloc, SQLite, anon/file pages) and the most files open at once",
     )
     parser.add_argument(
         "--families",
