@@ -102,7 +102,6 @@ class TreeBuilder:
         # The open leaf's lines, newline-separated, in one buffer: a leaf holds thousands of lines,
         # and each line object would cost orjson's 4 KiB result buffer, not its ~150 bytes.
         self._leaf = bytearray()
-        self._leaf_size = 0
         self._levels: list[list[bytes]] = [[]]  # level 0 holds leaf ids
         self.count = 0
 
@@ -115,18 +114,16 @@ class TreeBuilder:
         if self._leaf:
             self._leaf += b"\n"
         self._leaf += line
-        self._leaf_size += len(line) + 1
         self.count += 1
-        size = self._leaf_size
+        size = len(self._leaf) + 1  # each line and its separator (the last one's counted too)
         if size >= LEAF_TARGET or (size >= LEAF_MIN and zlib.crc32(key.encode()) & LEAF_CUT_MASK == 0):
             self._close_leaf()
 
     def _close_leaf(self) -> None:
         if not self._leaf:
             return
-        blob_id = self._put(LEAF_MAGIC + bytes(self._leaf))
+        blob_id = self._put(LEAF_MAGIC + self._leaf)  # bytes + bytearray is bytes: one copy
         self._leaf = bytearray()
-        self._leaf_size = 0
         self._push(0, blob_id)
 
     def _push(self, level: int, blob_id: bytes) -> None:

@@ -130,8 +130,7 @@ class Directory:
     def people(self) -> list[tuple[str, str]]:
         """(userid, unionid) of every active user with a unionid, admins first."""
         admins = set(self.users.admins)
-        ordered = sorted(self.users.unionids.items(), key=lambda kv: (kv[0] not in admins, kv[0]))
-        return [(uid, union) for uid, union in ordered]
+        return sorted(self.users.unionids.items(), key=lambda kv: (kv[0] not in admins, kv[0]))
 
 
 class _Loader:
