@@ -179,3 +179,79 @@ def test_an_encoded_version_holds_only_its_own_bytes() -> None:
     assert size > 100_000  # ~200 bytes each
     assert held < 1.5 * size, (held, size)
     assert decode_version(payloads[7])["raw"]["card"]["taskId"] == "t7"
+
+
+# Frees a 4 MiB block (mapped, which raises glibc's sliding threshold to 4 MiB), then takes a
+# 2 MiB one and prints how many blocks are mapped: 1 if it was mapped, 0 if it came from the heap.
+_MMAP_SCRIPT = textwrap.dedent(
+    """
+    import ctypes, sys
+    from dingvault.backup.memory import map_large_blocks
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_size_t) for n in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+            "fordblks", "keepcost")]
+
+    libc = ctypes.CDLL(None)
+    libc.mallinfo2.restype = MallInfo2
+    if sys.argv[1] == "fixed":
+        assert map_large_blocks(1 << 20)
+    mapped_before = libc.mallinfo2().hblks
+    big = bytearray(4 << 20)
+    del big
+    block = bytearray(2 << 20)
+    print(libc.mallinfo2().hblks - mapped_before, len(block))
+    """
+)
+
+
+def _mapped_after_a_big_free(mode: str) -> int:
+    out = subprocess.run(
+        [sys.executable, "-c", _MMAP_SCRIPT, mode], capture_output=True, text=True, check=True
+    ).stdout.split()
+    return int(out[0])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc only")
+def test_large_blocks_stay_mapped_after_a_bigger_one_was_freed() -> None:
+    # glibc's own threshold slid up to 4 MiB: the 2 MiB block came from the heap, and would leave
+    # a hole there when freed.
+    assert _mapped_after_a_big_free("default") == 0
+    # With a fixed threshold it is mapped, and freeing it returns it to the system.
+    assert _mapped_after_a_big_free("fixed") == 1
+
+
+# Leaves freed holes on the heap inside `releasing_free_memory`, waits, and prints the anonymous
+# RSS while the blocks were held and after the wait, then whether the releasing thread is gone.
+_RELEASING_SCRIPT = textwrap.dedent(
+    """
+    import threading, time
+    from dingvault.backup.memory import releasing_free_memory
+
+    def anon():
+        for line in open("/proc/self/status"):
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+
+    with releasing_free_memory(every=0.05):
+        blocks = [bytearray(b"x" * 65_000) for _ in range(3_000)]  # on the heap, every page touched
+        keep = blocks[::50]
+        before = anon()
+        del blocks
+        time.sleep(0.5)
+        after = anon()
+    names = [t.name for t in threading.enumerate()]
+    print(before, after, "dingvault-release-memory" in names, len(keep))
+    """
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc only")
+def test_free_memory_is_released_while_a_run_goes_on() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", _RELEASING_SCRIPT], capture_output=True, text=True, check=True
+    ).stdout.split()
+    before, after, thread_left = int(out[0]), int(out[1]), out[2]
+    assert before - after > 100_000_000  # given back without anyone calling release_free_memory
+    assert thread_left == "False"

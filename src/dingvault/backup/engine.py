@@ -40,7 +40,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from dingvault.backup.memory import limit_malloc_arenas, limit_sqlite_heap
+from dingvault.backup.memory import (
+    limit_malloc_arenas,
+    limit_sqlite_heap,
+    map_large_blocks,
+    releasing_free_memory,
+)
 from dingvault.backup.open_files import raise_open_files_limit
 from dingvault.backup.payload import (
     StoredAttachment,
@@ -181,6 +186,8 @@ class BackupEngine:
         # Before the run's threads exist: they then share two malloc arenas instead of keeping
         # freed memory in one each (see dingvault.backup.memory for the measurement).
         limit_malloc_arenas()
+        # Pack buffers and big download chunks are mapped, so freeing them returns them at once.
+        map_large_blocks()
         # SQLite's page caches, all connections together, stay bounded however large the catalog.
         limit_sqlite_heap()
         # Downloads waiting for the writer are open files: more than a default soft limit allows.
@@ -217,6 +224,12 @@ class BackupEngine:
     async def run(self, mode: str = "incremental") -> RunStats:
         if mode not in ("full", "incremental"):
             raise ValueError(f"mode must be full or incremental, not {mode!r}")
+        # What the run frees between its peaks goes back to the system as it goes, not only at the
+        # end (see dingvault.backup.memory).
+        with releasing_free_memory():
+            return await self._run(mode)
+
+    async def _run(self, mode: str) -> RunStats:
         stats = RunStats(mode=mode)
         calls_before = dict(self._api_call_counts()) if self._api_call_counts else {}
         errors_before = dict(self._api_error_counts()) if self._api_error_counts else {}
