@@ -118,12 +118,10 @@ def test_sqlite_heap_limit_keeps_a_lower_one() -> None:
     assert out == [str(4 << 20), str(4 << 20)]
 
 
-# Leaves glibc's heap full of freed 64 KiB holes (below the mmap threshold, so on the heap), then
-# prints malloc's free-but-kept bytes and the process's anonymous RSS before and after release.
-_TRIM_SCRIPT = textwrap.dedent(
+# What the scripts below read of the process: glibc's malloc counters and the anonymous RSS.
+_MALLOC_PROBE = textwrap.dedent(
     """
     import ctypes
-    from dingvault.backup.memory import release_free_memory
 
     class MallInfo2(ctypes.Structure):
         _fields_ = [(n, ctypes.c_size_t) for n in (
@@ -132,10 +130,21 @@ _TRIM_SCRIPT = textwrap.dedent(
 
     libc = ctypes.CDLL(None)
     libc.mallinfo2.restype = MallInfo2
+
     def anon():
         for line in open("/proc/self/status"):
             if line.startswith("RssAnon:"):
                 return int(line.split()[1]) * 1024
+    """
+)
+
+
+# Leaves glibc's heap full of freed 64 KiB holes (below the mmap threshold, so on the heap), then
+# prints malloc's free-but-kept bytes and the process's anonymous RSS before and after release.
+_TRIM_SCRIPT = _MALLOC_PROBE + textwrap.dedent(
+    """
+    from dingvault.backup.memory import release_free_memory
+
     blocks = [bytearray(b"x" * 65_000) for _ in range(3_000)]  # ~195 MB, every page touched
     keep = blocks[::50]  # a few stay, so the heap cannot simply shrink from its top
     del blocks
@@ -183,18 +192,11 @@ def test_an_encoded_version_holds_only_its_own_bytes() -> None:
 
 # Frees a 4 MiB block (mapped, which raises glibc's sliding threshold to 4 MiB), then takes a
 # 2 MiB one and prints how many blocks are mapped: 1 if it was mapped, 0 if it came from the heap.
-_MMAP_SCRIPT = textwrap.dedent(
+_MMAP_SCRIPT = _MALLOC_PROBE + textwrap.dedent(
     """
-    import ctypes, sys
+    import sys
     from dingvault.backup.memory import map_large_blocks
 
-    class MallInfo2(ctypes.Structure):
-        _fields_ = [(n, ctypes.c_size_t) for n in (
-            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
-            "fordblks", "keepcost")]
-
-    libc = ctypes.CDLL(None)
-    libc.mallinfo2.restype = MallInfo2
     if sys.argv[1] == "fixed":
         assert map_large_blocks(1 << 20)
     mapped_before = libc.mallinfo2().hblks
@@ -224,15 +226,10 @@ def test_large_blocks_stay_mapped_after_a_bigger_one_was_freed() -> None:
 
 # Leaves freed holes on the heap inside `releasing_free_memory`, waits, and prints the anonymous
 # RSS while the blocks were held and after the wait, then whether the releasing thread is gone.
-_RELEASING_SCRIPT = textwrap.dedent(
+_RELEASING_SCRIPT = _MALLOC_PROBE + textwrap.dedent(
     """
     import threading, time
     from dingvault.backup.memory import releasing_free_memory
-
-    def anon():
-        for line in open("/proc/self/status"):
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) * 1024
 
     with releasing_free_memory(every=0.05):
         blocks = [bytearray(b"x" * 65_000) for _ in range(3_000)]  # on the heap, every page touched
