@@ -56,7 +56,13 @@ PROFILE_PROBE = textwrap.dedent(
 
 
 def profile_figures(profile: str) -> dict[str, object]:
-    out = subprocess.run([sys.executable, "-c", PROFILE_PROBE, profile], capture_output=True, text=True, check=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-c", PROFILE_PROBE, profile],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -86,11 +92,17 @@ def generator_figures(big_mb: int) -> list[dict[str, object]]:
         b"".join(render(fresh).iter_range(size - 1024, size))
         tail_warm = time.perf_counter() - t
         assert len(tail) == 1024
-        rows.append({
-            "ext": ext, "mb": size / 1e6, "first_mb_s": round(size / 1e6 / timings[0]),
-            "second_mb_s": round(size / 1e6 / timings[1]), "sha256_mb_s": round(size / 1e6 / sha_s),
-            "tail_range_cold_s": round(tail_cold, 3), "tail_range_warm_s": round(tail_warm, 4),
-        })
+        rows.append(
+            {
+                "ext": ext,
+                "mb": size / 1e6,
+                "first_mb_s": round(size / 1e6 / timings[0]),
+                "second_mb_s": round(size / 1e6 / timings[1]),
+                "sha256_mb_s": round(size / 1e6 / sha_s),
+                "tail_range_cold_s": round(tail_cold, 3),
+                "tail_range_warm_s": round(tail_warm, 4),
+            }
+        )
     return rows
 
 
@@ -100,18 +112,26 @@ def main() -> None:
     ap.add_argument("--big-mb", type=int, default=256)
     args = ap.parse_args()
     print(f"load average before: {os.getloadavg()}")
-    print("| profile | app start s | files world s | RSS at start MB | spaces | groups | workspaces | all dentries s | files | bytes | RSS after MB |")
+    print(
+        "| profile | app start s | files world s | RSS at start MB | spaces | groups | workspaces | all dentries s | files | bytes | RSS after MB |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for profile in args.profiles.split(","):
         f = profile_figures(profile)
-        print(f"| {profile} | {f['app_s']} | {f['world_s']} | {f['rss_start_mb']} | {f['spaces']} | {f['groups']} | {f['workspaces']} "
-              f"| {f['metadata_s']} | {f['files']} | {int(f['bytes']) / 1e9:.2f} GB | {f['rss_after_mb']} |")
+        print(
+            f"| {profile} | {f['app_s']} | {f['world_s']} | {f['rss_start_mb']} | {f['spaces']} | {f['groups']} | {f['workspaces']} "
+            f"| {f['metadata_s']} | {f['files']} | {int(f['bytes']) / 1e9:.2f} GB | {f['rss_after_mb']} |"
+        )
     print()
-    print("| format | size MB | 1st pass MB/s | 2nd pass MB/s | sha256 MB/s | 1 KiB tail Range cold s | warm s |")
+    print(
+        "| format | size MB | 1st pass MB/s | 2nd pass MB/s | sha256 MB/s | 1 KiB tail Range cold s | warm s |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in generator_figures(args.big_mb):
-        print(f"| {r['ext']} | {r['mb']:.0f} | {r['first_mb_s']} | {r['second_mb_s']} | {r['sha256_mb_s']} "
-              f"| {r['tail_range_cold_s']} | {r['tail_range_warm_s']} |")
+        print(
+            f"| {r['ext']} | {r['mb']:.0f} | {r['first_mb_s']} | {r['second_mb_s']} | {r['sha256_mb_s']} "
+            f"| {r['tail_range_cold_s']} | {r['tail_range_warm_s']} |"
+        )
     print(f"\nload average after: {os.getloadavg()}")
 
 

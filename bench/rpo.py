@@ -105,7 +105,9 @@ def main() -> None:
         app = ServiceApp(session, config, client_overrides=FAST_CLIENT)
         loop = asyncio.new_event_loop()
         ready = threading.Event()
-        thread = threading.Thread(target=lambda: loop.run_until_complete(app.run(ready=lambda _a: ready.set())))
+        thread = threading.Thread(
+            target=lambda: loop.run_until_complete(app.run(ready=lambda _a: ready.set()))
+        )
         thread.start()
         ready.wait(120)
         _wait_idle(app)

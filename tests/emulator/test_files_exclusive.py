@@ -38,11 +38,19 @@ def test_group_inventory_pages_cover_truth(ex: Emu) -> None:
     assert [i["openConversationId"] for i in seen] and {i["openConversationId"] for i in seen} == set(truth)
     assert len(seen) == len(truth)
     item = seen[0]
-    for key, typ in {"groupName": str, "groupMembersCount": int, "groupOwnerUserId": str, "status": int, "groupCreateTime": int}.items():
+    for key, typ in {
+        "groupName": str,
+        "groupMembersCount": int,
+        "groupOwnerUserId": str,
+        "status": int,
+        "groupCreateTime": int,
+    }.items():
         assert isinstance(item[key], typ)
     api_groups = {g["id"] for g in ex.truth("group")}
     assert api_groups < set(truth)  # the inventory also lists groups created in the client
-    assert ex.get("/v1.0/exclusive/securities/orgGroupInfos", pageStart=1, pageSize=7).status_code == 400  # uuid required
+    assert (
+        ex.get("/v1.0/exclusive/securities/orgGroupInfos", pageStart=1, pageSize=7).status_code == 400
+    )  # uuid required
 
 
 def test_audit_log_paging_has_no_gaps(ex: Emu) -> None:
@@ -61,12 +69,25 @@ def test_audit_log_paging_has_no_gaps(ex: Emu) -> None:
         params["nextGmtCreate"], params["nextBizId"] = rows[-1]["gmtCreate"], rows[-1]["bizId"]
     assert got == expected
     row = ex.get("/v1.0/exclusive/fileAuditLogs", startDate=start, endDate=end, pageSize=1).json()["list"][0]
-    assert set(row) >= {"operatorName", "userId", "platform", "action", "actionView", "resource", "bizId", "gmtCreate"}
-    assert ex.get("/v1.0/exclusive/fileAuditLogs", startDate=start, endDate=end, pageSize=501).status_code == 400
+    assert set(row) >= {
+        "operatorName",
+        "userId",
+        "platform",
+        "action",
+        "actionView",
+        "resource",
+        "bizId",
+        "gmtCreate",
+    }
+    assert (
+        ex.get("/v1.0/exclusive/fileAuditLogs", startDate=start, endDate=end, pageSize=501).status_code == 400
+    )
 
 
 def test_outside_audit_groups(ex: Emu) -> None:
-    groups = ex.post("/v1.0/exclusive/audits/outsideGroups/query", {"pageNumber": 1, "pageSize": 10}).json()["responseBody"]
+    groups = ex.post("/v1.0/exclusive/audits/outsideGroups/query", {"pageNumber": 1, "pageSize": 10}).json()[
+        "responseBody"
+    ]
     assert groups["total"] == len(groups["groupList"]) > 0
     cid = groups["groupList"][0]["openConversationId"]
     msgs, token = [], None

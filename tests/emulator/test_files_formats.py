@@ -21,7 +21,9 @@ from dingtalk_emulator.files.render import MIN_SIZE, ContentSpec, render, text_o
 SIZES = [16_000, 48_000, 600_000]
 
 
-def spec(ext: str, size: int, version: int = 1, key: str = "1/sp/42", kind: str = "contract", lang: str = "zh-Hant") -> ContentSpec:
+def spec(
+    ext: str, size: int, version: int = 1, key: str = "1/sp/42", kind: str = "contract", lang: str = "zh-Hant"
+) -> ContentSpec:
     return ContentSpec(key, ext, version, size, kind, lang)
 
 
@@ -68,7 +70,11 @@ def test_xlsx_is_a_valid_workbook_with_cells(size: int) -> None:
     assert text_of(s).title in cells_text
     if size >= 160_000:
         assert len(rows) > 1000  # a long generated table
-        numbers = [c.getElementsByTagName("v")[0].firstChild.data for c in rows[500].getElementsByTagName("c") if c.getElementsByTagName("v")]
+        numbers = [
+            c.getElementsByTagName("v")[0].firstChild.data
+            for c in rows[500].getElementsByTagName("c")
+            if c.getElementsByTagName("v")
+        ]
         assert all(re.fullmatch(r"[0-9.]+", n) for n in numbers) and numbers
 
 
@@ -234,6 +240,9 @@ def test_pdf_keeps_planted_values_on_one_line(lang: str) -> None:
     assert planted
     for _, value, _ in planted:
         # Latin text is a PDF literal string, where parentheses are escaped.
-        encoded = (value.encode("cp1252").replace(b"(", b"\\(").replace(b")", b"\\)") if lang in ("pt", "en")
-                   else value.encode("utf-16-be").hex().upper().encode())
+        encoded = (
+            value.encode("cp1252").replace(b"(", b"\\(").replace(b")", b"\\)")
+            if lang in ("pt", "en")
+            else value.encode("utf-16-be").hex().upper().encode()
+        )
         assert encoded in data, value

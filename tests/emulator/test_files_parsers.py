@@ -32,7 +32,9 @@ def test_pdf_text_extracts_with_pypdf(lang: str, size: int) -> None:
 
 def test_long_pdf_flows_onto_several_pages() -> None:
     base = corpus.compose("p/2", "contract", "zh-Hant", 1)
-    long_doc = corpus.DocText("contract", "zh-Hant", base.title, [f"第{i}段：{base.paragraphs[i % 8]}" for i in range(120)])
+    long_doc = corpus.DocText(
+        "contract", "zh-Hant", base.title, [f"第{i}段：{base.paragraphs[i % 8]}" for i in range(120)]
+    )
     reader = PdfReader(io.BytesIO(read_all(pdf_part("p/2@1", long_doc, 60_000))), strict=True)
     assert len(reader.pages) >= 4
     assert "第119段" in reader.pages[-1].extract_text() and "第0段" in reader.pages[0].extract_text()

@@ -24,7 +24,9 @@ class Emu:
         return self.client.get(path, params=params, headers=self.headers)
 
     def post(self, path: str, body: Any = None, **params: Any) -> Any:
-        return self.client.post(path, params=params, json=body if body is not None else {}, headers=self.headers)
+        return self.client.post(
+            path, params=params, json=body if body is not None else {}, headers=self.headers
+        )
 
     def mutate(self, op: str, **params: Any) -> Any:
         return self.client.post("/_emulator/mutate", json={"op": op, **params})
@@ -39,7 +41,9 @@ def make_emu(seed: int = 5, **cfg: Any) -> Emu:
     app, state = create_app(EmulatorConfig(profile="demo", limits="off", seed=seed, **cfg))
     state.base_url = "http://testserver"
     client = TestClient(app)
-    r = client.post("/v1.0/oauth2/accessToken", json={"appKey": state.org.app_key, "appSecret": state.org.app_secret})
+    r = client.post(
+        "/v1.0/oauth2/accessToken", json={"appKey": state.org.app_key, "appSecret": state.org.app_secret}
+    )
     return Emu(client, state, {"x-acs-dingtalk-access-token": r.json()["accessToken"]})
 
 
@@ -110,7 +114,16 @@ def test_drive_spaces_fields_and_empty_string_end(emu: Emu) -> None:
     assert len(spaces) >= 3
     assert len({s["spaceId"] for s in spaces}) == len(spaces)
     for s in spaces:
-        assert set(s) >= {"spaceId", "spaceName", "spaceType", "quota", "usedQuota", "permissionMode", "createTime", "modifyTime"}
+        assert set(s) >= {
+            "spaceId",
+            "spaceName",
+            "spaceType",
+            "quota",
+            "usedQuota",
+            "permissionMode",
+            "createTime",
+            "modifyTime",
+        }
         assert s["spaceType"] == "org" and isinstance(s["quota"], int) and s["createTime"].endswith("Z")
     truth_drive = {t["id"] for t in emu.truth("drive_space") if t["origin"] == "drive"}
     assert {s["spaceId"] for s in spaces} == truth_drive  # the admin manages every org space
@@ -149,16 +162,35 @@ def test_dentry_listing_walk_matches_truth_and_listall(emu: Emu) -> None:
     sid = all_spaces(emu, admin(emu))[0]["spaceId"]
     walked = walk(emu, sid, admin(emu))
     d = next(x for x in walked if x["type"] == "FILE")
-    for key, typ in {"id": str, "spaceId": str, "parentId": str, "name": str, "size": int, "path": str, "version": int,
-                     "status": str, "extension": str, "creatorId": str, "modifierId": str, "createTime": str,
-                     "modifiedTime": str, "uuid": str, "storageDriver": str}.items():
+    for key, typ in {
+        "id": str,
+        "spaceId": str,
+        "parentId": str,
+        "name": str,
+        "size": int,
+        "path": str,
+        "version": int,
+        "status": str,
+        "extension": str,
+        "creatorId": str,
+        "modifierId": str,
+        "createTime": str,
+        "modifiedTime": str,
+        "uuid": str,
+        "storageDriver": str,
+    }.items():
         assert isinstance(d[key], typ), key
     assert d["path"].startswith("./") and d["path"].endswith(d["name"])
     truth = {t["id"]: t for t in emu.truth("file") if t["id"].startswith(sid + "/")}
     assert {f"{sid}/{x['id']}" for x in walked} == set(truth)
     for x in walked:
         t = truth[f"{sid}/{x['id']}"]
-        assert (t["name"], t["parentId"], t["version"], t["path"]) == (x["name"], x["parentId"], x["version"], x["path"])
+        assert (t["name"], t["parentId"], t["version"], t["path"]) == (
+            x["name"],
+            x["parentId"],
+            x["version"],
+            x["path"],
+        )
         if x["type"] == "FILE":
             assert t["size"] == x["size"]
     flat, token = [], None
@@ -179,7 +211,9 @@ def test_dentry_listing_walk_matches_truth_and_listall(emu: Emu) -> None:
 
 def test_ordering_options(emu: Emu) -> None:
     sid = all_spaces(emu, admin(emu))[0]["spaceId"]
-    r = emu.get(f"/v1.0/storage/spaces/{sid}/dentries", unionId=admin(emu), parentId="0", orderBy="SIZE", order="DESC")
+    r = emu.get(
+        f"/v1.0/storage/spaces/{sid}/dentries", unionId=admin(emu), parentId="0", orderBy="SIZE", order="DESC"
+    )
     sizes = [d.get("size", 0) for d in r.json()["dentries"]]
     assert sizes == sorted(sizes, reverse=True)
     r = emu.get(f"/v1.0/storage/spaces/{sid}/dentries", unionId=admin(emu), parentId="0", orderBy="BOGUS")
@@ -252,7 +286,11 @@ def test_versions_listing_and_old_version_download(emu: Emu) -> None:
     truth = {t["id"]: t for t in emu.truth("file")}[f"{sid}/{d['id']}"]
     assert [v["sha256"] for v in truth["versions"]][0] == hashlib.sha256(a).hexdigest()
     assert truth["sha256"] == hashlib.sha256(b).hexdigest()
-    r = emu.post(f"/v1.0/storage/spaces/{sid}/dentries/{d['id']}/downloadInfos/query", {"option": {"version": 99}}, unionId=admin(emu))
+    r = emu.post(
+        f"/v1.0/storage/spaces/{sid}/dentries/{d['id']}/downloadInfos/query",
+        {"option": {"version": 99}},
+        unionId=admin(emu),
+    )
     assert r.status_code == 400
 
 
@@ -262,12 +300,19 @@ def test_single_dentry_query(emu: Emu) -> None:
     assert r.status_code == 200 and r.json()["dentry"] == d
     r = emu.post(f"/v1.0/storage/spaces/{sid}/dentries/1/query", {}, unionId=admin(emu))
     assert r.status_code == 404 and r.json()["code"] == "dentryNotExist"
-    r = emu.post(f"/v1.0/storage/spaces/{sid}/dentries/query", {"dentryIds": [d["id"], "1"]}, unionId=admin(emu))
+    r = emu.post(
+        f"/v1.0/storage/spaces/{sid}/dentries/query", {"dentryIds": [d["id"], "1"]}, unionId=admin(emu)
+    )
     assert r.status_code == 200
     ok, missing = r.json()["resultItems"]
     assert ok["success"] is True and ok["dentry"] == d
     assert missing == {"spaceId": sid, "dentryId": "1", "success": False, "errorCode": "dentryNotExist"}
-    assert emu.post(f"/v1.0/storage/spaces/{sid}/dentries/query", {"dentryIds": []}, unionId=admin(emu)).status_code == 400
+    assert (
+        emu.post(
+            f"/v1.0/storage/spaces/{sid}/dentries/query", {"dentryIds": []}, unionId=admin(emu)
+        ).status_code
+        == 400
+    )
     org = emu.get(f"/v1.0/storage/orgs/{emu.state.org.corp_id}", unionId=admin(emu)).json()["org"]
     assert org["corpId"] == emu.state.org.corp_id and org["partitions"][0]["quota"]["used"] > 0
     assert emu.get("/v1.0/storage/orgs/dingother", unionId=admin(emu)).status_code == 403
@@ -278,27 +323,52 @@ def test_events_only_after_subscription(emu: Emu, events: list) -> None:
     r = emu.mutate("file.upload", spaceId=sid, name="before.txt", extension="txt")
     assert r.status_code == 200 and r.json()["event"] is False
     assert not events
-    r = emu.post("/v1.0/storage/events/subscribe", {"scope": "ORG", "scopeId": emu.state.org.corp_id}, unionId=admin(emu))
+    r = emu.post(
+        "/v1.0/storage/events/subscribe",
+        {"scope": "ORG", "scopeId": emu.state.org.corp_id},
+        unionId=admin(emu),
+    )
     assert r.status_code == 200 and r.json() == {"success": True}
     r = emu.post("/v1.0/storage/events/subscribe", {"scope": "ORG", "scopeId": "wrong"}, unionId=admin(emu))
     assert r.status_code == 400
     up = emu.mutate("file.upload", spaceId=sid, name="合約草稿.docx", extension="docx").json()
     emu.mutate("file.update", spaceId=sid, dentryId=up["dentryId"])
     emu.mutate("file.delete", spaceId=sid, dentryId=up["dentryId"])
-    assert [e[0] for e in events] == ["storage_dentry_create", "storage_dentry_update", "storage_dentry_delete"]
+    assert [e[0] for e in events] == [
+        "storage_dentry_create",
+        "storage_dentry_update",
+        "storage_dentry_delete",
+    ]
     data = events[0][1]
-    assert data == {"spaceId": sid, "dentryId": up["dentryId"], "eventScope": "ORG", "eventScopeId": emu.state.org.corp_id,
-                    "extension": "docx", "unionId": data["unionId"], "type": "FILE"}
+    assert data == {
+        "spaceId": sid,
+        "dentryId": up["dentryId"],
+        "eventScope": "ORG",
+        "eventScopeId": emu.state.org.corp_id,
+        "extension": "docx",
+        "unionId": data["unionId"],
+        "type": "FILE",
+    }
 
 
 def test_mutations_change_listing_and_truth(emu: Emu) -> None:
     sid = all_spaces(emu, admin(emu))[0]["spaceId"]
     folder = emu.mutate("folder.create", spaceId=sid, name="二〇二七年度").json()
-    up = emu.mutate("file.upload", spaceId=sid, parentId=folder["dentryId"], name="報價單.xlsx", extension="xlsx", size=30_000).json()
+    up = emu.mutate(
+        "file.upload",
+        spaceId=sid,
+        parentId=folder["dentryId"],
+        name="報價單.xlsx",
+        extension="xlsx",
+        size=30_000,
+    ).json()
     truth = {t["id"]: t for t in emu.truth("file")}
     t = truth[f"{sid}/{up['dentryId']}"]
     assert t["path"] == "./二〇二七年度/報價單.xlsx" and t["size"] == 30_000 and len(t["sha256"]) == 64
-    assert emu.mutate("file.upload", spaceId=sid, parentId=folder["dentryId"], name="報價單.xlsx").status_code == 400
+    assert (
+        emu.mutate("file.upload", spaceId=sid, parentId=folder["dentryId"], name="報價單.xlsx").status_code
+        == 400
+    )
     emu.mutate("file.rename", spaceId=sid, dentryId=up["dentryId"], name="報價單（最終）.xlsx")
     emu.mutate("file.move", spaceId=sid, dentryId=up["dentryId"], parentId="0")
     upd = emu.mutate("file.update", spaceId=sid, dentryId=up["dentryId"]).json()
@@ -312,9 +382,14 @@ def test_mutations_change_listing_and_truth(emu: Emu) -> None:
     assert t3[f"{sid}/{folder['dentryId']}"]["deleted"] is True
     r = emu.get("/v1.0/storage/recycleBins", unionId=admin(emu), recycleBinScope="SPACE", scopeId=sid)
     bin_id = r.json()["recycleBin"]["id"]
-    items = emu.get(f"/v1.0/storage/recycleBins/{bin_id}/recycleItems", unionId=admin(emu)).json()["recycleItems"]
+    items = emu.get(f"/v1.0/storage/recycleBins/{bin_id}/recycleItems", unionId=admin(emu)).json()[
+        "recycleItems"
+    ]
     assert folder["dentryId"] in {i["dentryId"] for i in items}
-    assert emu.mutate("file.move", spaceId=sid, dentryId=up["dentryId"], parentId=folder["dentryId"]).status_code == 400
+    assert (
+        emu.mutate("file.move", spaceId=sid, dentryId=up["dentryId"], parentId=folder["dentryId"]).status_code
+        == 400
+    )
 
 
 def test_folder_cannot_move_into_itself(emu: Emu) -> None:
@@ -334,14 +409,29 @@ def test_group_file_space(emu: Emu) -> None:
     group = next(g for g in emu.truth("group") if g["origin"] == "dept" and g["memberCount"])
     w = emu.state.org.files_world
     member = w.people.user(w.groups.members(w.groups.groups[group["id"]])[0])
-    r = emu.post("/v1.0/convFile/conversations/spaces/query", {"openConversationId": group["id"]}, unionId=member.unionid)
+    r = emu.post(
+        "/v1.0/convFile/conversations/spaces/query",
+        {"openConversationId": group["id"]},
+        unionId=member.unionid,
+    )
     assert r.status_code == 200
     space = r.json()["space"]
-    assert set(space) == {"spaceId", "corpId", "createTime", "modifiedTime"} and space["spaceId"] == group["spaceId"]
-    outsider = next(u for u in w.people.users if u.unionid not in w.groups.member_unionids(w.groups.groups[group["id"]])())
-    r = emu.post("/v1.0/convFile/conversations/spaces/query", {"openConversationId": group["id"]}, unionId=outsider.unionid)
+    assert (
+        set(space) == {"spaceId", "corpId", "createTime", "modifiedTime"}
+        and space["spaceId"] == group["spaceId"]
+    )
+    outsider = next(
+        u for u in w.people.users if u.unionid not in w.groups.member_unionids(w.groups.groups[group["id"]])()
+    )
+    r = emu.post(
+        "/v1.0/convFile/conversations/spaces/query",
+        {"openConversationId": group["id"]},
+        unionId=outsider.unionid,
+    )
     assert r.status_code == 403 and r.json()["code"] == "permissionDenied"
-    r = emu.post("/v1.0/convFile/conversations/spaces/query", {"openConversationId": "cidnope"}, unionId=member.unionid)
+    r = emu.post(
+        "/v1.0/convFile/conversations/spaces/query", {"openConversationId": "cidnope"}, unionId=member.unionid
+    )
     assert r.status_code == 404 and r.json()["code"] == "conversationNotExist"
 
 
@@ -355,7 +445,9 @@ def test_same_seed_same_world_other_seed_differs() -> None:
 def test_scope_refusal(emu: Emu) -> None:
     e = make_emu(scopes={"Drive.Space.Read"})
     r = e.post("/v1.0/storage/spaces/1/dentries/2/downloadInfos/query", {}, unionId=admin(e))
-    assert r.status_code == 403 and r.json()["accessdenieddetail"]["requiredScopes"] == ["Storage.DownloadInfo.Read"]
+    assert r.status_code == 403 and r.json()["accessdenieddetail"]["requiredScopes"] == [
+        "Storage.DownloadInfo.Read"
+    ]
 
 
 def test_hostile_names_are_listed_and_downloadable(emu: Emu) -> None:
@@ -388,7 +480,10 @@ def test_mutations_replay_from_the_state_journal(tmp_path: Any) -> None:
     up = first.mutate("file.upload", spaceId=sid, name="journal.docx", extension="docx").json()
     first.mutate("file.update", spaceId=sid, dentryId=up["dentryId"])
     first.mutate("file.rename", spaceId=sid, dentryId=up["dentryId"], name="journal-2.docx")
-    assert first.client.post("/_emulator/mutate", json={"op": "random", "count": 15, "seed": 4}).status_code == 200
+    assert (
+        first.client.post("/_emulator/mutate", json={"op": "random", "count": 15, "seed": 4}).status_code
+        == 200
+    )
     kinds = ("file", "group", "doc", "wiki_node")
     before = {k: first.truth(k) for k in kinds}
     second = make_emu(seed=77, state_dir=str(tmp_path))
@@ -398,7 +493,11 @@ def test_mutations_replay_from_the_state_journal(tmp_path: Any) -> None:
 
 def test_generated_content_does_not_depend_on_when_the_world_is_built() -> None:
     """The files world is built lazily; org mutations before or after that must give the same files."""
-    ops = [("user.leave", {"rand": 3}), ("dept.create", {"name": "新部門", "parent_id": 1}), ("user.join", {"rand": 5})]
+    ops = [
+        ("user.leave", {"rand": 3}),
+        ("dept.create", {"name": "新部門", "parent_id": 1}),
+        ("user.join", {"rand": 5}),
+    ]
     early, late = make_emu(seed=88), make_emu(seed=88)
     early.truth("file")  # builds the files world before the org changes
     for e in (early, late):
@@ -415,7 +514,9 @@ def test_head_multirange_and_deleted_downloads(emu: Emu) -> None:
     info = download_info(emu, sid, d["id"])
     url = local(info["resourceUrls"][0])
     head = emu.client.head(url, headers=info["headers"])
-    assert head.status_code == 200 and head.headers["content-length"] == str(d["size"]) and head.content == b""
+    assert (
+        head.status_code == 200 and head.headers["content-length"] == str(d["size"]) and head.content == b""
+    )
     assert head.headers["accept-ranges"] == "bytes"
     multi = emu.client.get(url, headers={**info["headers"], "Range": "bytes=0-1,5-6"})
     assert multi.status_code == 200 and len(multi.content) == d["size"]  # several ranges: whole body
@@ -424,5 +525,7 @@ def test_head_multirange_and_deleted_downloads(emu: Emu) -> None:
     assert emu.mutate("file.delete", spaceId=sid, dentryId=d["id"]).status_code == 200
     r = emu.post(f"/v1.0/storage/spaces/{sid}/dentries/{d['id']}/downloadInfos/query", {}, unionId=admin(emu))
     assert r.status_code == 404 and r.json()["code"] == "dentryNotExist"
-    gone = emu.post(f"/v1.0/storage/spaces/{sid}/dentries/{d['id']}/query", {}, unionId=admin(emu)).json()["dentry"]
+    gone = emu.post(f"/v1.0/storage/spaces/{sid}/dentries/{d['id']}/query", {}, unionId=admin(emu)).json()[
+        "dentry"
+    ]
     assert gone["status"] == "DELETED"

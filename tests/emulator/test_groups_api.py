@@ -29,7 +29,11 @@ def legacy_token(emu: Emu) -> str:
 def dept_chat(emu: Emu) -> tuple[int, str]:
     people = emu.state.org.people
     dept = next(d for d in people.departments if d.dept_id != 1 and people.members(d.dept_id))
-    r = emu.client.post("/topapi/v2/department/get", params={"access_token": legacy_token(emu)}, json={"dept_id": dept.dept_id})
+    r = emu.client.post(
+        "/topapi/v2/department/get",
+        params={"access_token": legacy_token(emu)},
+        json={"dept_id": dept.dept_id},
+    )
     assert r.json()["errcode"] == 0
     return dept.dept_id, r.json()["result"]["dept_group_chat_id"]
 
@@ -46,7 +50,9 @@ def test_department_group_is_reachable_through_chat_get(emu: Emu) -> None:
 
 
 def test_unknown_chat_is_40016(emu: Emu) -> None:
-    r = emu.client.get("/chat/get", params={"access_token": legacy_token(emu), "chatid": "chatnotcreatedbyapi"})
+    r = emu.client.get(
+        "/chat/get", params={"access_token": legacy_token(emu), "chatid": "chatnotcreatedbyapi"}
+    )
     assert r.status_code == 200 and r.json()["errcode"] == 40016
     r = emu.client.get("/chat/get", params={"chatid": "x"})
     assert r.json()["errcode"] in (40014, 40001)
@@ -91,13 +97,33 @@ def test_lifecycle_mutations_emit_events_and_change_truth(emu: Emu, events: list
     assert emu.mutate("group.remove_member", openConversationId=cid, userIds=[outsider]).status_code == 200
     assert emu.mutate("group.rename", openConversationId=cid, name="審計專案群（二期）").status_code == 200
     assert emu.mutate("group.disband", openConversationId=cid).status_code == 200
-    assert [e[0] for e in events] == ["chat_add_member", "chat_remove_member", "chat_update_title", "chat_disband"]
+    assert [e[0] for e in events] == [
+        "chat_add_member",
+        "chat_remove_member",
+        "chat_update_title",
+        "chat_disband",
+    ]
     add = events[0][1]
-    assert add["userId"] == [outsider] and add["openConversationId"] == cid and add["chatId"] == created["chatId"]
+    assert (
+        add["userId"] == [outsider]
+        and add["openConversationId"] == cid
+        and add["chatId"] == created["chatId"]
+    )
     assert add["unionId"] == [emu.state.org.people.user(outsider).unionid]
-    assert set(events[3][1]) == {"timeStamp", "chatId", "corpId", "operatorUnionId", "openConversationId", "operator"}
+    assert set(events[3][1]) == {
+        "timeStamp",
+        "chatId",
+        "corpId",
+        "operatorUnionId",
+        "openConversationId",
+        "operator",
+    }
     after = {g["id"]: g for g in emu.truth("group")}[cid]
-    assert after["status"] == 2 and after["name"] == "審計專案群（二期）" and after["version"] > before["version"]
+    assert (
+        after["status"] == 2
+        and after["name"] == "審計專案群（二期）"
+        and after["version"] > before["version"]
+    )
     r = emu.client.get("/chat/get", params={"access_token": legacy_token(emu), "chatid": created["chatId"]})
     assert r.json()["chat_info"]["status"] == 2
     assert emu.mutate("group.add_member", openConversationId=cid).status_code == 400  # disbanded
@@ -109,14 +135,18 @@ def test_truth_lists_department_and_api_groups(emu: Emu) -> None:
     origins = {g["origin"] for g in groups}
     assert origins == {"dept", "api"}
     people = emu.state.org.people
-    assert sum(g["origin"] == "dept" for g in groups) == len([d for d in people.departments if d.dept_id != 1])
+    assert sum(g["origin"] == "dept" for g in groups) == len(
+        [d for d in people.departments if d.dept_id != 1]
+    )
 
 
 def test_groups_follow_department_mutations(emu: Emu) -> None:
     r = emu.mutate("dept.create", name="澳門新項目組")
     assert r.status_code == 200, r.text
     dept_id = r.json().get("dept_id") or r.json().get("deptId")
-    r = emu.client.post("/topapi/v2/department/get", params={"access_token": legacy_token(emu)}, json={"dept_id": dept_id})
+    r = emu.client.post(
+        "/topapi/v2/department/get", params={"access_token": legacy_token(emu)}, json={"dept_id": dept_id}
+    )
     chatid = r.json()["result"]["dept_group_chat_id"]
     r = emu.client.get("/chat/get", params={"access_token": legacy_token(emu), "chatid": chatid})
     assert r.json()["errcode"] == 0 and r.json()["chat_info"]["name"] == "澳門新項目組"

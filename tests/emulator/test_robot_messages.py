@@ -18,8 +18,23 @@ from dingtalk_emulator.server import RunningEmulator
 from dingtalk_emulator.state import EmulatorConfig
 from dingtalk_emulator.stream import ROBOT_MESSAGE_TOPIC
 
-COMMON = {"conversationId", "conversationType", "msgId", "msgtype", "createAt", "senderId", "senderStaffId", "senderNick",
-          "senderCorpId", "isAdmin", "chatbotCorpId", "chatbotUserId", "robotCode", "sessionWebhook", "sessionWebhookExpiredTime"}
+COMMON = {
+    "conversationId",
+    "conversationType",
+    "msgId",
+    "msgtype",
+    "createAt",
+    "senderId",
+    "senderStaffId",
+    "senderNick",
+    "senderCorpId",
+    "isAdmin",
+    "chatbotCorpId",
+    "chatbotUserId",
+    "robotCode",
+    "sessionWebhook",
+    "sessionWebhookExpiredTime",
+}
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +45,16 @@ def running() -> Iterator[RunningEmulator]:
 
 def robot_stream(emu: RunningEmulator) -> ClientConnection:
     org = emu.state.org
-    r = httpx.post(emu.base_url + "/v1.0/gateway/connections/open", json={
-        "clientId": org.app_key, "clientSecret": org.app_secret,
-        "subscriptions": [{"type": "CALLBACK", "topic": ROBOT_MESSAGE_TOPIC}], "ua": "test", "localIp": "127.0.0.1"})
+    r = httpx.post(
+        emu.base_url + "/v1.0/gateway/connections/open",
+        json={
+            "clientId": org.app_key,
+            "clientSecret": org.app_secret,
+            "subscriptions": [{"type": "CALLBACK", "topic": ROBOT_MESSAGE_TOPIC}],
+            "ua": "test",
+            "localIp": "127.0.0.1",
+        },
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     return connect(f"{body['endpoint']}?ticket={body['ticket']}", open_timeout=5)
@@ -42,11 +64,24 @@ def next_callback(ws: ClientConnection) -> dict[str, Any]:
     while True:
         frame = json.loads(ws.recv(timeout=5))
         if frame["type"] == "CALLBACK":
-            ws.send(json.dumps({"code": 200, "headers": {"messageId": frame["headers"]["messageId"], "contentType": "application/json"},
-                                "message": "", "data": json.dumps({"response": "OK"})}))
+            ws.send(
+                json.dumps(
+                    {
+                        "code": 200,
+                        "headers": {
+                            "messageId": frame["headers"]["messageId"],
+                            "contentType": "application/json",
+                        },
+                        "message": "",
+                        "data": json.dumps({"response": "OK"}),
+                    }
+                )
+            )
             return frame
         if frame["type"] == "SYSTEM" and frame["headers"]["topic"] == "ping":
-            ws.send(json.dumps({"code": 200, "headers": frame["headers"], "message": "OK", "data": frame["data"]}))
+            ws.send(
+                json.dumps({"code": 200, "headers": frame["headers"], "message": "OK", "data": frame["data"]})
+            )
 
 
 def mutate(emu: RunningEmulator, **params: Any) -> httpx.Response:
@@ -55,13 +90,22 @@ def mutate(emu: RunningEmulator, **params: Any) -> httpx.Response:
 
 def token(emu: RunningEmulator) -> str:
     org = emu.state.org
-    return httpx.post(emu.base_url + "/v1.0/oauth2/accessToken", json={"appKey": org.app_key, "appSecret": org.app_secret}).json()["accessToken"]
+    return httpx.post(
+        emu.base_url + "/v1.0/oauth2/accessToken", json={"appKey": org.app_key, "appSecret": org.app_secret}
+    ).json()["accessToken"]
 
 
 def test_pushed_messages_follow_the_payload_and_reach_truth(running: RunningEmulator) -> None:
     with robot_stream(running) as ws:
         sent = []
-        for conv, msgtype in [("single", "text"), ("single", "file"), ("single", "audio"), ("group", "text"), ("group", "picture"), ("group", "richText")]:
+        for conv, msgtype in [
+            ("single", "text"),
+            ("single", "file"),
+            ("single", "audio"),
+            ("group", "text"),
+            ("group", "picture"),
+            ("group", "richText"),
+        ]:
             r = mutate(running, op="robot.message", conversation=conv, msgtype=msgtype)
             assert r.status_code == 200, r.text
             assert r.json()["delivered"] is True
@@ -72,13 +116,17 @@ def test_pushed_messages_follow_the_payload_and_reach_truth(running: RunningEmul
             assert msg["robotCode"] == running.state.org.robot_code
             assert running.state.org.people.user(msg["senderStaffId"]) is not None
             if conv == "group":
-                assert msg["conversationType"] == "2" and msg["isInAtList"] is True and msg["conversationTitle"]
+                assert (
+                    msg["conversationType"] == "2" and msg["isInAtList"] is True and msg["conversationTitle"]
+                )
             else:
                 assert msg["conversationType"] == "1" and "conversationTitle" not in msg
             if msgtype == "text":
                 assert msg["text"]["content"].strip()
             elif msgtype == "richText":
-                assert any(p.get("type") == "picture" and p["downloadCode"] for p in msg["content"]["richText"])
+                assert any(
+                    p.get("type") == "picture" and p["downloadCode"] for p in msg["content"]["richText"]
+                )
             else:
                 assert msg["content"]["downloadCode"]
             if msgtype == "file":
@@ -120,15 +168,24 @@ def test_media_download_flow(running: RunningEmulator) -> None:
     assert "Expires=" in url and "Signature=" in url
     blob = httpx.get(url)
     assert blob.status_code == 200 and blob.content[:8] == b"\x89PNG\r\n\x1a\n"
-    truth = {t["id"]: t for t in httpx.get(running.base_url + "/_emulator/truth", params={"kind": "robot_message"}).json()["items"]}
-    assert truth[f"{msg['conversationId']}/{msg['msgId']}"]["sha256"] == hashlib.sha256(blob.content).hexdigest()
+    truth = {
+        t["id"]: t
+        for t in httpx.get(running.base_url + "/_emulator/truth", params={"kind": "robot_message"}).json()[
+            "items"
+        ]
+    }
+    assert (
+        truth[f"{msg['conversationId']}/{msg['msgId']}"]["sha256"] == hashlib.sha256(blob.content).hexdigest()
+    )
     part = httpx.get(url, headers={"Range": "bytes=0-7"})
     assert part.status_code == 206 and part.content == blob.content[:8]
     assert httpx.get(url.split("?")[0]).status_code == 403  # unsigned
     assert httpx.get(url.replace("Signature=", "Signature=x")).status_code == 403
-    for body, code_name in [({"downloadCode": code}, "invalidParameter.robotCode.empty"),
-                            ({"downloadCode": code, "robotCode": "dingother"}, "invalidParameter.robotCode.auth"),
-                            ({"downloadCode": code[:-2] + "zz", "robotCode": msg["robotCode"]}, "invalidParameter.downloadCode")]:
+    for body, code_name in [
+        ({"downloadCode": code}, "invalidParameter.robotCode.empty"),
+        ({"downloadCode": code, "robotCode": "dingother"}, "invalidParameter.robotCode.auth"),
+        ({"downloadCode": code[:-2] + "zz", "robotCode": msg["robotCode"]}, "invalidParameter.downloadCode"),
+    ]:
         r = httpx.post(api, json=body, headers=headers)
         assert r.status_code == 400 and r.json()["code"] == code_name
     running.state.clock.advance(3601)
@@ -144,7 +201,9 @@ def test_message_pool_is_deterministic() -> None:
         e.state.hub.callback_delivered = lambda _mid: True
     ra = [a.mutate("robot.message", rand=i).json() for i in range(20)]
     rb = [b.mutate("robot.message", rand=i).json() for i in range(20)]
-    assert [(x["conversationId"], x["msgId"], x["msgtype"]) for x in ra] == [(x["conversationId"], x["msgId"], x["msgtype"]) for x in rb]
+    assert [(x["conversationId"], x["msgId"], x["msgtype"]) for x in ra] == [
+        (x["conversationId"], x["msgId"], x["msgtype"]) for x in rb
+    ]
     assert len({x["msgtype"] for x in ra}) > 1
 
 
@@ -159,8 +218,16 @@ def test_payloads_parse_with_the_stream_sdk_chatbot_message() -> None:
     e = make_emu(seed=12)
     sent: list[dict[str, Any]] = []
     e.state.hub.publish_callback = lambda topic, data: (sent.append(data), "mid")[1]
-    for conv, msgtype in [("single", "text"), ("single", "picture"), ("single", "richText"), ("single", "file"),
-                          ("single", "audio"), ("single", "video"), ("group", "text"), ("group", "picture")]:
+    for conv, msgtype in [
+        ("single", "text"),
+        ("single", "picture"),
+        ("single", "richText"),
+        ("single", "file"),
+        ("single", "audio"),
+        ("single", "video"),
+        ("group", "text"),
+        ("group", "picture"),
+    ]:
         assert e.mutate("robot.message", conversation=conv, msgtype=msgtype).status_code == 200
     for data in sent:
         msg = ChatbotMessage.from_dict(data)
@@ -177,15 +244,22 @@ def test_payloads_parse_with_the_stream_sdk_chatbot_message() -> None:
 def test_delivered_messages_survive_a_restart_with_state_dir(tmp_path: Any) -> None:
     config = EmulatorConfig(profile="demo", limits="off", seed=43, state_dir=str(tmp_path))
     with RunningEmulator(config) as first, robot_stream(first) as ws:
-        assert mutate(first, op="robot.message", conversation="single", msgtype="picture").json()["delivered"] is True
+        assert (
+            mutate(first, op="robot.message", conversation="single", msgtype="picture").json()["delivered"]
+            is True
+        )
         next_callback(ws)
         mutate(first, op="robot.message", conversation="group", msgtype="text")
         next_callback(ws)
-        before = httpx.get(first.base_url + "/_emulator/truth", params={"kind": "robot_message"}).json()["items"]
+        before = httpx.get(first.base_url + "/_emulator/truth", params={"kind": "robot_message"}).json()[
+            "items"
+        ]
     assert len(before) == 2
     again = EmulatorConfig(profile="demo", limits="off", seed=43, state_dir=str(tmp_path))
     with RunningEmulator(again) as second:
-        after = httpx.get(second.base_url + "/_emulator/truth", params={"kind": "robot_message"}).json()["items"]
+        after = httpx.get(second.base_url + "/_emulator/truth", params={"kind": "robot_message"}).json()[
+            "items"
+        ]
         # The journal stamps a mutation just before its handler runs, so a replayed createAt may be
         # a few ms earlier than the original; everything else is identical.
         assert [{**t, "createAt": 0} for t in after] == [{**t, "createAt": 0} for t in before]

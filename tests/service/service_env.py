@@ -32,13 +32,19 @@ FAST_SERVICE = {
 class RunningService:
     """A ``ServiceApp`` on its own event loop in a thread; ``stop()`` is the graceful shutdown."""
 
-    def __init__(self, inst: Installation, *, backend_opts: dict[str, Any] | None = None, **config: Any) -> None:
+    def __init__(
+        self, inst: Installation, *, backend_opts: dict[str, Any] | None = None, **config: Any
+    ) -> None:
         self.inst = inst
         self.session: Session = inst.session()
         config.setdefault("extra", {"corp_id": control(inst.emu, "GET", "org?counts=false")["corpId"]})
         self.config = ServiceConfig(**{**FAST_SERVICE, **config})
         self.app = ServiceApp(
-            self.session, self.config, client_overrides=FAST_CLIENT, backend_opts=backend_opts, shutdown_grace=30
+            self.session,
+            self.config,
+            client_overrides=FAST_CLIENT,
+            backend_opts=backend_opts,
+            shutdown_grace=30,
         )
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -94,9 +100,7 @@ class RunningService:
         calm_since: float | None = None
         while time.monotonic() < deadline:
             c = self.app.coordinator
-            idle = (
-                not self.app.state.pending(1) and not c.catchup_pending and not c.lock.locked()
-            )
+            idle = not self.app.state.pending(1) and not c.catchup_pending and not c.lock.locked()
             if idle:
                 calm_since = calm_since or time.monotonic()
                 if time.monotonic() - calm_since >= quiet:
@@ -125,7 +129,9 @@ def random_mutations(inst: Installation, count: int, seed: int, spread: float = 
     """``count`` random mutations over every family, one at a time, ``spread`` seconds apart."""
     out: list[dict[str, Any]] = []
     for i in range(count):
-        answer = control(inst.emu, "POST", "mutate", json={"op": "random", "count": 1, "seed": seed * 100_003 + i})
+        answer = control(
+            inst.emu, "POST", "mutate", json={"op": "random", "count": 1, "seed": seed * 100_003 + i}
+        )
         out += answer["results"]
         if spread:
             time.sleep(spread)

@@ -72,7 +72,10 @@ def test_the_sign_is_the_documented_hmac_sha256_of_timestamp_newline_secret():
     assert urllib.parse.unquote_plus(robot_sign(SECRET, ts)) == expected
     url = signed_webhook_url("https://oapi.dingtalk.com/robot/send?access_token=x", SECRET, ts)
     assert url.startswith(f"https://oapi.dingtalk.com/robot/send?access_token=x&timestamp={ts}&sign=")
-    assert signed_webhook_url("https://h/robot/send?access_token=x", None, ts) == "https://h/robot/send?access_token=x"
+    assert (
+        signed_webhook_url("https://h/robot/send?access_token=x", None, ts)
+        == "https://h/robot/send?access_token=x"
+    )
 
 
 def test_the_robot_webhook_receives_a_signed_markdown_message(receiver):
@@ -112,7 +115,11 @@ def test_each_condition_is_sent_once_until_it_clears(receiver):
     assert receiver.requests[1][1]["markdown"]["title"].startswith("Resolved")
     manager.set("replica-lag:s3", True, "replica s3 lags", "x")  # re-armed after it cleared
     assert len(receiver.requests) == 3
-    assert manager.sent == [("replica-lag:s3", "raised"), ("replica-lag:s3", "cleared"), ("replica-lag:s3", "raised")]
+    assert manager.sent == [
+        ("replica-lag:s3", "raised"),
+        ("replica-lag:s3", "cleared"),
+        ("replica-lag:s3", "raised"),
+    ]
 
 
 def test_a_failing_sender_never_stops_the_others(receiver):
@@ -141,7 +148,9 @@ def test_email_alert_reaches_a_loopback_smtp_server():
     controller.start()
     try:
         config = EmailAlertConfig(host="127.0.0.1", port=port, sender="dv@example.mo", to=["it@example.mo"])
-        AlertManager([EmailSender(config)]).raise_("run-failed:full", "full run partial", "family files stopped")
+        AlertManager([EmailSender(config)]).raise_(
+            "run-failed:full", "full run partial", "family files stopped"
+        )
     finally:
         controller.stop()
     (mail_from, to, content) = received[0]

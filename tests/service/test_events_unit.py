@@ -101,4 +101,6 @@ def test_events_are_planned_as_targeted_fetches_family_runs_and_leavers():
     assert plan.leavers == ["u1", "u2"] and plan.chat_ids == {"chat1"}
     assert plan.ignored == ["e9"] and plan.malformed == ["e3", "e10"]
     assert family_for("calendar_event_change") == "calendar" and family_for("todo_task_delete") == "todo"
-    assert family_for("attend_user_daily_summary_refresh") == "attendance" and family_for("org_change") is None
+    assert (
+        family_for("attend_user_daily_summary_refresh") == "attendance" and family_for("org_change") is None
+    )

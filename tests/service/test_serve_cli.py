@@ -13,7 +13,9 @@ PASS = "serve cli passphrase"
 
 
 def test_serve_on_a_home_that_is_not_initialised(tmp_path):
-    result = CliRunner().invoke(app, ["serve", "--home", str(tmp_path / "none")], env={"DINGVAULT_PASSPHRASE": PASS})
+    result = CliRunner().invoke(
+        app, ["serve", "--home", str(tmp_path / "none")], env={"DINGVAULT_PASSPHRASE": PASS}
+    )
     assert result.exit_code == 2
     assert "dingvault init" in result.output
 
@@ -34,7 +36,9 @@ def test_serve_without_a_connected_app(tmp_path):
     home = open_home(tmp_path / "home")
     init_home(home, PASS, kdf=FAST_KDF_FOR_TESTS)
     result = CliRunner().invoke(
-        app, ["serve", "--home", str(home.path), "--listen", "127.0.0.1:0"], env={"DINGVAULT_PASSPHRASE": PASS}
+        app,
+        ["serve", "--home", str(home.path), "--listen", "127.0.0.1:0"],
+        env={"DINGVAULT_PASSPHRASE": PASS},
     )
     assert result.exit_code == 2 and "dingvault connect" in result.output
 

@@ -94,9 +94,13 @@ def test_sigkill_mid_stream_then_restart_loses_and_duplicates_nothing(installed,
         writer.join(10)
         assert len(applied) > 30
         # The catch-up run after the restart and the re-pushed events both have to finish.
-        wait_for(lambda: _connected_and_idle(port, runs_needed=2), 120, "the restarted service idle", every=0.3)
+        wait_for(
+            lambda: _connected_and_idle(port, runs_needed=2), 120, "the restarted service idle", every=0.3
+        )
         time.sleep(1.0)
-        wait_for(lambda: _connected_and_idle(port, runs_needed=2), 60, "the restarted service idle", every=0.3)
+        wait_for(
+            lambda: _connected_and_idle(port, runs_needed=2), 60, "the restarted service idle", every=0.3
+        )
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -135,7 +139,9 @@ def test_replica_outage_capture_goes_on_lag_alert_fires_backlog_drains_alert_cle
         ) as svc:
             svc.wait_idle()
             assert svc.app.replication.wait_in_sync(60)
-            wait_for(lambda: "replica-lag:outage" not in svc.app.alerts.active, 30, "the initial backlog shipped")
+            wait_for(
+                lambda: "replica-lag:outage" not in svc.app.alerts.active, 30, "the initial backlog shipped"
+            )
             already_sent = len(svc.app.alerts.sent)
             moto.stop()
             down_at = time.monotonic()
@@ -153,7 +159,9 @@ def test_replica_outage_capture_goes_on_lag_alert_fires_backlog_drains_alert_cle
             wait_for(lambda: "replica-lag:outage" not in svc.app.alerts.active, 60, "the alert to clear")
             assert svc.app.replication.wait_in_sync(60)
             assert_replica_complete(svc.session, url)
-            assert any(b["markdown"]["title"].startswith("Resolved: replica outage") for _q, b in receiver.requests)
+            assert any(
+                b["markdown"]["title"].startswith("Resolved: replica outage") for _q, b in receiver.requests
+            )
             # Once while it lasted, once resolved: no repeats.
             outage_alerts = [a for a in svc.app.alerts.sent[already_sent:] if a[0] == "replica-lag:outage"]
             assert outage_alerts == [("replica-lag:outage", "raised"), ("replica-lag:outage", "cleared")]
@@ -164,7 +172,9 @@ def test_replica_outage_capture_goes_on_lag_alert_fires_backlog_drains_alert_cle
 
 
 def test_stream_dropped_repeatedly_reconnects_with_backoff_and_catches_up(installed):
-    with RunningService(installed, reconnect_initial=0.3, reconnect_max=1.5, reconnect_stable_after=3.0) as svc:
+    with RunningService(
+        installed, reconnect_initial=0.3, reconnect_max=1.5, reconnect_stable_after=3.0
+    ) as svc:
         svc.wait_idle()
         catchups_before = svc.metrics().count("catch-up")
         connections_before = svc.app.listener.connections
@@ -252,5 +262,7 @@ def test_a_partly_read_family_gets_a_follow_up_run(installed):
         coordinator.followup_seconds = 0.2
         svc._loop.call_soon_threadsafe(coordinator._schedule_followup, "todo")
         wait_for(lambda: any(m == "follow-up" for m, _s, _f in coordinator.runs), 30, "the follow-up run")
-        wait_for(lambda: not coordinator._followups and not coordinator._followup_tries, 10, "nothing left due")
+        wait_for(
+            lambda: not coordinator._followups and not coordinator._followup_tries, 10, "nothing left due"
+        )
         assert [s for m, s, _f in coordinator.runs if m == "follow-up"] == ["ok"]

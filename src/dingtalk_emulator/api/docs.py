@@ -63,8 +63,13 @@ def m_doc_edit(state: EmulatorState, params: dict[str, Any]) -> dict[str, Any]:
         d = hit[1]
     else:
         # Random pick among documents of non-empty team knowledge bases (cheap: no personal spaces).
-        pool = [d for ws in w.workspaces.values() if ws.type == "TEAM"
-                for d in w.storage.all_dentries(w.storage.spaces[ws.space_id]) if d.driver == "ALIDOC" and d.status == "NORMAL"]
+        pool = [
+            d
+            for ws in w.workspaces.values()
+            if ws.type == "TEAM"
+            for d in w.storage.all_dentries(w.storage.spaces[ws.space_id])
+            if d.driver == "ALIDOC" and d.status == "NORMAL"
+        ]
         if not pool:
             raise MutationError("no online document to edit")
         d = pool[int(params.get("rand", 0)) % len(pool)]
@@ -79,15 +84,27 @@ def m_doc_edit(state: EmulatorState, params: dict[str, Any]) -> dict[str, Any]:
     w.storage.touch(space, now)
     w.uuid_index[d.uuid] = (space.space_id, d.dentry_id)
     pushed = publish_storage_event(state, w, "storage_dentry_update", d, actor)
-    return {"dentryUuid": d.uuid, "docVersion": d.doc_version, "blockCount": len(blocks_of(d)), "event": pushed}
+    return {
+        "dentryUuid": d.uuid,
+        "docVersion": d.doc_version,
+        "blockCount": len(blocks_of(d)),
+        "event": pushed,
+    }
 
 
 def truth_docs(state: EmulatorState) -> Iterator[dict[str, Any]]:
     w = world(state)
     for d in _docs(w):
         blocks = blocks_of(d)
-        item = {"id": d.uuid, "name": d.name, "block_count": len(blocks), "sha256": canonical_sha256(blocks),
-                "docVersion": d.doc_version, "spaceId": d.space_id, "dentryId": d.dentry_id}
+        item = {
+            "id": d.uuid,
+            "name": d.name,
+            "block_count": len(blocks),
+            "sha256": canonical_sha256(blocks),
+            "docVersion": d.doc_version,
+            "spaceId": d.space_id,
+            "dentryId": d.dentry_id,
+        }
         if d.status != "NORMAL":
             item["deleted"] = True
         yield item
@@ -99,7 +116,9 @@ def sensitive_docs(state: EmulatorState) -> Iterator[dict[str, Any]]:
     for d in _docs(w):
         if d.status == "NORMAL":
             planted = corpus.compose(d.content_key, d.kind, d.lang, d.doc_version).planted
-            yield from sensitive.truth_entries("doc", d.uuid, planted, lambda loc: f"blocks[{int(loc[1:]) + 1}]")
+            yield from sensitive.truth_entries(
+                "doc", d.uuid, planted, lambda loc: f"blocks[{int(loc[1:]) + 1}]"
+            )
 
 
 def register(state: EmulatorState) -> None:

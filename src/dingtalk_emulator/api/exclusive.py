@@ -30,7 +30,19 @@ AUDIT_SCOPE = "Custom.OpFileAudit.Read"
 AUDIT_GROUP_SCOPE = "Custom.AuditGroup.Read"  # (uncertain) not named in the reference
 AUDIT_WINDOW_DAYS = 180
 MACAU = timezone(timedelta(hours=8))
-ACTIONS = {0: "上傳", 1: "刪除", 2: "下載", 3: "預覽", 4: "覆蓋", 5: "分享連結", 6: "重命名", 7: "移動", 8: "轉發", 10: "新建文檔", 12: "導出"}
+ACTIONS = {
+    0: "上傳",
+    1: "刪除",
+    2: "下載",
+    3: "預覽",
+    4: "覆蓋",
+    5: "分享連結",
+    6: "重命名",
+    7: "移動",
+    8: "轉發",
+    10: "新建文檔",
+    12: "導出",
+}
 
 
 @dataclass
@@ -61,18 +73,38 @@ def inventory(state: EmulatorState) -> list[InventoryGroup]:
     out = []
     for g in w.groups.groups.values():
         r = rng(w.seed, "inv", g.open_conversation_id)
-        out.append(InventoryGroup(g.open_conversation_id, g.name, g.owner, len(w.groups.members(g)), r.randrange(0, 3),
-                                  g.create_ms, w.anchor_ms - r.randrange(0, 60) * DAY_MS, 1 if g.status == 1 else -1,
-                                  r.randrange(0, 2_000_000_000)))
+        out.append(
+            InventoryGroup(
+                g.open_conversation_id,
+                g.name,
+                g.owner,
+                len(w.groups.members(g)),
+                r.randrange(0, 3),
+                g.create_ms,
+                w.anchor_ms - r.randrange(0, 60) * DAY_MS,
+                1 if g.status == 1 else -1,
+                r.randrange(0, 2_000_000_000),
+            )
+        )
     users = w.people.users
     # Groups people created in the client: visible only through this inventory.
     for i in range(max(2, len(users) // 5)):
         r = rng(w.seed, "client-group", i)
         cid = "cid" + b62id(22, w.seed, "client-cid", i) + "=="
         owner = users[r.randrange(len(users))].userid if users else ""
-        out.append(InventoryGroup(cid, f"{GROUP_NAMES[i % len(GROUP_NAMES)]}（{i + 1}）", owner, r.randrange(2, 200),
-                                  r.randrange(0, 3), w.anchor_ms - r.randrange(30, 1500) * DAY_MS,
-                                  w.anchor_ms - r.randrange(0, 120) * DAY_MS, 1 if r.random() > 0.05 else -1, r.randrange(0, 10**8)))
+        out.append(
+            InventoryGroup(
+                cid,
+                f"{GROUP_NAMES[i % len(GROUP_NAMES)]}（{i + 1}）",
+                owner,
+                r.randrange(2, 200),
+                r.randrange(0, 3),
+                w.anchor_ms - r.randrange(30, 1500) * DAY_MS,
+                w.anchor_ms - r.randrange(0, 120) * DAY_MS,
+                1 if r.random() > 0.05 else -1,
+                r.randrange(0, 10**8),
+            )
+        )
     return out
 
 
@@ -94,24 +126,43 @@ async def org_group_infos(call: Call) -> dict[str, Any]:
     hi_create = api_int(call.params, "createTimeEnd", 2**62)
     lo_active = api_int(call.params, "lastActiveTimeStart", 0)
     hi_active = api_int(call.params, "lastActiveTimeEnd", 2**62)
-    items = [g for g in items if (not name or name in g.name) and (not owner or owner == g.owner_userid)
-             and lo_members <= g.members <= hi_members and lo_create <= g.create_ms <= hi_create
-             and lo_active <= g.last_active_ms <= hi_active]
+    items = [
+        g
+        for g in items
+        if (not name or name in g.name)
+        and (not owner or owner == g.owner_userid)
+        and lo_members <= g.members <= hi_members
+        and lo_create <= g.create_ms <= hi_create
+        and lo_active <= g.last_active_ms <= hi_active
+    ]
     chunk = items[(page_start - 1) * page_size : page_start * page_size]
     out = []
     for g in chunk:
         u = w.people.user(g.owner_userid)
-        out.append({
-            "openConversationId": g.open_conversation_id, "groupOwner": u.name if u else "", "groupName": g.name,
-            "groupAdminsCount": g.admins, "groupMembersCount": g.members, "groupCreateTime": g.create_ms,
-            "groupLastActiveTime": g.last_active_ms, "groupLastActiveTimeShow": _show(g.last_active_ms), "syncToDingpan": 0, "usedQuota": g.used_quota,
-            "groupOwnerUserId": g.owner_userid, "status": g.status, "templateId": "", "templateName": "",
-            "extensions": {},
-        })
+        out.append(
+            {
+                "openConversationId": g.open_conversation_id,
+                "groupOwner": u.name if u else "",
+                "groupName": g.name,
+                "groupAdminsCount": g.admins,
+                "groupMembersCount": g.members,
+                "groupCreateTime": g.create_ms,
+                "groupLastActiveTime": g.last_active_ms,
+                "groupLastActiveTimeShow": _show(g.last_active_ms),
+                "syncToDingpan": 0,
+                "usedQuota": g.used_quota,
+                "groupOwnerUserId": g.owner_userid,
+                "status": g.status,
+                "templateId": "",
+                "templateName": "",
+                "extensions": {},
+            }
+        )
     return {"totalCount": len(items), "itemCount": len(out), "items": out}
 
 
 # -- file audit logs -----------------------------------------------------------------------
+
 
 class AuditLog:
     """Record i of N is spread evenly over the last 180 days, so a time window maps to an index range."""
@@ -146,12 +197,24 @@ class AuditLog:
         t = self.time_of(i)
         spaces = self.space_ids
         return {
-            "operatorName": u.name, "realName": u.name, "userId": u.userid, "platform": r.choice((0, 1, 2, 11, 12)),
-            "action": action, "actionView": ACTIONS[action], "resource": f"文件{i % 10000}.{ext}",
-            "resourceExtension": ext, "resourceSize": r.randrange(1000, 5_000_000), "bizId": self.biz_id(i),
+            "operatorName": u.name,
+            "realName": u.name,
+            "userId": u.userid,
+            "platform": r.choice((0, 1, 2, 11, 12)),
+            "action": action,
+            "actionView": ACTIONS[action],
+            "resource": f"文件{i % 10000}.{ext}",
+            "resourceExtension": ext,
+            "resourceSize": r.randrange(1000, 5_000_000),
+            "bizId": self.biz_id(i),
             "targetSpaceId": int(spaces[r.randrange(len(spaces))]) if spaces else 0,
-            "ipAddress": f"10.{r.randrange(256)}.{r.randrange(256)}.{r.randrange(1, 255)}", "orgName": "濠江數碼科技有限公司",
-            "receiverName": "", "receiverType": 0, "gmtCreate": t, "gmtModified": t, "docMemberList": [],
+            "ipAddress": f"10.{r.randrange(256)}.{r.randrange(256)}.{r.randrange(1, 255)}",
+            "orgName": "濠江數碼科技有限公司",
+            "receiverName": "",
+            "receiverType": 0,
+            "gmtCreate": t,
+            "gmtModified": t,
+            "docMemberList": [],
         }
 
 
@@ -191,6 +254,7 @@ async def file_audit_logs(call: Call) -> dict[str, Any]:
 
 # -- external audit groups (SDK-only, uncertain) -------------------------------------------
 
+
 def _outside_groups(w: FilesWorld) -> list[str]:
     return ["cid" + b62id(22, w.seed, "outside", i) + "==" for i in range(2)]
 
@@ -218,9 +282,15 @@ async def outside_group_messages(call: Call) -> dict[str, Any]:
     for i in range(offset, min(total, offset + n)):
         r = rng(w.seed, "outside-msg", cid, i)
         u = w.people.users[r.randrange(len(w.people.users))]
-        msgs.append({"content": r.choice(["請確認報價", "Recebido, obrigado.", "合約明天寄出"]), "contentType": "text",
-                     "createAt": w.anchor_ms - (total - i) * 3_600_000, "openConversationId": cid,
-                     "sender": {"id": u.userid, "idType": "userId", "type": "user"}})
+        msgs.append(
+            {
+                "content": r.choice(["請確認報價", "Recebido, obrigado.", "合約明天寄出"]),
+                "contentType": "text",
+                "createAt": w.anchor_ms - (total - i) * 3_600_000,
+                "openConversationId": cid,
+                "sender": {"id": u.userid, "idType": "userId", "type": "user"},
+            }
+        )
     nxt = offset + n
     return {"responseBody": {"messageList": msgs, "nextToken": str(nxt) if nxt < total else ""}}
 
@@ -229,7 +299,12 @@ def truth_org_groups(state: EmulatorState) -> Iterator[dict[str, Any]]:
     if not state.config.exclusive:
         return
     for g in inventory(state):
-        item: dict[str, Any] = {"id": g.open_conversation_id, "groupName": g.name, "groupMembersCount": g.members, "status": g.status}
+        item: dict[str, Any] = {
+            "id": g.open_conversation_id,
+            "groupName": g.name,
+            "groupMembersCount": g.members,
+            "status": g.status,
+        }
         yield item
 
 
@@ -252,5 +327,7 @@ def routes(state: EmulatorState) -> list[Route]:
         Route("/v1.0/exclusive/securities/orgGroupInfos", org_group_infos, methods=["GET"]),
         Route("/v1.0/exclusive/fileAuditLogs", file_audit_logs, methods=["GET"]),
         Route("/v1.0/exclusive/audits/outsideGroups/query", outside_groups, methods=["POST"]),
-        Route("/v1.0/exclusive/audits/outsideGroups/messages/query", outside_group_messages, methods=["POST"]),
+        Route(
+            "/v1.0/exclusive/audits/outsideGroups/messages/query", outside_group_messages, methods=["POST"]
+        ),
     ]

@@ -33,11 +33,23 @@ async def chat_get(call: Call) -> dict[str, Any]:
     if g is None:
         raise LegacyError(40016, "不合法的会话ID")
     owner = g.owner if g.owner in w.groups.members(g) else (w.groups.members(g) or [g.owner])[0]
-    return {"chat_info": {
-        "chatid": g.chatid, "name": g.name, "owner": owner, "useridlist": w.groups.members(g),
-        "conversationTag": 2, "chatBannedType": 0, "searchable": 0, "validationType": 0,
-        "mentionAllAuthority": 0, "managementType": 0, "showHistoryType": 0, "icon": "", "status": g.status,
-    }}
+    return {
+        "chat_info": {
+            "chatid": g.chatid,
+            "name": g.name,
+            "owner": owner,
+            "useridlist": w.groups.members(g),
+            "conversationTag": 2,
+            "chatBannedType": 0,
+            "searchable": 0,
+            "validationType": 0,
+            "mentionAllAuthority": 0,
+            "managementType": 0,
+            "showHistoryType": 0,
+            "icon": "",
+            "status": g.status,
+        }
+    }
 
 
 @api_endpoint(CHAT_SCOPE)
@@ -79,6 +91,7 @@ async def members_batch_query(call: Call) -> dict[str, Any]:
 
 # -- mutations -----------------------------------------------------------------------------
 
+
 def _pick(w: FilesWorld, params: dict[str, Any], live: bool = True) -> Group:
     if params.get("openConversationId"):
         g = w.groups.groups.get(str(params["openConversationId"]))
@@ -98,16 +111,27 @@ def _pick(w: FilesWorld, params: dict[str, Any], live: bool = True) -> Group:
     return g
 
 
-def _event(state: EmulatorState, w: FilesWorld, event_type: str, g: Group, operator_userid: str, **extra: Any) -> None:
+def _event(
+    state: EmulatorState, w: FilesWorld, event_type: str, g: Group, operator_userid: str, **extra: Any
+) -> None:
     op = w.people.user(operator_userid) or w.people.admin
-    state.hub.publish_event(event_type, {
-        "timeStamp": str(state.now_ms()), "chatId": g.chatid, "corpId": w.corp_id,
-        "operatorUnionId": op.unionid, "openConversationId": g.open_conversation_id, "operator": op.userid,
-        **extra,
-    })
+    state.hub.publish_event(
+        event_type,
+        {
+            "timeStamp": str(state.now_ms()),
+            "chatId": g.chatid,
+            "corpId": w.corp_id,
+            "operatorUnionId": op.unionid,
+            "openConversationId": g.open_conversation_id,
+            "operator": op.userid,
+            **extra,
+        },
+    )
 
 
-def _users(w: FilesWorld, params: dict[str, Any], key: str, pool: list[str], rand: int, count: int = 1) -> list[str]:
+def _users(
+    w: FilesWorld, params: dict[str, Any], key: str, pool: list[str], rand: int, count: int = 1
+) -> list[str]:
     if params.get(key):
         ids = params[key] if isinstance(params[key], list) else [params[key]]
         for u in ids:
@@ -116,7 +140,7 @@ def _users(w: FilesWorld, params: dict[str, Any], key: str, pool: list[str], ran
         return [str(u) for u in ids]
     if not pool:
         raise MutationError("no candidate user")
-    return [pool[(rand + i * 7919) % len(pool)] for i in range(count)][:len(pool)]
+    return [pool[(rand + i * 7919) % len(pool)] for i in range(count)][: len(pool)]
 
 
 def m_create(state: EmulatorState, params: dict[str, Any]) -> dict[str, Any]:
@@ -127,11 +151,29 @@ def m_create(state: EmulatorState, params: dict[str, Any]) -> dict[str, Any]:
     owner = str(params.get("owner") or members[0])
     n = len([g for g in w.groups.groups.values() if g.origin == "api"])
     chatid = "chat" + b62id(24, w.seed, "api-chat-m", n, rand).lower()
-    g = Group(chatid, w.groups._cid(chatid), str(params.get("name") or f"新項目群 {rand % 1000}"), owner, "api",
-              state.now_ms(), extra_members=members, robot_present=True)
+    g = Group(
+        chatid,
+        w.groups._cid(chatid),
+        str(params.get("name") or f"新項目群 {rand % 1000}"),
+        owner,
+        "api",
+        state.now_ms(),
+        extra_members=members,
+        robot_present=True,
+    )
     w.groups._add(g)
-    sp = w.storage.add_space(Space(w.storage.new_space_id("group", g.open_conversation_id), f"{g.name}的群文件", "org",
-                                   "group", state.now_ms(), 0, members=w.groups.member_unionids(g), admin_managed=False))
+    sp = w.storage.add_space(
+        Space(
+            w.storage.new_space_id("group", g.open_conversation_id),
+            f"{g.name}的群文件",
+            "org",
+            "group",
+            state.now_ms(),
+            0,
+            members=w.groups.member_unionids(g),
+            admin_managed=False,
+        )
+    )
     g.space_id = sp.space_id
     return {"openConversationId": g.open_conversation_id, "chatId": chatid, "members": members}
 
@@ -147,8 +189,16 @@ def m_add_member(state: EmulatorState, params: dict[str, Any]) -> dict[str, Any]
         if u not in g.extra_members:
             g.extra_members.append(u)
     g.version += 1
-    _event(state, w, "chat_add_member", g, g.owner, eventType="chat_add_member",
-           userId=added, unionId=[w.people.user(u).unionid for u in added])  # type: ignore[union-attr]
+    _event(
+        state,
+        w,
+        "chat_add_member",
+        g,
+        g.owner,
+        eventType="chat_add_member",
+        userId=added,
+        unionId=[w.people.user(u).unionid for u in added],
+    )  # type: ignore[union-attr]
     return {"openConversationId": g.open_conversation_id, "added": added}
 
 
@@ -160,8 +210,16 @@ def m_remove_member(state: EmulatorState, params: dict[str, Any]) -> dict[str, A
     for u in removed:
         g.removed_members.add(u)
     g.version += 1
-    _event(state, w, "chat_remove_member", g, g.owner, eventType="chat_remove_member",
-           userId=removed, unionId=[u.unionid for u in map(w.people.user, removed) if u])
+    _event(
+        state,
+        w,
+        "chat_remove_member",
+        g,
+        g.owner,
+        eventType="chat_remove_member",
+        userId=removed,
+        unionId=[u.unionid for u in map(w.people.user, removed) if u],
+    )
     return {"openConversationId": g.open_conversation_id, "removed": removed}
 
 
@@ -187,9 +245,18 @@ def m_disband(state: EmulatorState, params: dict[str, Any]) -> dict[str, Any]:
 def truth_groups(state: EmulatorState) -> Iterator[dict[str, Any]]:
     w = world(state)
     for g in list(w.groups.groups.values()):
-        yield {"id": g.open_conversation_id, "chatId": g.chatid, "name": g.name, "memberCount": len(w.groups.members(g)),
-               "status": g.status, "origin": g.origin, "version": g.version, "spaceId": g.space_id,
-               "robotPresent": g.robot_present, "deptId": g.dept_id if g.origin == "dept" else None}
+        yield {
+            "id": g.open_conversation_id,
+            "chatId": g.chatid,
+            "name": g.name,
+            "memberCount": len(w.groups.members(g)),
+            "status": g.status,
+            "origin": g.origin,
+            "version": g.version,
+            "spaceId": g.space_id,
+            "robotPresent": g.robot_present,
+            "deptId": g.dept_id if g.origin == "dept" else None,
+        }
 
 
 def register(state: EmulatorState) -> None:
@@ -208,5 +275,3 @@ def routes(state: EmulatorState) -> list[Route]:
         Route("/v1.0/im/chat/{chatId}/convertToOpenConversationId", convert_chat_id, methods=["POST"]),
         Route("/v1.0/im/sceneGroups/members/batchQuery", members_batch_query, methods=["POST"]),
     ]
-
-

@@ -36,8 +36,16 @@ def robot(state: EmulatorState) -> RobotModel:
         with _LOCK:
             model = getattr(w, "robot", None)
             if model is None:
-                model = RobotModel(w.seed, w.people, w.groups, state.org.robot_code, w.corp_id,
-                                   w.prof.robot_conversations, w.prof.robot_messages, w.signing_key)
+                model = RobotModel(
+                    w.seed,
+                    w.people,
+                    w.groups,
+                    state.org.robot_code,
+                    w.corp_id,
+                    w.prof.robot_conversations,
+                    w.prof.robot_messages,
+                    w.signing_key,
+                )
                 w.robot = model  # type: ignore[attr-defined]
     return model
 
@@ -82,7 +90,9 @@ def blob_routes(state: EmulatorState) -> list[Route]:
         if not (isinstance(parsed, list) and len(parsed) == 2) or parsed[0] not in sent:
             return oss_error(404, "NoSuchKey", "The specified key does not exist")
         msg = sent[parsed[0]].payload
-        part, _mime = model.media(parsed[0], parsed[1], msg["msgtype"], msg.get("content", {}).get("fileName", ""))
+        part, _mime = model.media(
+            parsed[0], parsed[1], msg["msgtype"], msg.get("content", {}).get("fileName", "")
+        )
         # The object is served with a generic name (the reference: rename it from the message).
         return range_response(request, part, "application/octet-stream", filename="file.file")
 
@@ -99,13 +109,19 @@ def m_robot_message(state: EmulatorState, params: dict[str, Any]) -> dict[str, A
         raise MutationError(f"count must be 1..{MAX_BATCH}")
     model = robot(state)
     if model.next_index + count > model.pool:
-        raise MutationError(f"only {model.pool - model.next_index} of the profile's {model.pool} robot messages are left")
+        raise MutationError(
+            f"only {model.pool - model.next_index} of the profile's {model.pool} robot messages are left"
+        )
     if count == 1:
         return _send_one(state, model, params)
     base = int(params.get("rand", model.next_index))
     results = [_send_one(state, model, {**params, "rand": base + i}) for i in range(count)]
-    return {"sent": count, "delivered": sum(r["delivered"] for r in results),
-            "first": results[0]["msgId"], "last": results[-1]["msgId"]}
+    return {
+        "sent": count,
+        "delivered": sum(r["delivered"] for r in results),
+        "first": results[0]["msgId"],
+        "last": results[-1]["msgId"],
+    }
 
 
 def _send_one(state: EmulatorState, model: RobotModel, params: dict[str, Any]) -> dict[str, Any]:
@@ -137,7 +153,12 @@ def _send_one(state: EmulatorState, model: RobotModel, params: dict[str, Any]) -
         if delivered:
             _remember_delivered(state, msg["msgId"])
     model.sent.append(SentMessage(index, msg, message_id, delivered))
-    return {"conversationId": conv.conversation_id, "msgId": msg["msgId"], "msgtype": msg["msgtype"], "delivered": delivered}
+    return {
+        "conversationId": conv.conversation_id,
+        "msgId": msg["msgId"],
+        "msgtype": msg["msgtype"],
+        "delivered": delivered,
+    }
 
 
 _DELIVERED_FILE = "robot_delivered.txt"
@@ -176,9 +197,13 @@ def truth_messages(state: EmulatorState) -> Iterator[dict[str, Any]]:
             continue  # lost: nobody was connected, and robot messages are never re-pushed
         if not m.media_sha256 and m.payload["msgtype"] in ("picture", "richText", "file", "audio", "video"):
             m.media_sha256 = model.media_sha256(m.index, m.payload)
-        item = {"id": f"{m.payload['conversationId']}/{m.payload['msgId']}", "msgtype": m.payload["msgtype"],
-                "conversationType": m.payload["conversationType"], "createAt": m.payload["createAt"],
-                "senderStaffId": m.payload["senderStaffId"]}
+        item = {
+            "id": f"{m.payload['conversationId']}/{m.payload['msgId']}",
+            "msgtype": m.payload["msgtype"],
+            "conversationType": m.payload["conversationType"],
+            "createAt": m.payload["createAt"],
+            "senderStaffId": m.payload["senderStaffId"],
+        }
         if m.media_sha256:
             item["sha256"] = m.media_sha256[0]
         yield item
@@ -190,7 +215,10 @@ def register(state: EmulatorState) -> None:
 
 
 def routes(state: EmulatorState) -> list[Route]:
-    return [Route("/v1.0/robot/messageFiles/download", message_file_download, methods=["POST"]), *blob_routes(state)]
+    return [
+        Route("/v1.0/robot/messageFiles/download", message_file_download, methods=["POST"]),
+        *blob_routes(state),
+    ]
 
 
 __all__ = ["FilesWorld", "robot"]

@@ -58,7 +58,9 @@ def ws_json(w: FilesWorld, ws: Workspace, unionid: str, with_role: bool) -> dict
 def node_json(w: FilesWorld, ws: Workspace, d: Dentry, unionid: str, with_role: bool) -> dict[str, Any]:
     space = w.storage.spaces[d.space_id]
     assert space.children is not None
-    has_children = d.type == "FOLDER" and any(w.storage.tree(space)[c].status == "NORMAL" for c in space.children.get(d.dentry_id, []))
+    has_children = d.type == "FOLDER" and any(
+        w.storage.tree(space)[c].status == "NORMAL" for c in space.children.get(d.dentry_id, [])
+    )
     out: dict[str, Any] = {
         "nodeId": d.uuid,
         "workspaceId": ws.workspace_id,
@@ -92,11 +94,16 @@ async def list_workspaces(call: Call) -> dict[str, Any]:
         raise ApiError(400, "invalidParameter", "orderBy is invalid")
     team = call.params.get("teamId")
     items = [
-        ws for ws in w.workspaces.values()
-        if ws.type == "TEAM" and (not team or ws.team_id == team) and w.storage.can_read(w.storage.spaces[ws.space_id], unionid)
+        ws
+        for ws in w.workspaces.values()
+        if ws.type == "TEAM"
+        and (not team or ws.team_id == team)
+        and w.storage.can_read(w.storage.spaces[ws.space_id], unionid)
     ]
     if order == "MODIFIED_TIME_DESC":
-        items.sort(key=lambda ws: (-max(ws.create_ms, w.storage.spaces[ws.space_id].modify_ms), ws.workspace_id))
+        items.sort(
+            key=lambda ws: (-max(ws.create_ms, w.storage.spaces[ws.space_id].modify_ms), ws.workspace_id)
+        )
     else:  # view time is not modelled: creation order stands in for it
         items.sort(key=lambda ws: (-ws.create_ms, ws.workspace_id))
     chunk, nxt = page(items, decode_token(call.params.get("nextToken")), n)
@@ -145,7 +152,9 @@ async def list_nodes(call: Call) -> dict[str, Any]:
     if parent != "0" and w.storage.tree(space)[parent].type != "FOLDER":
         return {"nodes": []}
     n = max_results(call, call.params, 50, 50)
-    items = sorted(w.storage.listing(space, parent), key=lambda d: (d.type != "FOLDER", d.create_ms, d.dentry_id))
+    items = sorted(
+        w.storage.listing(space, parent), key=lambda d: (d.type != "FOLDER", d.create_ms, d.dentry_id)
+    )
     chunk, nxt = page(items, decode_token(call.params.get("nextToken")), n)
     with_role = api_bool(call.params, "withPermissionRole")
     for d in chunk:
@@ -179,10 +188,17 @@ async def query_dentry_id(call: Call) -> dict[str, Any]:
 
 # -- truth ---------------------------------------------------------------------------------
 
+
 def truth_workspaces(state: EmulatorState) -> Iterator[dict[str, Any]]:
     w = world(state)
     for ws in list(w.workspaces.values()):
-        item = {"id": ws.workspace_id, "name": ws.name, "type": ws.type, "rootNodeId": ws.root_node_id, "spaceId": ws.space_id}
+        item = {
+            "id": ws.workspace_id,
+            "name": ws.name,
+            "type": ws.type,
+            "rootNodeId": ws.root_node_id,
+            "spaceId": ws.space_id,
+        }
         if ws.type == "PERSONAL":
             item["owner"] = ws.owner  # unionId: only its owner can open "my docs" (mineWorkspaces)
         yield item
@@ -193,9 +209,15 @@ def truth_nodes(state: EmulatorState) -> Iterator[dict[str, Any]]:
     for ws in list(w.workspaces.values()):
         space = w.storage.spaces[ws.space_id]
         for d in w.storage.all_dentries(space):
-            item = {"id": f"{ws.workspace_id}/{d.uuid}", "name": d.name, "type": d.type,
-                    "category": d.category if d.type == "FILE" else "OTHER", "extension": d.ext,
-                    "spaceId": space.space_id, "dentryId": d.dentry_id}
+            item = {
+                "id": f"{ws.workspace_id}/{d.uuid}",
+                "name": d.name,
+                "type": d.type,
+                "category": d.category if d.type == "FILE" else "OTHER",
+                "extension": d.ext,
+                "spaceId": space.space_id,
+                "dentryId": d.dentry_id,
+            }
             if d.status != "NORMAL":
                 item["deleted"] = True
             yield item

@@ -21,9 +21,24 @@ LANGS = ("zh-Hant", "zh-Hans", "pt", "en")
 LANG_WEIGHTS = (55, 20, 15, 10)
 
 COMPANIES = {
-    "zh-Hant": ["澳門濠江貿易有限公司", "氹仔海景酒店管理有限公司", "路環建築工程有限公司", "新口岸物流服務有限公司", "南灣資訊科技有限公司"],
-    "zh-Hans": ["珠海横琴科技有限公司", "广州南沙物流有限公司", "深圳前海贸易有限公司", "中山港口服务有限公司"],
-    "pt": ["Sociedade de Comércio Praia Grande, Lda.", "Construções Ilha Verde, Lda.", "Serviços Hoteleiros Taipa, Lda."],
+    "zh-Hant": [
+        "澳門濠江貿易有限公司",
+        "氹仔海景酒店管理有限公司",
+        "路環建築工程有限公司",
+        "新口岸物流服務有限公司",
+        "南灣資訊科技有限公司",
+    ],
+    "zh-Hans": [
+        "珠海横琴科技有限公司",
+        "广州南沙物流有限公司",
+        "深圳前海贸易有限公司",
+        "中山港口服务有限公司",
+    ],
+    "pt": [
+        "Sociedade de Comércio Praia Grande, Lda.",
+        "Construções Ilha Verde, Lda.",
+        "Serviços Hoteleiros Taipa, Lda.",
+    ],
     "en": ["Pearl Delta Logistics Ltd.", "Cotai Hospitality Services Ltd.", "Harbour Tech Solutions Ltd."],
 }
 PEOPLE = {
@@ -33,10 +48,31 @@ PEOPLE = {
     "en": ["David Chan", "Grace Ho", "Peter Leung", "Emily Wong"],
 }
 ITEMS = {
-    "zh-Hant": ["辦公椅", "手提電腦", "影印紙（A4，500張）", "會議室投影機", "保安服務（月費）", "清潔服務（月費）", "伺服器維護", "葡文翻譯服務"],
+    "zh-Hant": [
+        "辦公椅",
+        "手提電腦",
+        "影印紙（A4，500張）",
+        "會議室投影機",
+        "保安服務（月費）",
+        "清潔服務（月費）",
+        "伺服器維護",
+        "葡文翻譯服務",
+    ],
     "zh-Hans": ["办公桌", "笔记本电脑", "复印纸（A4）", "网络交换机", "物业管理费", "软件许可证"],
-    "pt": ["Cadeira de escritório", "Computador portátil", "Papel A4 (500 folhas)", "Serviço de limpeza (mensal)", "Tradução jurídica"],
-    "en": ["Office chair", "Laptop computer", "A4 paper (500 sheets)", "Cleaning service (monthly)", "Server maintenance"],
+    "pt": [
+        "Cadeira de escritório",
+        "Computador portátil",
+        "Papel A4 (500 folhas)",
+        "Serviço de limpeza (mensal)",
+        "Tradução jurídica",
+    ],
+    "en": [
+        "Office chair",
+        "Laptop computer",
+        "A4 paper (500 sheets)",
+        "Cleaning service (monthly)",
+        "Server maintenance",
+    ],
 }
 
 TITLES = {
@@ -147,10 +183,22 @@ PARAGRAPHS = {
         "3. Procurement of {item}: request quotations from {company2}.",
         "4. There being no other business, the meeting closed.",
     ],
-    ("price_list", "zh-Hant"): ["{company}　{year}年度價目表，價格以澳門元計算，有效期至{date}。", "如需報價請聯絡{person}（{mo_phone}）。"],
-    ("price_list", "zh-Hans"): ["{company}　{year}年度价目表，价格以人民币计算，有效期至{date}。", "报价联系人：{person}（{cn_phone}）。"],
-    ("price_list", "pt"): ["{company} — tabela de preços de {year}, em patacas, válida até {date}.", "Contacto: {person} ({mo_phone})."],
-    ("price_list", "en"): ["{company} — {year} price list in MOP, valid until {date}.", "Contact: {person} ({hk_phone})."],
+    ("price_list", "zh-Hant"): [
+        "{company}　{year}年度價目表，價格以澳門元計算，有效期至{date}。",
+        "如需報價請聯絡{person}（{mo_phone}）。",
+    ],
+    ("price_list", "zh-Hans"): [
+        "{company}　{year}年度价目表，价格以人民币计算，有效期至{date}。",
+        "报价联系人：{person}（{cn_phone}）。",
+    ],
+    ("price_list", "pt"): [
+        "{company} — tabela de preços de {year}, em patacas, válida até {date}.",
+        "Contacto: {person} ({mo_phone}).",
+    ],
+    ("price_list", "en"): [
+        "{company} — {year} price list in MOP, valid until {date}.",
+        "Contact: {person} ({hk_phone}).",
+    ],
     ("hr_form", "zh-Hant"): [
         "姓名：{person}　部門：{dept}　入職日期：{date}",
         "澳門居民身份證號碼：{mo_id}　聯絡電話：{mo_phone}",
@@ -285,7 +333,11 @@ def _compose(key: str, kind: str, lang: str, version: int, table_rows: int) -> D
     # version v are stable) and appends a revision note: most bytes stay the same.
     for v in range(2, version + 1):
         vr = rng("edit", key, v)
-        note = EDIT_NOTES[lang].format(v=v, person=vr.choice(PEOPLE[lang]), date=f"2026-{vr.randrange(1, 13):02d}-{vr.randrange(1, 29):02d}")
+        note = EDIT_NOTES[lang].format(
+            v=v,
+            person=vr.choice(PEOPLE[lang]),
+            date=f"2026-{vr.randrange(1, 13):02d}-{vr.randrange(1, 29):02d}",
+        )
         for i in range(len(paragraphs)):
             if h64("rewrite", key, v, i) % 5 == 0 and not any(p[2] == f"p{i}" for p in planted):
                 paragraphs[i] = paragraphs[i] + note

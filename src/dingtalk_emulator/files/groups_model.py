@@ -17,7 +17,16 @@ from dingtalk_emulator.company.seeding import h64 as company_h64
 from .seeding import rng
 from .storage_model import b62id
 
-GROUP_NAMES = ["項目協調群", "澳門分店營運", "採購小組", "年度審計工作組", "客戶服務群", "Equipa de Obras", "IT Helpdesk", "橫琴項目組"]
+GROUP_NAMES = [
+    "項目協調群",
+    "澳門分店營運",
+    "採購小組",
+    "年度審計工作組",
+    "客戶服務群",
+    "Equipa de Obras",
+    "IT Helpdesk",
+    "橫琴項目組",
+]
 
 
 def dept_chat_id(seed: int, dept_id: int) -> str:
@@ -57,7 +66,10 @@ class GroupsModel:
                 continue
             chatid = dept_chat_id(seed, dept.dept_id)
             members = initial.members(dept.dept_id)
-            owner = next((u.userid for u in members if u.leader), members[0].userid if members else initial.admin.userid)
+            owner = next(
+                (u.userid for u in members if u.leader),
+                members[0].userid if members else initial.admin.userid,
+            )
             born = anchor_ms - rng(seed, "group", chatid).randrange(100, 900) * 86_400_000
             self._add(Group(chatid, self._cid(chatid), dept.name, owner, "dept", born, dept_id=dept.dept_id))
         users = initial.users
@@ -66,9 +78,18 @@ class GroupsModel:
             chatid = "chat" + b62id(24, seed, "api-chat", i).lower()
             size = min(len(users), r.randrange(3, 30))
             members = [u.userid for u in r.sample(users, size)] if users else []
-            name = GROUP_NAMES[i % len(GROUP_NAMES)] + (f" {i // len(GROUP_NAMES) + 1}" if i >= len(GROUP_NAMES) else "")
-            g = Group(chatid, self._cid(chatid), name, members[0] if members else initial.admin.userid, "api",
-                      anchor_ms - r.randrange(10, 500) * 86_400_000, extra_members=members)
+            name = GROUP_NAMES[i % len(GROUP_NAMES)] + (
+                f" {i // len(GROUP_NAMES) + 1}" if i >= len(GROUP_NAMES) else ""
+            )
+            g = Group(
+                chatid,
+                self._cid(chatid),
+                name,
+                members[0] if members else initial.admin.userid,
+                "api",
+                anchor_ms - r.randrange(10, 500) * 86_400_000,
+                extra_members=members,
+            )
             g.robot_present = True  # the app created it, so its robot sits in it
             self._add(g)
         # The robot was also added to a few department groups.
@@ -87,7 +108,10 @@ class GroupsModel:
             g = self.by_chatid.get(chatid)
             if g is None and not dept.removed:
                 members = self.people.members(dept.dept_id)
-                owner = next((u.userid for u in members if u.leader), members[0].userid if members else self.people.admin.userid)
+                owner = next(
+                    (u.userid for u in members if u.leader),
+                    members[0].userid if members else self.people.admin.userid,
+                )
                 g = Group(chatid, self._cid(chatid), dept.name, owner, "dept", now_ms, dept_id=dept.dept_id)
                 self._add(g)
                 created.append(g)
@@ -101,7 +125,9 @@ class GroupsModel:
 
         def get() -> list[str]:
             people = self.initial
-            ids = [u.userid for u in people.members(g.dept_id)] if g.origin == "dept" else list(g.extra_members)
+            ids = (
+                [u.userid for u in people.members(g.dept_id)] if g.origin == "dept" else list(g.extra_members)
+            )
             return [u.unionid for u in map(people.user, ids) if u is not None]
 
         return get

@@ -27,7 +27,9 @@ _TO_UNICODE = (
 )
 
 
-_TOKEN = re.compile(r"\+\d{2,3}(?: \d{3,4}){2,3}|[\x21-\x7e\u00a0-\u024f]+|.", re.S)  # phones keep their spaces
+_TOKEN = re.compile(
+    r"\+\d{2,3}(?: \d{3,4}){2,3}|[\x21-\x7e\u00a0-\u024f]+|.", re.S
+)  # phones keep their spaces
 
 
 def _wrap(text: str, width: int) -> list[str]:
@@ -58,22 +60,40 @@ def _font_objects(lang: str) -> list[bytes]:
     if lang in ("pt", "en"):
         return [b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"]
     base, enc, ordering, supplement = (
-        (b"MSung-Light", b"UniCNS-UCS2-H", b"CNS1", b"4") if lang == "zh-Hant" else (b"STSong-Light", b"UniGB-UCS2-H", b"GB1", b"4")
+        (b"MSung-Light", b"UniCNS-UCS2-H", b"CNS1", b"4")
+        if lang == "zh-Hant"
+        else (b"STSong-Light", b"UniGB-UCS2-H", b"GB1", b"4")
     )
     # objects: font (n), descendant (n+1), descriptor (n+2), ToUnicode (n+3) -- refs patched by caller
     return [
-        b"<< /Type /Font /Subtype /Type0 /BaseFont /" + base + b" /Encoding /" + enc
+        b"<< /Type /Font /Subtype /Type0 /BaseFont /"
+        + base
+        + b" /Encoding /"
+        + enc
         + b" /DescendantFonts [{D} 0 R] /ToUnicode {U} 0 R >>",
-        b"<< /Type /Font /Subtype /CIDFontType0 /BaseFont /" + base + b" /CIDSystemInfo << /Registry (Adobe) /Ordering ("
-        + ordering + b") /Supplement " + supplement + b" >> /FontDescriptor {F} 0 R /DW 1000 >>",
-        b"<< /Type /FontDescriptor /FontName /" + base + b" /Flags 6 /FontBBox [0 -200 1000 900] /ItalicAngle 0"
+        b"<< /Type /Font /Subtype /CIDFontType0 /BaseFont /"
+        + base
+        + b" /CIDSystemInfo << /Registry (Adobe) /Ordering ("
+        + ordering
+        + b") /Supplement "
+        + supplement
+        + b" >> /FontDescriptor {F} 0 R /DW 1000 >>",
+        b"<< /Type /FontDescriptor /FontName /"
+        + base
+        + b" /Flags 6 /FontBBox [0 -200 1000 900] /ItalicAngle 0"
         b" /Ascent 880 /Descent -120 /CapHeight 880 /StemV 93 >>",
         b"<< /Length " + str(len(_TO_UNICODE)).encode() + b" >>\nstream\n" + _TO_UNICODE + b"\nendstream",
     ]
 
 
-def pdf_part(key: str, doc: DocText, target: int, variant_of: Callable[[int], int] = lambda i: 0, big_threshold: int = 160_000,
-             content_key: str = "") -> Part:
+def pdf_part(
+    key: str,
+    doc: DocText,
+    target: int,
+    variant_of: Callable[[int], int] = lambda i: 0,
+    big_threshold: int = 160_000,
+    content_key: str = "",
+) -> Part:
     cjk = doc.lang not in ("pt", "en")
     encode = _ucs2 if cjk else _latin
     width = 38 if cjk else 90
@@ -93,7 +113,11 @@ def pdf_part(key: str, doc: DocText, target: int, variant_of: Callable[[int], in
         objs.append(b"<< /Type /Catalog /Pages 2 0 R >>")
         objs.append(f"<< /Type /Pages /Kids [{kids}] /Count {len(pages)} >>".encode())
         for f in fonts:
-            objs.append(f.replace(b"{D}", str(font_first + 1).encode()).replace(b"{F}", str(font_first + 2).encode()).replace(b"{U}", str(font_first + 3).encode()))
+            objs.append(
+                f.replace(b"{D}", str(font_first + 1).encode())
+                .replace(b"{F}", str(font_first + 2).encode())
+                .replace(b"{U}", str(font_first + 3).encode())
+            )
         for i, page_lines in enumerate(pages):
             xobj = f" /XObject << /Im1 {n_img} 0 R >>" if img_rows and i == 0 else ""
             objs.append(
@@ -130,10 +154,16 @@ def pdf_part(key: str, doc: DocText, target: int, variant_of: Callable[[int], in
                 b" /BitsPerComponent 8 /Length %d >>\nstream\n" % (n_img, IMG_WIDTH, img_rows, nbytes)
             )
             tail = b"\nendstream\nendobj\n"
-            parts += [Raw(head), Lazy(nbytes, lambda: _pixels(content_key or key, nbytes, variant_of)), Raw(tail)]
+            parts += [
+                Raw(head),
+                Lazy(nbytes, lambda: _pixels(content_key or key, nbytes, variant_of)),
+                Raw(tail),
+            ]
             pos += len(head) + nbytes + len(tail)
         count = len(offsets) + 1
-        xref = b"xref\n0 %d\n0000000000 65535 f \n" % count + b"".join(b"%010d 00000 n \n" % o for o in offsets)
+        xref = b"xref\n0 %d\n0000000000 65535 f \n" % count + b"".join(
+            b"%010d 00000 n \n" % o for o in offsets
+        )
         trailer = b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (count, pos)
         parts.append(Raw(xref + trailer))
         return Seq(parts)

@@ -73,7 +73,13 @@ class BlockSource:
         return bytes(buf)
 
 
-def png_part(key: str, target: int, variant_of: Callable[[int], int] = lambda i: 0, text: str = "", version_key: str = "") -> Part:
+def png_part(
+    key: str,
+    target: int,
+    variant_of: Callable[[int], int] = lambda i: 0,
+    text: str = "",
+    version_key: str = "",
+) -> Part:
     """`key` seeds the pixels; `version_key` (default `key`) names this exact content for the cache."""
     nblocks, pad = plan(target)
     src = BlockSource(key, variant_of)

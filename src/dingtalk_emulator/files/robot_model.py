@@ -22,10 +22,20 @@ from .signing import decode_payload, encode_payload, sign, verify
 from .storage_model import b62id
 
 SINGLE_TYPES = (("text", 50), ("picture", 15), ("richText", 10), ("file", 10), ("audio", 10), ("video", 5))
-GROUP_TYPES = (("text", 70), ("picture", 20), ("richText", 10))  # groups cannot send audio/file/video to robots
+GROUP_TYPES = (
+    ("text", 70),
+    ("picture", 20),
+    ("richText", 10),
+)  # groups cannot send audio/file/video to robots
 MEDIA_TYPES = {"picture", "richText", "file", "audio", "video"}
 TEXTS = {
-    "zh-Hant": ["請幫我查一下上月的報銷進度", "明天下午三點開會，請準備資料", "合約已經寄出，請查收", "今日澳門天氣點樣？", "請問年假還剩幾多日？"],
+    "zh-Hant": [
+        "請幫我查一下上月的報銷進度",
+        "明天下午三點開會，請準備資料",
+        "合約已經寄出，請查收",
+        "今日澳門天氣點樣？",
+        "請問年假還剩幾多日？",
+    ],
     "zh-Hans": ["帮我查一下报销进度", "明天的会议改到十点", "请把发票发给我"],
     "pt": ["Bom dia, pode enviar o relatório?", "A reunião foi adiada para sexta-feira."],
     "en": ["Please send me the latest price list", "Reminder: submit your timesheet today"],
@@ -51,7 +61,17 @@ class SentMessage:
 
 
 class RobotModel:
-    def __init__(self, seed: int, people: Any, groups: Any, robot_code: str, corp_id: str, n_convs: int, pool: int, signing_key: bytes) -> None:
+    def __init__(
+        self,
+        seed: int,
+        people: Any,
+        groups: Any,
+        robot_code: str,
+        corp_id: str,
+        n_convs: int,
+        pool: int,
+        signing_key: bytes,
+    ) -> None:
         self.seed = seed
         self.people = people
         self.groups = groups
@@ -68,20 +88,28 @@ class RobotModel:
         for u in initial.users[:singles]:
             cid = "cid" + b62id(22, seed, "robot-1on1", u.userid) + "=="
             self.conversations.append(Conversation(cid, "1", "", [u.userid]))
-        self._group_convs = [g for g in groups.groups.values() if g.robot_present][: max(1, n_convs - singles)]
+        self._group_convs = [g for g in groups.groups.values() if g.robot_present][
+            : max(1, n_convs - singles)
+        ]
 
     def group_conversations(self) -> list[Conversation]:
         out = []
         for g in self._group_convs:
             if g.status == 1:
-                out.append(Conversation(g.open_conversation_id, "2", g.name, self.groups.members(g), g.open_conversation_id))
+                out.append(
+                    Conversation(
+                        g.open_conversation_id, "2", g.name, self.groups.members(g), g.open_conversation_id
+                    )
+                )
         return out
 
     def all_conversations(self) -> list[Conversation]:
         return self.conversations + self.group_conversations()
 
     # -- message generation --------------------------------------------------------------
-    def build(self, index: int, now_ms: int, conversation: Conversation, msgtype: str | None, text: str | None) -> dict[str, Any]:
+    def build(
+        self, index: int, now_ms: int, conversation: Conversation, msgtype: str | None, text: str | None
+    ) -> dict[str, Any]:
         r = rng(self.seed, "robot-msg", index)
         allowed = GROUP_TYPES if conversation.type == "2" else SINGLE_TYPES
         if msgtype is None:
@@ -94,7 +122,9 @@ class RobotModel:
                 x -= w
         assert msgtype is not None
         if msgtype not in {t for t, _ in allowed}:
-            raise ValueError(f"{msgtype} messages cannot reach a robot in a {'group' if conversation.type == '2' else '1:1 chat'}")
+            raise ValueError(
+                f"{msgtype} messages cannot reach a robot in a {'group' if conversation.type == '2' else '1:1 chat'}"
+            )
         live = [m for m in conversation.members if self.people.user(m) is not None]
         sender = self.people.user(r.choice(live)) if live else self.people.admin
         lang = sender.lang if sender.lang in TEXTS else "zh-Hant"
@@ -126,14 +156,27 @@ class RobotModel:
         elif msgtype == "picture":
             msg["content"] = {"downloadCode": self.code(index, 0)}
         elif msgtype == "richText":
-            msg["content"] = {"richText": [{"text": body}, {"downloadCode": self.code(index, 0), "type": "picture"}]}
+            msg["content"] = {
+                "richText": [{"text": body}, {"downloadCode": self.code(index, 0), "type": "picture"}]
+            }
         elif msgtype == "file":
             ext = r.choice(("docx", "pdf", "xlsx"))
-            msg["content"] = {"downloadCode": self.code(index, 0), "fileName": f"{corpus.TITLES[('invoice', 'zh-Hant')].format(ref=index)}.{ext}"}
+            msg["content"] = {
+                "downloadCode": self.code(index, 0),
+                "fileName": f"{corpus.TITLES[('invoice', 'zh-Hant')].format(ref=index)}.{ext}",
+            }
         elif msgtype == "audio":
-            msg["content"] = {"duration": r.randrange(1000, 60000), "downloadCode": self.code(index, 0), "recognition": body}
+            msg["content"] = {
+                "duration": r.randrange(1000, 60000),
+                "downloadCode": self.code(index, 0),
+                "recognition": body,
+            }
         elif msgtype == "video":
-            msg["content"] = {"duration": r.randrange(2000, 120000), "downloadCode": self.code(index, 0), "videoType": "mp4"}
+            msg["content"] = {
+                "duration": r.randrange(2000, 120000),
+                "downloadCode": self.code(index, 0),
+                "videoType": "mp4",
+            }
         return msg
 
     # -- media ---------------------------------------------------------------------------
@@ -157,7 +200,9 @@ class RobotModel:
             return png.png_part(key, png.min_size() + r.randrange(0, 250_000)), "image/png"
         if msgtype == "file":
             ext = file_name.rsplit(".", 1)[-1] if "." in file_name else "pdf"
-            spec = ContentSpec(key, ext, 1, 16_000 + r.randrange(0, 150_000), corpus.pick_kind(key), corpus.pick_lang(key))
+            spec = ContentSpec(
+                key, ext, 1, 16_000 + r.randrange(0, 150_000), corpus.pick_kind(key), corpus.pick_lang(key)
+            )
             return render(spec), "application/octet-stream"
         size = r.randrange(8_000, 400_000)
         head = b"#!AMR\n" if msgtype == "audio" else b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
@@ -172,7 +217,9 @@ class RobotModel:
                 left -= len(chunk)
                 i += 1
 
-        return Seq([Raw(head), Lazy(size - len(head), produce)]), ("audio/amr" if msgtype == "audio" else "video/mp4")
+        return Seq([Raw(head), Lazy(size - len(head), produce)]), (
+            "audio/amr" if msgtype == "audio" else "video/mp4"
+        )
 
     def media_sha256(self, index: int, msg: dict[str, Any]) -> list[str]:
         if msg["msgtype"] not in MEDIA_TYPES:

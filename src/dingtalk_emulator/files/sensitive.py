@@ -41,7 +41,9 @@ TRUTH_TYPE = {
 }
 
 
-def truth_entries(kind: str, item_id: str, planted: list[tuple[str, str, str]], where: Callable[[str], str]) -> list[dict[str, str]]:
+def truth_entries(
+    kind: str, item_id: str, planted: list[tuple[str, str, str]], where: Callable[[str], str]
+) -> list[dict[str, str]]:
     """`sensitive` truth entries (`{"id","kind","itemId","type","value","where"}`) for one item;
     a second value of the same type in the item gets an id suffixed `-2`, `-3`, ..."""
     out = []
@@ -50,6 +52,14 @@ def truth_entries(kind: str, item_id: str, planted: list[tuple[str, str, str]], 
         name = TRUTH_TYPE[typ]
         seen[name] = seen.get(name, 0) + 1
         suffix = "" if seen[name] == 1 else f"-{seen[name]}"
-        out.append({"id": f"{kind}/{item_id}/{name}{suffix}", "kind": kind, "itemId": item_id, "type": name,
-                    "value": value, "where": where(loc)})
+        out.append(
+            {
+                "id": f"{kind}/{item_id}/{name}{suffix}",
+                "kind": kind,
+                "itemId": item_id,
+                "type": name,
+                "value": value,
+                "where": where(loc),
+            }
+        )
     return out

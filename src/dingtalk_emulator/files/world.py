@@ -46,7 +46,9 @@ class FilesWorld:
         # The org as generated, before any mutation: what the generated content is derived from, so
         # it does not depend on when this world was first built (the journal replays mutations in
         # order, but the files world is built lazily, on first use).
-        self.initial = People(org.seed, org.profile.users, org.profile.resigned, org.profile.teams_per_department, org.anchor_ms)
+        self.initial = People(
+            org.seed, org.profile.users, org.profile.resigned, org.profile.teams_per_department, org.anchor_ms
+        )
         self.prof: FilesProfile = files_profile(state.config.profile)
         anchor = org.anchor_ms
         self.anchor_ms = anchor
@@ -72,23 +74,50 @@ class FilesWorld:
     def _build_drive_spaces(self) -> None:
         self._space("drive", "company", "全公司共享文件", self.prof.files_per_drive_space, hostile_names=True)
         for dept in self.initial.children(1):
-            self._space("drive", dept.dept_id, f"{dept.name}文件庫", self.prof.files_per_drive_space, acl_depts=(dept.dept_id,))
+            self._space(
+                "drive",
+                dept.dept_id,
+                f"{dept.name}文件庫",
+                self.prof.files_per_drive_space,
+                acl_depts=(dept.dept_id,),
+            )
 
     def _build_group_spaces(self, groups: Any = None) -> None:
         for g in groups if groups is not None else list(self.groups.groups.values()):
-            sp = self._space("group", g.open_conversation_id, f"{g.name}的群文件", self.prof.files_per_group_space,
-                             members=self.groups.member_unionids(g), admin_managed=False,
-                             authors=self.groups.initial_member_unionids(g))
+            sp = self._space(
+                "group",
+                g.open_conversation_id,
+                f"{g.name}的群文件",
+                self.prof.files_per_group_space,
+                members=self.groups.member_unionids(g),
+                admin_managed=False,
+                authors=self.groups.initial_member_unionids(g),
+            )
             g.space_id = sp.space_id
 
     def _build_wikis(self) -> None:
         for dept in self.initial.children(1):
             r = rng(self.seed, "wiki", dept.dept_id)
-            sp = self._space("wiki", ("team", dept.dept_id), f"{dept.name}知識庫", self.prof.files_per_team_wiki, acl_depts=(dept.dept_id,))
+            sp = self._space(
+                "wiki",
+                ("team", dept.dept_id),
+                f"{dept.name}知識庫",
+                self.prof.files_per_team_wiki,
+                acl_depts=(dept.dept_id,),
+            )
             leader = next((u for u in self.initial.members(dept.dept_id) if u.leader), self.initial.admin)
-            ws = Workspace(b62id(16, self.seed, "ws", sp.space_id), f"{dept.name}知識庫", "TEAM", sp.space_id,
-                           b62id(32, self.seed, "root", sp.space_id), b62id(16, self.seed, "team", dept.dept_id),
-                           "", leader.unionid, sp.create_ms, description=r.choice(["部門制度與流程", "項目文件", "培訓資料"]))
+            ws = Workspace(
+                b62id(16, self.seed, "ws", sp.space_id),
+                f"{dept.name}知識庫",
+                "TEAM",
+                sp.space_id,
+                b62id(32, self.seed, "root", sp.space_id),
+                b62id(16, self.seed, "team", dept.dept_id),
+                "",
+                leader.unionid,
+                sp.create_ms,
+                description=r.choice(["部門制度與流程", "項目文件", "培訓資料"]),
+            )
             self._add_ws(ws)
         for u in self.initial.users:
             self.ensure_mine(u.unionid, self.initial)
@@ -104,11 +133,25 @@ class FilesWorld:
         if user is None:
             return None
         keeps_docs = h64(self.seed, "mine", unionid) % 4 == 0
-        sp = self._space("wiki", ("mine", unionid), "我的文件", self.prof.files_per_personal_wiki if keeps_docs else 0,
-                         owner=unionid)
+        sp = self._space(
+            "wiki",
+            ("mine", unionid),
+            "我的文件",
+            self.prof.files_per_personal_wiki if keeps_docs else 0,
+            owner=unionid,
+        )
         sp.space_type = "personal"
-        ws = Workspace(b62id(16, self.seed, "ws", sp.space_id), f"{user.name}的文檔", "PERSONAL", sp.space_id,
-                       b62id(32, self.seed, "root", sp.space_id), "", unionid, unionid, sp.create_ms)
+        ws = Workspace(
+            b62id(16, self.seed, "ws", sp.space_id),
+            f"{user.name}的文檔",
+            "PERSONAL",
+            sp.space_id,
+            b62id(32, self.seed, "root", sp.space_id),
+            "",
+            unionid,
+            unionid,
+            sp.create_ms,
+        )
         self._add_ws(ws)
         self.mine[unionid] = ws.workspace_id
         return ws
@@ -122,7 +165,9 @@ class FilesWorld:
             created = self.groups.sync_departments(self.state.now_ms())
             if created:
                 self._build_group_spaces(created)
-        if len(self.mine) < len(self.people.users) or any(u.unionid not in self.mine for u in self.people.users[-5:]):
+        if len(self.mine) < len(self.people.users) or any(
+            u.unionid not in self.mine for u in self.people.users[-5:]
+        ):
             for u in self.people.users:
                 self.ensure_mine(u.unionid)
 

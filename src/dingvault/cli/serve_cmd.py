@@ -16,7 +16,9 @@ def register(app: typer.Typer) -> None:
 
 
 def serve(
-    listen: str = typer.Option(None, "--listen", help="host:port of /healthz and /metrics (default 127.0.0.1:8870)."),
+    listen: str = typer.Option(
+        None, "--listen", help="host:port of /healthz and /metrics (default 127.0.0.1:8870)."
+    ),
     config_file: Path = typer.Option(
         None, "--config", help="Service settings (default: <home>/service.toml; see docs/operations.md)."
     ),

@@ -149,7 +149,9 @@ class AlertManager:
                 log.exception("alert %s: sender %s failed", key, type(sender).__name__)
 
 
-def senders_from_config(dingtalk: DingTalkAlertConfig | None, email: EmailAlertConfig | None) -> list[AlertSender]:
+def senders_from_config(
+    dingtalk: DingTalkAlertConfig | None, email: EmailAlertConfig | None
+) -> list[AlertSender]:
     out: list[AlertSender] = []
     if dingtalk is not None:
         out.append(DingTalkRobotSender(dingtalk))

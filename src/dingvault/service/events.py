@@ -50,8 +50,11 @@ class _QuietPings(logging.Filter):
     message topic" warning; that is noise every 30 s, not news."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (isinstance(record.msg, str) and record.msg.startswith("unknown message topic")
-                    and "ping" in str(record.args))
+        return not (
+            isinstance(record.msg, str)
+            and record.msg.startswith("unknown message topic")
+            and "ping" in str(record.args)
+        )
 
 
 _SDK_LOG = logging.getLogger("dingtalk_stream.client")
@@ -61,7 +64,9 @@ _SDK_LOG.addFilter(_QuietPings())
 class Backoff:
     """Exponential back-off with full jitter; ``reset()`` after a connection proved stable."""
 
-    def __init__(self, initial: float = 0.5, maximum: float = 60.0, *, rng: random.Random | None = None) -> None:
+    def __init__(
+        self, initial: float = 0.5, maximum: float = 60.0, *, rng: random.Random | None = None
+    ) -> None:
         self.initial = initial
         self.maximum = maximum
         self.failures = 0
@@ -89,7 +94,9 @@ class _DurableEvents(EventHandler):
             return AckMessage.STATUS_BAD_REQUEST, "event without eventId"
         if h.event_corp_id:
             self.listener.learn_corp(str(h.event_corp_id))
-        return await self.listener.store(str(event_id), "event", str(h.event_type or ""), h.event_born_time, event.data)
+        return await self.listener.store(
+            str(event_id), "event", str(h.event_type or ""), h.event_born_time, event.data
+        )
 
 
 class _DurableRobotMessages(CallbackHandler):
@@ -150,7 +157,9 @@ class StreamListener(DingTalkStreamClient):
             self.on_corp(corp_id)
 
     # ---- the handlers' common path -------------------------------------------------------------
-    async def store(self, event_id: str, source: str, type_: str, born_ms: int | None, data: Any) -> tuple[int, str]:
+    async def store(
+        self, event_id: str, source: str, type_: str, born_ms: int | None, data: Any
+    ) -> tuple[int, str]:
         payload = data if isinstance(data, dict) else {"value": data}
         try:
             fresh = await asyncio.to_thread(self.state.add_event, event_id, source, type_, born_ms, payload)

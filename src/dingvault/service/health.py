@@ -36,7 +36,9 @@ def make_app(health: Callable[[], dict[str, Any]], metrics: Callable[[], bytes])
 
 class HealthServer:
     def __init__(self, app: Starlette, host: str, port: int) -> None:
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", access_log=False)
+        config = uvicorn.Config(
+            app, host=host, port=port, log_level="warning", lifespan="off", access_log=False
+        )
         self.server = uvicorn.Server(config)
         # The service handles SIGTERM/SIGINT itself (graceful shutdown of runs first).
         self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]

@@ -53,7 +53,11 @@ class ReplicationGlue:
         self.replicator: Replicator | None = None
         if self.replicas:
             self.replicator = Replicator.from_registry(
-                vault, self.registry, interval=interval, max_backoff=max_backoff, backend_opts=self._backend_opts
+                vault,
+                self.registry,
+                interval=interval,
+                max_backoff=max_backoff,
+                backend_opts=self._backend_opts,
             )
         # snapshot id -> (event times still waiting, replicas not yet holding it)
         self._tracked: dict[str, tuple[list[float], set[str]]] = {}
@@ -130,7 +134,9 @@ class ReplicationGlue:
                     for t in times:
                         self.latencies.append((name, max(0.0, now - t)))
                         if self.metrics is not None:
-                            self.metrics.capture_latency.labels(stage=f"replica:{name}").observe(max(0.0, now - t))
+                            self.metrics.capture_latency.labels(stage=f"replica:{name}").observe(
+                                max(0.0, now - t)
+                            )
             if not waiting:
                 with self._lock:
                     self._tracked.pop(sid, None)
