@@ -222,29 +222,23 @@ def test_robot_and_exclusive_through_the_sdk(emulator: RunningEmulator, token: s
         robot_code=emulator.state.org.robot_code,
     )
     assert httpx.get(got.download_url).content[:4] == b"\x89PNG"
-    logs = call(
-        emulator,
-        token,
-        "exclusive_1_0",
-        "list_audit_log",
-        "ListAuditLogRequest",
-        start_date=0,
-        end_date=2**62,
-        page_size=20,
-    )
+
+    def audit_page(**after: Any) -> Any:
+        return call(
+            emulator,
+            token,
+            "exclusive_1_0",
+            "list_audit_log",
+            "ListAuditLogRequest",
+            start_date=0,
+            end_date=2**62,
+            page_size=20,
+            **after,
+        )
+
+    logs = audit_page()
     assert len(logs.list) == 20
-    nxt = call(
-        emulator,
-        token,
-        "exclusive_1_0",
-        "list_audit_log",
-        "ListAuditLogRequest",
-        start_date=0,
-        end_date=2**62,
-        page_size=20,
-        next_gmt_create=logs.list[-1].gmt_create,
-        next_biz_id=int(logs.list[-1].biz_id),
-    )
+    nxt = audit_page(next_gmt_create=logs.list[-1].gmt_create, next_biz_id=int(logs.list[-1].biz_id))
     assert nxt.list[0].biz_id != logs.list[-1].biz_id and nxt.list[0].gmt_create >= logs.list[-1].gmt_create
     groups = call(
         emulator,
