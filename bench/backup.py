@@ -174,7 +174,7 @@ class RssSampler:
     With ``report``, a memory breakdown is taken whenever the peak grows by 2 MB, so the one of
     the peak itself can be printed (what held the memory then)."""
 
-    def __init__(self, every: float = 0.1, report: bool = False) -> None:
+    def __init__(self, every: float = 0.1, report: bool = False, tmp_dir: Path | None = None) -> None:
         import psutil
 
         self._proc = psutil.Process()
@@ -183,13 +183,19 @@ class RssSampler:
         self._started = time.monotonic()
         self.at_peak: dict[str, float] = {}
         self.peak_fds = 0  # open file descriptors (spooled downloads waiting for the writer, sockets)
+        # Bytes of the open files under tmp_dir (downloads spooled to disk; unnamed, so counted
+        # through this process's descriptors): how much room a run needs for its temporary files.
+        self._tmp_dir = str(tmp_dir.resolve()) if tmp_dir is not None else None
+        self.peak_tmp = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(every,), daemon=True)
         self._thread.start()
 
     def _run(self, every: float) -> None:
         next_line = 15.0
+        ticks = 0
         while not self._stop.wait(every):
+            ticks += 1
             rss = self._proc.memory_info().rss
             t = time.monotonic() - self._started
             if self._report and rss > self.at_peak.get("rss", 0) * 1e6 + 2e6:
@@ -206,6 +212,17 @@ class RssSampler:
             self.peak = max(self.peak, rss)
             with contextlib.suppress(OSError):
                 self.peak_fds = max(self.peak_fds, self._proc.num_fds())
+            if self._report and self._tmp_dir is not None and ticks % 5 == 0:
+                self.peak_tmp = max(self.peak_tmp, self._tmp_bytes())
+
+    def _tmp_bytes(self) -> int:
+        total = 0
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):  # closed meanwhile
+                if os.readlink(f"/proc/self/fd/{fd}").startswith(self._tmp_dir + "/"):
+                    st = os.stat(f"/proc/self/fd/{fd}")
+                    total += st.st_blocks * 512
+        return total
 
     def stop(self) -> float:
         self._stop.set()
@@ -217,6 +234,8 @@ class RssSampler:
                 + f"; at the end: {', '.join(f'{k} {v:,.1f}' for k, v in memory_breakdown().items())}"
             )
             print(f"  open files at most: {self.peak_fds:,}")
+            if self._tmp_dir is not None:
+                print(f"  temporary files on disk at most: {self.peak_tmp / 1e6:,.1f} MB")
         return self.peak / 1e6
 
 
@@ -287,7 +306,7 @@ def scenario_a(profile: str, max_seconds: float) -> None:
     try:
         home = new_home(emu, root, {"rate_per_api": 100_000, "max_concurrency": 32})
         cpu = CpuMeter(emu)
-        sampler = RssSampler(report=MEMORY_REPORT)
+        sampler = RssSampler(report=MEMORY_REPORT, tmp_dir=open_home(root / "home").tmp_dir)
         stats, wall = backup(home, "full", max_seconds, kinds_of(FAMILIES))
         rss = sampler.stop()
         print(cpu.report(wall))
@@ -327,7 +346,7 @@ def scenario_large(seconds: float) -> None:
     try:
         home = new_home(emu, root, {"rate_per_api": 100_000, "max_concurrency": 32})
         cpu = CpuMeter(emu)
-        sampler = RssSampler(report=MEMORY_REPORT)
+        sampler = RssSampler(report=MEMORY_REPORT, tmp_dir=open_home(root / "home").tmp_dir)
         _stats, wall = backup(home, "full", seconds, kinds_of(FAMILIES))
         rss = sampler.stop()
         print(cpu.report(wall))
