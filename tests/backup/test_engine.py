@@ -299,3 +299,81 @@ def test_a_family_stopped_by_a_failed_read_gives_its_budget_back():
     (failure,) = stats.family_failures
     assert failure.family == "bad" and "disk I/O error" in failure.message
     assert engine._in_flight.used == 0
+
+
+class _SlowWriterStore(MemoryStore):
+    """Stores each attachment slowly, so downloads pile up waiting for the writer."""
+
+    def put_attachment(self, stream, level, size=None):
+        import time
+
+        time.sleep(0.03)
+        return super().put_attachment(stream, level, size)
+
+
+class _BigChunks(ScriptedCollector):
+    async def open_attachment(self, ref):
+        key = ref.ref["id"]
+        self.downloads[key] += 1
+        if key in self.fail_refs:
+            raise ConnectionError(f"download of {key} failed for good")
+        data = self.contents[key]
+        for i in range(0, len(data), 64 << 10):
+            yield data[i : i + (64 << 10)]
+
+
+_BIG = 300 << 10  # over the in-memory limit per file: spooled to disk
+
+
+def _big_files(name: str, pages: int, per_page: int, fail_refs=()) -> _BigChunks:
+    contents = {}
+    items = []
+    for p in range(pages):
+        page = []
+        for i in range(per_page):
+            ident = f"{name}-{p}-{i}"
+            contents[ident] = ident.encode() * (_BIG // len(ident)) + b"x" * (_BIG % len(ident))
+            page.append(make_item("file", ident, "1", attachments=[att(ident, "a.docx", size=_BIG)]))
+        items.append(page)
+    return _BigChunks(name, name, items, contents=contents, fail_refs=fail_refs)
+
+
+def _disk_peak(limit: int) -> tuple[int, int]:
+    store = _SlowWriterStore()
+    engine = BackupEngine(store, [_big_files("files", 8, 3)], max_spool_on_disk=limit)
+
+    async def bounded():
+        return await asyncio.wait_for(engine.run("full"), 60)
+
+    stats = asyncio.run(bounded())
+    assert stats.totals()["new"] == 24 and stats.status == "ok"
+    assert stats.attachments_downloaded == 24
+    assert engine._spool_budget.on_disk == 0  # every download on disk was closed and counted off
+    return engine._spool_budget.peak_on_disk, len(store.blobs)
+
+
+def test_downloads_waiting_on_disk_stay_within_their_budget():
+    page = 3 * _BIG
+    # Unbounded, the pages prepared ahead of a slow writer all wait on disk at once.
+    unbounded, blobs = _disk_peak(1 << 40)
+    assert unbounded > 3 * page
+    # With a budget of one page, at most that plus the page the writer needs next (which never
+    # waits, or the run could stall behind room held by later pages).
+    bounded, blobs_bounded = _disk_peak(page)
+    assert bounded <= 2 * page
+    assert blobs_bounded == blobs  # the same content stored
+
+
+def test_a_page_larger_than_the_disk_budget_still_goes_through():
+    # Two families, each page three times the budget, one download failing for good: nothing waits
+    # for ever, and a failed download gives its room back.
+    store = _SlowWriterStore()
+    families = [_big_files("a", 3, 3, fail_refs={"a-1-1"}), _big_files("b", 3, 3)]
+    engine = BackupEngine(store, families, max_spool_on_disk=_BIG)
+
+    async def bounded():
+        return await asyncio.wait_for(engine.run("full"), 60)
+
+    stats = asyncio.run(bounded())
+    assert stats.totals()["new"] == 17 and stats.failed["file"] == 1
+    assert engine._spool_budget.on_disk == 0

@@ -54,7 +54,7 @@ from dingvault.backup.payload import (
     normalize_version_key,
 )
 from dingvault.backup.scope import Scope
-from dingvault.backup.spool import SpoolBudget, SpooledDownload, spool
+from dingvault.backup.spool import DISK_BUDGET, SpoolBudget, SpooledDownload, spool
 from dingvault.backup.stats import FamilyFailure, ItemFailure, RunStats
 from dingvault.backup.store_api import Commit, CommitResult, KnownVersion, Store, VersionRecord
 from dingvault.source.items import AttachmentRef, Batch, Item
@@ -116,10 +116,12 @@ class _Prepared:
     cursor_key: tuple[str, str] | None = None  # the cursor of the collector page this chunk is from
     collector: str = ""  # the collector's name (the first part of its cursor keys)
 
+    def downloads(self) -> list[SpooledDownload]:
+        return [sp for _item, _atts, spools in self.to_store for sp in spools.values()]
+
     def discard(self) -> None:
-        for _item, _atts, spools in self.to_store:
-            for sp in spools.values():
-                sp.close()
+        for sp in self.downloads():
+            sp.close()
         # The records are no longer needed once stored (their catalog fields are in the commit).
         self.to_store = []
 
@@ -171,6 +173,7 @@ class BackupEngine:
         prefetch: int = 4,
         max_batch_items: int = 500,
         max_items_in_flight: int = 3000,
+        max_spool_on_disk: int = DISK_BUDGET,
         commit_items: int = 2000,
         commit_seconds: float = 1.0,
     ) -> None:
@@ -202,7 +205,8 @@ class BackupEngine:
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dingvault-read")
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dingvault-commit")
         self._prefetch = prefetch
-        self._spool_budget = SpoolBudget()
+        # Downloads waiting for the writer: a few MiB in memory, the rest on disk up to a limit.
+        self._spool_budget = SpoolBudget(disk_budget=max_spool_on_disk)
         self._max_batch_items = max(1, max_batch_items)
         # Parsed API records are the bulk of what the fetch side holds (a record's dicts take ~10x
         # its JSON); counted across families, not per family, so memory does not grow with how
@@ -338,18 +342,24 @@ class BackupEngine:
         # Pages are prepared (change detection, downloads) concurrently, up to `prefetch` ahead of
         # the one being handed to the writer, but handed over strictly in order: cursors must be
         # committed in the order the collector produced them.
-        pending: asyncio.Queue[tuple[asyncio.Task[_Prepared], int] | None] = asyncio.Queue(
+        pending: asyncio.Queue[tuple[asyncio.Task[_Prepared], int, object] | None] = asyncio.Queue(
             maxsize=self._prefetch
         )
         forward_error: list[BaseException] = []
         in_flight = self._in_flight
+        # The page forward() waits for: the writer needs it before any later page of this family,
+        # so its downloads wait only for room held by pages handed to the writer, never for room
+        # held by later pages (which wait for it).
+        head: list[object] = [None]
 
         async def forward() -> None:
             while True:
                 entry = await pending.get()
                 if entry is None:
                     return
-                task, counted = entry
+                task, counted, page = entry
+                head[0] = page
+                self._spool_budget.wake()
                 if forward_error:
                     task.cancel()
                     in_flight.give_back(counted)
@@ -363,6 +373,8 @@ class BackupEngine:
                     forward_error.append(exc)
                     continue
                 prepared.budget = counted  # the writer gives it back once stored
+                # Its downloads now leave the disk whatever the fetch side does (see reserve_disk).
+                self._spool_budget.hand_over(prepared.downloads())
                 try:
                     self._settle(prepared, stats)
                     await queue.put(prepared)
@@ -382,9 +394,12 @@ class BackupEngine:
                 for chunk in _split(batch, self._max_batch_items):
                     counted = len(chunk.items)
                     await in_flight.take(counted)
-                    task = asyncio.create_task(self._prepare(collector, chunk, stats, cursor_key))
+                    page = object()
+                    task = asyncio.create_task(
+                        self._prepare(collector, chunk, stats, cursor_key, lambda p=page: head[0] is p)
+                    )
                     try:
-                        await pending.put((task, counted))
+                        await pending.put((task, counted, page))
                     except BaseException:
                         task.cancel()
                         in_flight.give_back(counted)
@@ -430,6 +445,7 @@ class BackupEngine:
         batch: Batch,
         stats: RunStats,
         cursor_key: tuple[str, str] | None = None,
+        is_next: Callable[[], bool] = lambda: True,
     ) -> _Prepared:
         prepared = _Prepared(
             family=collector.family,
@@ -469,7 +485,7 @@ class BackupEngine:
                 prepared.seen.append((item.kind, item.source_id, item.container))
                 stats.unchanged[item.kind] += 1
             else:
-                jobs.append(self._fetch_attachments(collector, item, kv, stats))
+                jobs.append(self._fetch_attachments(collector, item, kv, stats, is_next))
         for result in await asyncio.gather(*jobs):
             if isinstance(result, ItemFailure):
                 prepared.failures.append(result)
@@ -519,7 +535,12 @@ class BackupEngine:
         prepared.batch = None
 
     async def _fetch_attachments(
-        self, collector: CollectorLike, item: Item, kv: KnownVersion | None, stats: RunStats
+        self,
+        collector: CollectorLike,
+        item: Item,
+        kv: KnownVersion | None,
+        stats: RunStats,
+        is_next: Callable[[], bool],
     ) -> tuple[Item, list[StoredAttachment], dict[int, SpooledDownload]] | ItemFailure:
         stored: list[StoredAttachment] = []
         spools: dict[int, SpooledDownload] = {}
@@ -535,13 +556,21 @@ class BackupEngine:
                     stored.append(StoredAttachment(ref, skipped="excluded by scope"))
                     stats.skipped_content[item.kind] += 1
                     continue
-                async with self._download_sem:
-                    download = await spool(
-                        collector.open_attachment(ref),
-                        self.tmp_dir,
-                        self._spool_budget,
-                        expected_size=ref.size,
-                    )
+                # A big download waits for room on disk before it takes a download slot, so a
+                # download of the page the writer needs next always finds a slot.
+                reserved = await self._spool_budget.reserve_disk(ref.size, is_next)
+                try:
+                    async with self._download_sem:
+                        download = await spool(
+                            collector.open_attachment(ref),
+                            self.tmp_dir,
+                            self._spool_budget,
+                            expected_size=ref.size,
+                            reserved=reserved,
+                        )
+                except BaseException:
+                    self._spool_budget.release_disk(reserved)
+                    raise
                 spools[idx] = download
                 stored.append(StoredAttachment(ref, sha256=download.sha256, size=download.size))
                 stats.attachments_downloaded += 1

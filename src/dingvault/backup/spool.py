@@ -8,9 +8,10 @@ the file size, and means a download that fails half-way never leaves a half-stor
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -24,21 +25,76 @@ MEMORY_LIMIT = 256 << 10
 # company (limits off, 120 s, one run each), 16 MiB (with 1 MiB per file) peaked at 254 MB, 4 MiB
 # (with 256 KiB) at 241 MB and no in-memory spooling at 231 MB, storing as many records in the time.
 MEMORY_BUDGET = 4 << 20
+# All downloads waiting on disk together. Without it they were bounded only by the records in
+# flight: on the emulator's large company (limits off, files up to 200 MB) over 1 GB at once.
+DISK_BUDGET = 512 << 20
 
 
 class SpoolBudget:
-    """How many bytes of spooled downloads sit in memory, all queues together.
+    """How many bytes of spooled downloads sit in memory and on disk, all queues together.
 
     Downloads wait in bounded queues until the writer stores them; without a shared budget, many
-    files just under MEMORY_LIMIT could still add up. Past the budget, new downloads spool to disk.
+    files just under MEMORY_LIMIT could still add up. Past the memory budget, new downloads spool
+    to disk. A download announced larger than MEMORY_LIMIT waits (`reserve_disk`) until it fits
+    under the disk budget. Event loop only.
+
+    Why a download of the page the writer needs next waits only for room held by pages already
+    handed to the writer: a family's pages reach the writer in order, so room held by its later
+    pages is given back only after that page is stored. Waiting for it would stall the run;
+    pages handed over leave the disk whatever the fetch side does.
     """
 
-    def __init__(self, budget: int = MEMORY_BUDGET) -> None:
+    def __init__(self, budget: int = MEMORY_BUDGET, disk_budget: int = DISK_BUDGET) -> None:
         self.budget = budget
         self.in_memory = 0
+        self.disk_budget = disk_budget
+        self.on_disk = 0  # reserved or written, all downloads
+        self.handed_over = 0  # of which downloads of pages handed to the writer
+        self.peak_on_disk = 0
+        self._room = asyncio.Event()
 
     def limit(self) -> int:
         return MEMORY_LIMIT if self.in_memory < self.budget else 0
+
+    async def reserve_disk(self, expected_size: int | None, is_next: Callable[[], bool]) -> int:
+        """Wait until a download announced at ``expected_size`` fits on disk; returns the bytes
+        reserved for it (nothing for one that will stay in memory or did not say its size).
+
+        ``is_next()``: the download belongs to the page the writer needs next (see the class).
+        Something always fits when nothing it waits for is on disk. Checked again whenever room
+        is given back and on `wake`."""
+        n = expected_size if expected_size is not None and expected_size > MEMORY_LIMIT else 0
+        if n:
+            while True:
+                held = self.handed_over if is_next() else self.on_disk
+                if held == 0 or held + n <= self.disk_budget:
+                    break
+                self._room.clear()
+                await self._room.wait()
+        self._add_on_disk(n)
+        return n
+
+    def hand_over(self, downloads: list[SpooledDownload]) -> None:
+        """These downloads' page goes to the writer: their room is given back without help."""
+        for download in downloads:
+            if download.on_disk and not download.handed_over:
+                download.handed_over = True
+                self.handed_over += download.on_disk
+
+    def release_disk(self, n: int, handed_over: bool = False) -> None:
+        self._add_on_disk(-n)
+        if handed_over:
+            self.handed_over -= n
+
+    def wake(self) -> None:
+        """Have waiting downloads look again (which page the writer needs next changed)."""
+        self._room.set()
+
+    def _add_on_disk(self, n: int) -> None:
+        self.on_disk += n
+        self.peak_on_disk = max(self.peak_on_disk, self.on_disk)
+        if n < 0:
+            self._room.set()
 
 
 @dataclass
@@ -48,12 +104,17 @@ class SpooledDownload:
     sha256: str
     budget: SpoolBudget | None = None
     in_memory: int = 0
+    on_disk: int = 0
+    handed_over: bool = False
 
     def close(self) -> None:
         self.file.close()
         if self.budget is not None and self.in_memory:
             self.budget.in_memory -= self.in_memory
             self.in_memory = 0
+        if self.budget is not None and self.on_disk:
+            self.budget.release_disk(self.on_disk, self.handed_over)
+            self.on_disk = 0
 
 
 async def spool(
@@ -62,9 +123,13 @@ async def spool(
     budget: SpoolBudget | None = None,
     *,
     expected_size: int | None = None,
+    reserved: int = 0,
 ) -> SpooledDownload:
     """``expected_size``: the size the source announced, if any; a download announced larger than
-    the per-file limit goes to disk at once (no in-memory buffer grown and then copied out)."""
+    the per-file limit goes to disk at once (no in-memory buffer grown and then copied out).
+    ``reserved``: what `SpoolBudget.reserve_disk` set aside for it, replaced by what the download
+    really put on disk once it is complete (which `close` gives back). If the download fails, the
+    reservation stays with the caller, who gives it back."""
     digest = hashlib.sha256()
     size = 0
     limit = budget.limit() if budget is not None else MEMORY_LIMIT
@@ -88,7 +153,13 @@ async def spool(
         fh.close()
         raise
     download = SpooledDownload(fh, size, digest.hexdigest(), budget)
-    if budget is not None and isinstance(fh, tempfile.SpooledTemporaryFile) and not fh._rolled:
+    if budget is None:
+        return download
+    if isinstance(fh, tempfile.SpooledTemporaryFile) and not fh._rolled:
         download.in_memory = size
         budget.in_memory += size
+        budget.release_disk(reserved)
+    else:
+        download.on_disk = size
+        budget.release_disk(reserved - size)
     return download
