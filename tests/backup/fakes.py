@@ -140,6 +140,8 @@ def make_item(kind: str, sid: str, version: str, container: str = "c1", attachme
 class ScriptedCollector:
     """Yields the batches of `pages`, resuming after the page its cursor says; serves attachments."""
 
+    chunk_size = 7  # bytes per downloaded chunk: small, so a download takes many steps
+
     def __init__(
         self,
         name: str,
@@ -181,8 +183,8 @@ class ScriptedCollector:
         if key in self.fail_refs:
             raise ConnectionError(f"download of {key} failed for good")
         data = self.contents[key]
-        for i in range(0, len(data), 7):
-            yield data[i : i + 7]
+        for i in range(0, len(data), self.chunk_size):
+            yield data[i : i + self.chunk_size]
 
 
 def att(ident: str, name: str = "a.pdf", size: int | None = None) -> AttachmentRef:

@@ -312,14 +312,7 @@ class _SlowWriterStore(MemoryStore):
 
 
 class _BigChunks(ScriptedCollector):
-    async def open_attachment(self, ref):
-        key = ref.ref["id"]
-        self.downloads[key] += 1
-        if key in self.fail_refs:
-            raise ConnectionError(f"download of {key} failed for good")
-        data = self.contents[key]
-        for i in range(0, len(data), 64 << 10):
-            yield data[i : i + (64 << 10)]
+    chunk_size = 64 << 10
 
 
 _BIG = 300 << 10  # over the in-memory limit per file: spooled to disk
