@@ -71,3 +71,14 @@ def test_passphrase_sources(tmp_path, monkeypatch):
     (tmp_path / "empty").write_text("")
     with pytest.raises(PassphraseError, match="empty"):
         read_passphrase(tmp_path / "empty")
+
+
+def test_temp_on_disk_setting_reaches_the_engine_options():
+    from dingvault.backup.scope import ScopeError
+    from dingvault.backup.session import engine_settings
+
+    assert engine_settings({}) == {}  # the engine's own default (512 MiB) applies
+    assert engine_settings({"temp_on_disk": "2GiB"}) == {"max_spool_on_disk": 2 << 30}
+    assert engine_settings({"temp_on_disk": 10_000_000}) == {"max_spool_on_disk": 10_000_000}
+    with pytest.raises(ScopeError, match=r"backup\.temp_on_disk 'lots'"):
+        engine_settings({"temp_on_disk": "lots"})

@@ -34,17 +34,17 @@ class ScopeError(ValueError):
     """A scope selector in the config or on the command line is invalid; the message names it."""
 
 
-def parse_size(value: int | str | None) -> int | None:
-    """``5GB``, ``500MiB``, ``1024`` → bytes; None/0/"" → no limit."""
+def parse_size(value: int | str | None, name: str = "max_file_size") -> int | None:
+    """``5GB``, ``500MiB``, ``1024`` → bytes; None/0/"" → no limit. ``name``: the setting, for errors."""
     if value in (None, "", 0):
         return None
     if isinstance(value, int):
         if value < 0:
-            raise ScopeError(f"max_file_size must be positive, got {value}")
+            raise ScopeError(f"{name} must be positive, got {value}")
         return value
     m = _SIZE_RE.match(str(value))
     if not m:
-        raise ScopeError(f"max_file_size {value!r} is not a size such as 500MB or 5GiB")
+        raise ScopeError(f"{name} {value!r} is not a size such as 500MB or 5GiB")
     number, unit = float(m.group(1)), (m.group(2) or "").lower()
     base = 1024 if "i" in unit else 1000
     letter = unit[:1] if unit[:1] in "kmgt" and unit else ""

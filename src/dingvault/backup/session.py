@@ -15,14 +15,14 @@ it is only usable by whoever can open the vault.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dingvault.backup.engine import BackupEngine, Progress
 from dingvault.backup.memory import release_free_memory
-from dingvault.backup.scope import Scope
+from dingvault.backup.scope import Scope, parse_size
 from dingvault.backup.stats import RunStats
 from dingvault.backup.vault_store import VaultCatalogStore
 from dingvault.catalog import Catalog
@@ -71,6 +71,18 @@ def init_home(
     # The config is written last: a home with a config.toml is a complete one.
     home.save_settings(settings)
     return recovery_key
+
+
+def engine_settings(backup: Mapping[str, Any]) -> dict[str, Any]:
+    """The engine's options from the config's ``[backup]`` table.
+
+    ``temp_on_disk``: how much room downloads waiting for the writer may take in the home's
+    ``tmp/`` (default 512MiB; see `dingvault.backup.spool.DISK_BUDGET`)."""
+    out: dict[str, Any] = {}
+    temp = parse_size(backup.get("temp_on_disk"), "backup.temp_on_disk")
+    if temp is not None:
+        out["max_spool_on_disk"] = temp
+    return out
 
 
 @dataclass
@@ -183,7 +195,7 @@ class Session:
                     progress=progress,
                     api_call_counts=lambda: client.calls,
                     api_error_counts=lambda: {**client.errors, "(retries)": client.retries},
-                    **(engine_options or {}),
+                    **{**engine_settings(self.settings.backup), **(engine_options or {})},
                 )
                 return await engine.run(mode)
         finally:

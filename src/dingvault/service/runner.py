@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from dingvault.backup.engine import BackupEngine
-from dingvault.backup.session import Session
+from dingvault.backup.session import Session, engine_settings
 from dingvault.backup.stats import RunStats
 from dingvault.backup.vault_store import VaultCatalogStore
 from dingvault.service.fetch_common import VaultLookup
@@ -364,7 +364,7 @@ class RunCoordinator:
                     tmp_dir=s.home.tmp_dir,
                     api_call_counts=lambda: client.calls,
                     api_error_counts=lambda: {**client.errors, "(retries)": client.retries},
-                    **options,
+                    **{**engine_settings(s.settings.backup), **options},
                 )
                 try:
                     stats = await engine.run(mode)
