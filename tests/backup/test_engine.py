@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -305,8 +306,6 @@ class _SlowWriterStore(MemoryStore):
     """Stores each attachment slowly, so downloads pile up waiting for the writer."""
 
     def put_attachment(self, stream, level, size=None):
-        import time
-
         time.sleep(0.03)
         return super().put_attachment(stream, level, size)
 

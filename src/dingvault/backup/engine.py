@@ -444,8 +444,8 @@ class BackupEngine:
         collector: CollectorLike,
         batch: Batch,
         stats: RunStats,
-        cursor_key: tuple[str, str] | None = None,
-        is_next: Callable[[], bool] = lambda: True,
+        cursor_key: tuple[str, str] | None,
+        is_next: Callable[[], bool],
     ) -> _Prepared:
         prepared = _Prepared(
             family=collector.family,

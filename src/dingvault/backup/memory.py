@@ -15,7 +15,8 @@ where they leave holes that are kept, not returned. A fixed threshold (`map_larg
 every block of 1 MiB or more mapped, so freeing it returns it at once; and a run gives the holes
 that remain back to the system every second (`releasing_free_memory`, ``malloc_trim``: 2-5 ms a
 call). Measured with ``bench/backup.py --memory-report`` (limits off, same machine, one session):
-peak RSS medium 206 → 194 MB, large (120 s) 243 → 226 MB, no change in records per CPU-second.
+peak RSS medium 206 → 189 MB, large (120 s) 243 → 238 MB (223-233 MB in other runs), no change in
+CPU per record that shows (bench/RESULTS.md).
 """
 
 from __future__ import annotations

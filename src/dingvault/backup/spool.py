@@ -71,7 +71,7 @@ class SpoolBudget:
                     break
                 self._room.clear()
                 await self._room.wait()
-        self._add_on_disk(n)
+        self.add_on_disk(n)
         return n
 
     def hand_over(self, downloads: list[SpooledDownload]) -> None:
@@ -82,7 +82,7 @@ class SpoolBudget:
                 self.handed_over += download.on_disk
 
     def release_disk(self, n: int, handed_over: bool = False) -> None:
-        self._add_on_disk(-n)
+        self.add_on_disk(-n)
         if handed_over:
             self.handed_over -= n
 
@@ -90,7 +90,8 @@ class SpoolBudget:
         """Have waiting downloads look again (which page the writer needs next changed)."""
         self._room.set()
 
-    def _add_on_disk(self, n: int) -> None:
+    def add_on_disk(self, n: int) -> None:
+        """Count ``n`` more bytes on disk (fewer if negative, which wakes waiting downloads)."""
         self.on_disk += n
         self.peak_on_disk = max(self.peak_on_disk, self.on_disk)
         if n < 0:
@@ -158,8 +159,7 @@ async def spool(
     if isinstance(fh, tempfile.SpooledTemporaryFile) and not fh._rolled:
         download.in_memory = size
         budget.in_memory += size
-        budget.release_disk(reserved)
     else:
         download.on_disk = size
-        budget.release_disk(reserved - size)
+    budget.add_on_disk(download.on_disk - reserved)  # the reservation becomes what is on disk
     return download
