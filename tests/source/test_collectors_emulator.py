@@ -29,8 +29,9 @@ from dingvault.source.collectors import (
     ReportsCollector,
     TodoCollector,
 )
+from dingvault.source.collectors import contacts as contacts_module
 
-from .emulator_support import client_for, fetch_all, live_ids, run, truth
+from .emulator_support import AllScope, client_for, fetch_all, live_ids, run, truth
 
 DAY_MS = 86_400_000
 
@@ -68,6 +69,29 @@ async def test_contacts_with_user_details(emulator: RunningEmulator) -> None:
     for user in result.of_kind("user"):
         assert user.raw["detail"]["userid"] == user.source_id
         assert "role_list" in user.raw["detail"]
+
+
+async def test_users_leave_in_batches_while_their_details_are_read(
+    emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(contacts_module, "BATCH_SIZE", 10)
+    total = len(live_ids(emulator, "user"))
+    sizes: list[int] = []
+    details_read_at_first: int | None = None
+    async with client_for(emulator) as client:
+        context = CollectorContext(client, CollectorSettings(user_details=True))
+        async for batch in ContactsCollector(client, context).collect(
+            mode="full", cursors={}, scope=AllScope()
+        ):
+            users = [item for item in batch.items if item.kind == "user"]
+            if users and details_read_at_first is None:
+                details_read_at_first = client.calls["/topapi/v2/user/get"]
+            if users:
+                sizes.append(len(users))
+                assert all("detail" in user.raw for user in users)
+    assert sum(sizes) == total and max(sizes) <= 10
+    # The first users were handed on long before the last detail was read (not held for the org).
+    assert details_read_at_first is not None and details_read_at_first < total // 2
 
 
 async def test_approvals_full_listing_and_attachments_equal_truth(emulator: RunningEmulator) -> None:

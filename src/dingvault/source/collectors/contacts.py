@@ -58,20 +58,16 @@ class ContactsCollector(Collector):
         directory = await self.context.directory()
         departments = [department_item(d.dept_id, d.listed, d.detail) for d in directory.departments.values()]
         yield Batch(items=departments, complete=[CompleteListing("department", ORG_CONTAINER)])
-        details: dict[str, dict[str, Any]] = {}
-        if self.settings.user_details:
-            async for userid, detail in bounded_map(
-                self._user_detail, list(directory.users), self.settings.concurrency
-            ):
-                if isinstance(detail, NotFound):
-                    continue  # left between the listing and now
-                if isinstance(detail, BaseException):
-                    self.note_problem(f"detail of user {userid}", detail)
-                    continue
-                details[userid] = detail
-        users = [user_item(raw, details.get(uid)) for uid, raw in directory.users.items()]
-        for start in range(0, len(users), BATCH_SIZE):
-            yield Batch(items=users[start : start + BATCH_SIZE])
+        # Users leave in batches as their details come, not once every detail is in: the details
+        # and items of a whole org would otherwise be held at once.
+        items: list[Item] = []
+        async for userid, detail in self._details(list(directory.users)):
+            items.append(user_item(directory.users[userid], detail))
+            if len(items) >= BATCH_SIZE:
+                yield Batch(items=items)
+                items = []
+        if items:
+            yield Batch(items=items)
         if not directory.incomplete_departments:
             # Every department's member list was read: anyone not listed has left.
             yield Batch(complete=[CompleteListing("user", ORG_CONTAINER)])
@@ -81,6 +77,21 @@ class ContactsCollector(Collector):
             async for batch in self._resigned(mode, cursors):
                 yield batch
         self.finish()
+
+    async def _details(self, userids: list[str]) -> AsyncIterator[tuple[str, dict[str, Any] | None]]:
+        """Each user with their detail (None when not asked for or not read), in listing order."""
+        if not self.settings.user_details:
+            for userid in userids:
+                yield userid, None
+            return
+        async for userid, detail in bounded_map(self._user_detail, userids, self.settings.concurrency):
+            if isinstance(detail, NotFound):
+                yield userid, None  # left between the listing and now: the listing's entry stays
+            elif isinstance(detail, BaseException):
+                self.note_problem(f"detail of user {userid}", detail)
+                yield userid, None
+            else:
+                yield userid, detail
 
     async def _user_detail(self, userid: str) -> dict[str, Any]:
         body = await self.client.oapi("POST", USER_GET, json={"userid": userid})

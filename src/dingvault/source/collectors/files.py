@@ -189,12 +189,18 @@ class FilesCollector(Collector):
     async def _workspace_discovery(
         self, run: _Run, people: list[tuple[str, str]], directory: Any
     ) -> AsyncIterator[Batch]:
-        workspaces: dict[str, Workspace] = {}
-        await self._workspaces(people, workspaces, lambda w: self._start_workspace(run, w))
-        yield Batch(
-            items=[owner_by_unionid(workspace_item(w), directory) for w in workspaces.values()],
-            complete=self._complete(run.mode, "wiki_workspace"),
-        )
+        # Knowledge bases are handed on as they are found, not held until the listing ends: an org
+        # has one "my documents" per person (on the emulator's large company, 2,008 knowledge bases
+        # made one 5.6 MB batch). Their completions ride on the last batch, after every one of them.
+        items: list[Item] = []
+        async for found in self._workspaces(people):
+            for workspace in found:
+                self._start_workspace(run, workspace)
+                items.append(owner_by_unionid(workspace_item(workspace), directory))
+            if len(items) >= _WORKSPACES_PER_BATCH:
+                yield Batch(items=items)
+                items = []
+        yield Batch(items=items, complete=self._complete(run.mode, "wiki_workspace"))
 
     def _start_space(
         self,
@@ -461,12 +467,9 @@ class FilesCollector(Collector):
                 raw = {**raw, "openConversationId": conversation.open_conversation_id}
                 spaces.setdefault(sid, Space(sid, "group", union, raw, container="groups"))
 
-    async def _workspaces(
-        self,
-        people: list[tuple[str, str]],
-        workspaces: dict[str, Workspace],
-        start: Callable[[Workspace], None],
-    ) -> None:
+    async def _workspaces(self, people: list[tuple[str, str]]) -> AsyncIterator[list[Workspace]]:
+        """The knowledge bases each person can see, person by person; each one only once."""
+
         async def mine_of(union: str) -> dict[str, Any] | None:
             try:
                 return await st.mine_workspace(self.client, union)
@@ -484,6 +487,7 @@ class FilesCollector(Collector):
             finally:
                 _settle(mine_task)
 
+        seen: set[str] = set()  # ids only: the knowledge bases themselves are handed on
         self._claim("wiki_workspace", "team")
         # A knowledge base's space is claimed only if every knowledge base was listed.
         self._claim("drive_space", "wiki")
@@ -499,13 +503,16 @@ class FilesCollector(Collector):
             team, mine = result
             self._claim("wiki_workspace", f"personal:{uid}")
             listed = [(raw, "team") for raw in team] + ([(mine, f"personal:{uid}")] if mine else [])
+            found: list[Workspace] = []
             for raw, container in listed:
                 wid = raw.get("workspaceId")
-                if wid and str(wid) not in workspaces:
+                if wid and str(wid) not in seen:
+                    seen.add(str(wid))
                     if raw.get("type") == "PERSONAL":
                         container = f"personal:{uid}"
-                    workspaces[str(wid)] = Workspace(str(wid), union, raw, container=container)
-                    start(workspaces[str(wid)])
+                    found.append(Workspace(str(wid), union, raw, container=container))
+            if found:
+                yield found
 
     # ------------------------------------------------------------------ files of one space
 
@@ -843,6 +850,9 @@ class _SpaceRefused(Exception):
         super().__init__(str(cause))
         self.cause = cause
 
+
+# Knowledge-base items per batch while they are being listed.
+_WORKSPACES_PER_BATCH = 100
 
 # Sources of the files family running at once, per unit of concurrency: above the spaces that may
 # be read ahead (`_Run.ahead_left`, 8 per unit) plus the discovery sources and knowledge-base walks.
