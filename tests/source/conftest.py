@@ -1,12 +1,15 @@
-"""Shared fixtures for the connector tests: a client with tiny back-off delays, mocked with respx."""
+"""Shared fixtures for the connector tests: a client with tiny back-off delays, mocked with respx;
+the demo company's emulator on loopback."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import respx
 
+from dingtalk_emulator.server import RunningEmulator, serve_in_thread
+from dingtalk_emulator.state import EmulatorConfig
 from dingvault.source.client import ClientConfig, DingTalkClient, RetryPolicy
 
 API = "https://api.test"
@@ -41,3 +44,12 @@ def mock() -> respx.MockRouter:
 async def client(mock: respx.MockRouter) -> AsyncIterator[DingTalkClient]:
     async with DingTalkClient(fast_config()) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[RunningEmulator]:
+    """The demo company, limits off, one per test module; a module that needs another (a seed,
+    realistic limits, a fresh one per test) defines its own."""
+    emu = serve_in_thread(EmulatorConfig(profile="demo", limits="off"))
+    yield emu
+    emu.stop()

@@ -7,28 +7,17 @@ mid-window resumes from the previous window and loses nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pytest
-
-from dingtalk_emulator.server import RunningEmulator, serve_in_thread
-from dingtalk_emulator.state import EmulatorConfig
+from dingtalk_emulator.server import RunningEmulator
 from dingvault.source.collectors import AttendanceCollector
 from dingvault.source.collectors.attendance import PAGE
 from dingvault.source.collectors.base import CollectorSettings
 from dingvault.source.items import AllScope, Batch
 
 from .emulator_support import client_for, live_ids, run
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[RunningEmulator]:
-    emu = serve_in_thread(EmulatorConfig(profile="demo", limits="off"))
-    yield emu
-    emu.stop()
 
 
 def _work_day(record: dict[str, Any]) -> date:

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from dingtalk_emulator.server import RunningEmulator, serve_in_thread
-from dingtalk_emulator.state import EmulatorConfig
+from dingtalk_emulator.server import RunningEmulator
 from dingvault.source.collectors import (
     ApprovalsCollector,
     AttendanceCollector,
@@ -34,13 +32,6 @@ from dingvault.source.collectors import contacts as contacts_module
 from .emulator_support import AllScope, client_for, fetch_all, live_ids, run, truth
 
 DAY_MS = 86_400_000
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[RunningEmulator]:
-    emu = serve_in_thread(EmulatorConfig(profile="demo", limits="off"))
-    yield emu
-    emu.stop()
 
 
 def api_group_chat_ids(emu: RunningEmulator) -> list[str]:

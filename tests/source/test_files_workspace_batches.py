@@ -8,23 +8,13 @@ complete still reach the engine only after every knowledge base they cover.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from dingtalk_emulator.server import RunningEmulator, serve_in_thread
-from dingtalk_emulator.state import EmulatorConfig
+from dingtalk_emulator.server import RunningEmulator
 from dingvault.source.collectors import CollectorContext, CollectorSettings, FilesCollector
 from dingvault.source.collectors import files as files_module
 
 from .emulator_support import client_for, live_ids, run
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[RunningEmulator]:
-    emu = serve_in_thread(EmulatorConfig(profile="demo", limits="off"))
-    yield emu
-    emu.stop()
 
 
 async def test_knowledge_bases_leave_in_batches_before_their_completions(

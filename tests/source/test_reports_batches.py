@@ -7,23 +7,11 @@ reach the engine once every report they cover has been yielded before them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
-from dingtalk_emulator.server import RunningEmulator, serve_in_thread
-from dingtalk_emulator.state import EmulatorConfig
+from dingtalk_emulator.server import RunningEmulator
 from dingvault.source.collectors import ReportsCollector
 from dingvault.source.collectors.reports import BATCH
 
 from .emulator_support import client_for, live_ids, run
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[RunningEmulator]:
-    emu = serve_in_thread(EmulatorConfig(profile="demo", limits="off"))
-    yield emu
-    emu.stop()
 
 
 async def test_reports_come_in_bounded_batches_with_completions_after_their_items(
