@@ -193,13 +193,15 @@ class FilesCollector(Collector):
         # has one "my documents" per person (on the emulator's large company, 2,008 knowledge bases
         # made one 5.6 MB batch). Their completions ride on the last batch, after every one of them.
         items: list[Item] = []
-        async for found in self._workspaces(people):
-            for workspace in found:
-                self._start_workspace(run, workspace)
-                items.append(owner_by_unionid(workspace_item(workspace), directory))
-            if len(items) >= _WORKSPACES_PER_BATCH:
-                yield Batch(items=items)
-                items = []
+        # Closed here if this source is stopped mid-way, so the listings in flight are cancelled now.
+        async with contextlib.aclosing(self._workspaces(people)) as listing:
+            async for found in listing:
+                for workspace in found:
+                    self._start_workspace(run, workspace)
+                    items.append(owner_by_unionid(workspace_item(workspace), directory))
+                if len(items) >= _WORKSPACES_PER_BATCH:
+                    yield Batch(items=items)
+                    items = []
         yield Batch(items=items, complete=self._complete(run.mode, "wiki_workspace"))
 
     def _start_space(
