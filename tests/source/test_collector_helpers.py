@@ -21,6 +21,7 @@ from dingvault.source.collectors.base import (
     whole_months,
     windows,
 )
+from dingvault.source.collectors.calendar import event_item
 from dingvault.source.collectors.contacts import ContactsCollector
 from dingvault.source.collectors.directory import Directory
 from dingvault.source.collectors.storage import list_all
@@ -314,3 +315,21 @@ async def _until_error(pipeline: AsyncIterator[tuple[int, object]]) -> AsyncIter
     with pytest.raises(BadResponse, match="listing broke"):
         async for pair in pipeline:
             yield pair
+
+
+def test_a_calendar_event_edited_twice_in_one_second_is_two_versions() -> None:
+    # `updateTime` is to the second: an edit in the same second as the one a run stored must still
+    # be a new version, or it would never be stored.
+    first = {
+        "id": "ev1",
+        "summary": "Board meeting",
+        "updateTime": "2026-11-29T10:00:05Z",
+        "start": {"dateTime": "2026-12-01T09:00:00+08:00"},
+        "attendees": [{"id": "u1", "responseStatus": "needsAction"}],
+    }
+    renamed = {**first, "summary": "Board meeting (moved to room 3)"}
+    answered = {**first, "attendees": [{"id": "u1", "responseStatus": "accepted"}]}
+    keys = {event_item("union1", e).version_key for e in (first, renamed, answered)}
+    assert len(keys) == 3
+    # The same event read twice is one version.
+    assert event_item("union1", dict(first)).version_key == event_item("union1", first).version_key

@@ -278,6 +278,10 @@ def event_item(union: str, event: dict[str, Any]) -> Item:
             else None,
             "calendar_owner": union,
         },
-        version_key=str(event.get("updateTime") or content_hash(event)),
+        # The whole event, not `updateTime`: the reference gives that time to the second only (two
+        # edits in one second, a run between them, would look like one version and the second edit
+        # would never be stored), and does not say whether an attendee's answer moves it (uncertain).
+        # A field that changed without an edit costs a version; a missed edit would cost the edit.
+        version_key=content_hash(event),
         container=f"{union}/{month_of(_start_ms(event))}",
     )
