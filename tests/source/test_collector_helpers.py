@@ -12,7 +12,7 @@ import pytest
 import respx
 
 from dingvault.source.client import DingTalkClient
-from dingvault.source.collectors.approvals import approval_attachments, approval_item
+from dingvault.source.collectors.approvals import approval_attachments, approval_item, template_item
 from dingvault.source.collectors.base import (
     bounded_map,
     interleave,
@@ -333,3 +333,11 @@ def test_a_calendar_event_edited_twice_in_one_second_is_two_versions() -> None:
     assert len(keys) == 3
     # The same event read twice is one version.
     assert event_item("union1", dict(first)).version_key == event_item("union1", first).version_key
+
+
+def test_an_approval_template_edited_twice_in_one_minute_is_two_versions() -> None:
+    # `gmtModified` is to the minute (dingtalk-api.md §4).
+    first = {"processCode": "PROC-1", "flowTitle": "Payment", "gmtModified": "2026-11-29T10:05Z"}
+    renamed = {**first, "flowTitle": "Payment over MOP 10,000"}
+    assert template_item(first).version_key != template_item(renamed).version_key
+    assert template_item(dict(first)).version_key == template_item(first).version_key

@@ -315,7 +315,9 @@ def template_item(template: dict[str, Any]) -> Item:
             "name": template.get("flowTitle"),
             "modified": normalise_iso(template.get("gmtModified")),
         },
-        version_key=str(template.get("gmtModified") or content_hash(template)),
+        # The whole template: `gmtModified` is to the minute in the reference ("2022-08-23T17:09Z"),
+        # so a second edit in the minute of a stored one would look like the same version.
+        version_key=content_hash(template),
         container="templates",
     )
 
