@@ -80,5 +80,7 @@ def test_temp_on_disk_setting_reaches_the_engine_options():
     assert engine_settings({}) == {}  # the engine's own default (512 MiB) applies
     assert engine_settings({"temp_on_disk": "2GiB"}) == {"max_spool_on_disk": 2 << 30}
     assert engine_settings({"temp_on_disk": 10_000_000}) == {"max_spool_on_disk": 10_000_000}
+    # The caller's own options win over the config's.
+    assert engine_settings({"temp_on_disk": "2GiB"}, {"max_spool_on_disk": 5}) == {"max_spool_on_disk": 5}
     with pytest.raises(ScopeError, match=r"backup\.temp_on_disk 'lots'"):
         engine_settings({"temp_on_disk": "lots"})

@@ -288,14 +288,21 @@ class _FailingReads(MemoryStore):
         return super().known(kind, source_ids)
 
 
+def _full_run_within(engine: BackupEngine, seconds: float):
+    """A full run that fails the test, rather than hanging, if it stalls."""
+
+    async def bounded():
+        return await asyncio.wait_for(engine.run("full"), seconds)
+
+    return asyncio.run(bounded())
+
+
 def test_a_family_stopped_by_a_failed_read_gives_its_budget_back():
     store = _FailingReads()
     engine = BackupEngine(store, [_family("bad", 6, 5), _family("good", 6, 5)], max_items_in_flight=10)
 
-    async def bounded():  # a budget never given back would leave "good" waiting for ever
-        return await asyncio.wait_for(engine.run("full"), 60)
-
-    stats = asyncio.run(bounded())
+    # A budget never given back would leave "good" waiting for ever.
+    stats = _full_run_within(engine, 60)
     assert stats.totals()["new"] == 30
     (failure,) = stats.family_failures
     assert failure.family == "bad" and "disk I/O error" in failure.message
@@ -333,11 +340,7 @@ def _big_files(name: str, pages: int, per_page: int, fail_refs=()) -> _BigChunks
 def _disk_peak(limit: int) -> tuple[int, int]:
     store = _SlowWriterStore()
     engine = BackupEngine(store, [_big_files("files", 8, 3)], max_spool_on_disk=limit)
-
-    async def bounded():
-        return await asyncio.wait_for(engine.run("full"), 60)
-
-    stats = asyncio.run(bounded())
+    stats = _full_run_within(engine, 60)
     assert stats.totals()["new"] == 24 and stats.status == "ok"
     assert stats.attachments_downloaded == 24
     assert engine._spool_budget.on_disk == 0  # every download on disk was closed and counted off
@@ -362,10 +365,6 @@ def test_a_page_larger_than_the_disk_budget_still_goes_through():
     store = _SlowWriterStore()
     families = [_big_files("a", 3, 3, fail_refs={"a-1-1"}), _big_files("b", 3, 3)]
     engine = BackupEngine(store, families, max_spool_on_disk=_BIG)
-
-    async def bounded():
-        return await asyncio.wait_for(engine.run("full"), 60)
-
-    stats = asyncio.run(bounded())
+    stats = _full_run_within(engine, 60)
     assert stats.totals()["new"] == 17 and stats.failed["file"] == 1
     assert engine._spool_budget.on_disk == 0

@@ -73,8 +73,8 @@ def init_home(
     return recovery_key
 
 
-def engine_settings(backup: Mapping[str, Any]) -> dict[str, Any]:
-    """The engine's options from the config's ``[backup]`` table.
+def engine_settings(backup: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The engine's options from the config's ``[backup]`` table, then the caller's ``overrides``.
 
     ``temp_on_disk``: how much room downloads waiting for the writer may take in the home's
     ``tmp/`` (default 512MiB; see `dingvault.backup.spool.DISK_BUDGET`)."""
@@ -82,7 +82,7 @@ def engine_settings(backup: Mapping[str, Any]) -> dict[str, Any]:
     temp = parse_size(backup.get("temp_on_disk"), "backup.temp_on_disk")
     if temp is not None:
         out["max_spool_on_disk"] = temp
-    return out
+    return {**out, **(overrides or {})}
 
 
 @dataclass
@@ -195,7 +195,7 @@ class Session:
                     progress=progress,
                     api_call_counts=lambda: client.calls,
                     api_error_counts=lambda: {**client.errors, "(retries)": client.retries},
-                    **{**engine_settings(self.settings.backup), **(engine_options or {})},
+                    **engine_settings(self.settings.backup, engine_options),
                 )
                 return await engine.run(mode)
         finally:

@@ -364,7 +364,7 @@ class RunCoordinator:
                     tmp_dir=s.home.tmp_dir,
                     api_call_counts=lambda: client.calls,
                     api_error_counts=lambda: {**client.errors, "(retries)": client.retries},
-                    **{**engine_settings(s.settings.backup), **options},
+                    **engine_settings(s.settings.backup, options),
                 )
                 try:
                     stats = await engine.run(mode)
