@@ -46,6 +46,7 @@ import httpx
 
 from dingvault.backup.session import init_home, open_session
 from dingvault.backup.stats import RunStats
+from dingvault.cli.backup_cmd import pacing_line
 from dingvault.home import open_home
 from dingvault.vault.keys import FAST_KDF_FOR_TESTS
 
@@ -299,6 +300,16 @@ def families_label() -> str:
     return f", families {FAMILIES}" if FAMILIES else ""
 
 
+def print_pacing(home: Any) -> None:
+    """What set the pace of the home's last run, and the records it held in flight (the run's
+    "pipeline" statistics, recorded even for a run stopped by --max-seconds / --large-seconds)."""
+    with open_session(home, PASSPHRASE) as s:
+        runs = s.catalog.list_runs(limit=1)
+    pipeline = runs[0].stats.get("pipeline") if runs else None
+    if pipeline:
+        print(f"  {pacing_line(pipeline)}")
+
+
 def scenario_a(profile: str, max_seconds: float) -> None:
     print(f"\n(a) limits off, {profile} company{families_label()}, full backup  [{load()}]")
     emu = Emulator(profile, "off")
@@ -328,6 +339,7 @@ def scenario_a(profile: str, max_seconds: float) -> None:
                 print(
                     f"  problems: {[f.to_dict() for f in stats.family_failures]} failed items {dict(stats.failed)}"
                 )
+        print_pacing(home)
         vault_bytes = sum(f.stat().st_size for f in (root / "home" / "vault").rglob("*") if f.is_file())
         print(
             f"  vault on disk: {vault_bytes / 1e6:,.1f} MB; peak RSS during the run: {rss:,.0f} MB (target < 400)"
@@ -353,6 +365,7 @@ def scenario_large(seconds: float) -> None:
         with open_session(home, PASSPHRASE) as s:
             records = sum(c.versions for c in s.catalog.counts_per_kind().values())
         print(f"  records stored in {wall:.0f} s: {records:,}; peak RSS during the run: {rss:,.0f} MB")
+        print_pacing(home)
     finally:
         emu.stop()
         shutil.rmtree(root, ignore_errors=True)

@@ -140,3 +140,18 @@ def test_backup_progress_counts_items_and_uses_previous_totals_for_the_eta():
     assert approvals.completed == approvals.total == 130
     view.family_done("files", ok=False)
     assert "stopped" in files.description and files.total == 5
+
+
+def test_the_summary_says_what_set_the_pace():
+    from dingvault.cli.backup_cmd import pacing_line
+
+    pipeline = {
+        "storage_busy": 0.97,
+        "in_flight_limit": 3000,
+        "in_flight_peak": 2900,
+        "in_flight_mean": 1770.4,
+    }
+    line = pacing_line(pipeline)
+    assert "storage busy 97%" in line and "vault and catalog set the pace" in line
+    assert "mean 1,770, peak 2,900 of 3,000" in line
+    assert "DingTalk's answers set the pace" in pacing_line(pipeline | {"storage_busy": 0.35})

@@ -368,3 +368,43 @@ def test_a_page_larger_than_the_disk_budget_still_goes_through():
     stats = _full_run_within(engine, 60)
     assert stats.totals()["new"] == 17 and stats.failed["file"] == 1
     assert engine._spool_budget.on_disk == 0
+
+
+class _SlowStore(MemoryStore):
+    """Every version takes a while to store: the storage side sets the pace."""
+
+    def put_version(self, payload, level):
+        time.sleep(0.002)
+        return super().put_version(payload, level)
+
+
+class _SlowPages(ScriptedCollector):
+    """Pages come slowly (an API at its rate limit): the storage side waits for them."""
+
+    async def collect(self, **kw):
+        async for batch in super().collect(**kw):
+            await asyncio.sleep(0.05)
+            yield batch
+
+
+def test_a_storage_bound_run_says_so_and_how_many_records_it_held():
+    engine = BackupEngine(
+        _SlowStore(), [_family(f"fam{k}", 10, 20) for k in range(3)], max_items_in_flight=60
+    )
+    stats = run(engine)
+    assert stats.totals()["new"] == 600
+    pipeline = stats.to_dict()["pipeline"]
+    assert pipeline["storage_busy"] >= 0.9, pipeline
+    assert pipeline["in_flight_limit"] == 60 and 40 <= pipeline["in_flight_peak"] <= 60
+    assert 20 <= pipeline["in_flight_mean"] <= 60
+
+
+def test_a_run_paced_by_the_api_shows_an_idle_storage_side():
+    pages = [[make_item("approval", f"s-{p}-{i}", "1") for i in range(5)] for p in range(10)]
+    engine = BackupEngine(MemoryStore(), [_SlowPages("slow", "slow", pages)], max_items_in_flight=60)
+    stats = run(engine)
+    assert stats.totals()["new"] == 50
+    pipeline = stats.to_dict()["pipeline"]
+    assert pipeline["storage_busy"] < 0.5, pipeline
+    assert pipeline["storage_idle_seconds"] >= 0.25  # most of the ten 50-ms waits for a page
+    assert pipeline["in_flight_peak"] <= 10 and pipeline["in_flight_mean"] < 5

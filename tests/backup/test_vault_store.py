@@ -39,7 +39,11 @@ def test_hostile_fields_ids_and_keys_are_stored_and_recorded(tmp_path):
         stats = asyncio.run(BackupEngine(store, [coll]).run("full"))
         store.close()
         assert stats.new["file"] == 2
-        errors = s.catalog.run_errors(s.catalog.list_runs(limit=1)[0].id)
+        last = s.catalog.list_runs(limit=1)[0]
+        # What set the pace is kept with the run (read back by `status --json` and the benchmark).
+        assert last.stats["pipeline"]["in_flight_limit"] == 3000
+        assert last.stats["pipeline"]["in_flight_peak"] >= 2
+        errors = s.catalog.run_errors(last.id)
         assert [e.error_class for e in errors] == ["CatalogInputError"]
         info = s.catalog.get_item("file", "s/0")
         (version,) = s.catalog.item_versions("file", "s/0")

@@ -135,6 +135,9 @@ class _InFlight:
     A chunk waits until it fits under ``limit``; one always fits when nothing else is in flight,
     so a chunk larger than the limit cannot wait forever. Everything counted is on its way to the
     writer (or dropped and given back), so waiting here never blocks what would free the budget.
+
+    It also keeps what the fetch side held over the run: the peak and the mean (over time) of
+    the records in flight, reported in the run's statistics ("pipeline").
     """
 
     def __init__(self, limit: int) -> None:
@@ -142,16 +145,34 @@ class _InFlight:
         self.used = 0
         self.peak = 0
         self._freed = asyncio.Event()
+        self.start_clock()
+
+    def start_clock(self) -> None:
+        self._since = self._started = time.monotonic()
+        self._used_seconds = 0.0  # integral of `used` over time
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        self._used_seconds += self.used * (now - self._since)
+        self._since = now
+
+    def mean(self) -> float:
+        """Records in flight, averaged over the time since the clock started."""
+        self._tick()
+        elapsed = self._since - self._started
+        return self._used_seconds / elapsed if elapsed > 0 else 0.0
 
     async def take(self, n: int) -> None:
         while self.used > 0 and self.used + n > self.limit:
             self._freed.clear()
             await self._freed.wait()
+        self._tick()
         self.used += n
         self.peak = max(self.peak, self.used)
 
     def give_back(self, n: int) -> None:
         if n:
+            self._tick()
             self.used -= n
             self._freed.set()
 
@@ -212,6 +233,8 @@ class BackupEngine:
         # its JSON); counted across families, not per family, so memory does not grow with how
         # many families run at once. 3,000 is over a second of the writer's work.
         self._in_flight = _InFlight(max_items_in_flight)
+        # Seconds the writer waited for work: the rest of the run, the storage side set the pace.
+        self._writer_idle = 0.0
         # Decided on the event loop, read when batches are prepared.
         self._blocked_cursors: set[tuple[str, str]] = set()
         # Collectors with a failed item on a page that carried no cursor: which of their later
@@ -235,6 +258,7 @@ class BackupEngine:
 
     async def _run(self, mode: str) -> RunStats:
         stats = RunStats(mode=mode)
+        self._in_flight.start_clock()
         calls_before = dict(self._api_call_counts()) if self._api_call_counts else {}
         errors_before = dict(self._api_error_counts()) if self._api_error_counts else {}
         families = sorted({c.family for c in self.collectors})
@@ -244,6 +268,7 @@ class BackupEngine:
             await self._run_collectors(run_id, mode, cursors, stats)
         except BaseException as exc:
             stats.finished = time.time()
+            self._pipeline_stats(stats)
             stats.family_failures.append(FamilyFailure("*", type(exc).__name__, str(exc) or repr(exc)))
             with contextlib.suppress(Exception):
                 await self._call(self.store.finish_run, run_id, stats)
@@ -266,6 +291,7 @@ class BackupEngine:
                     stats.api_retries = delta
                 elif delta:
                     stats.api_errors[key] += delta
+        self._pipeline_stats(stats)
         # Every run yields an independent snapshot and a catalog export, even a partial one: what
         # was stored is stored, and the snapshot says exactly what it holds.
         stats.snapshot_id = await self._call(self.store.commit_snapshot, run_id)
@@ -283,6 +309,13 @@ class BackupEngine:
         self._reader.shutdown(wait=True)
         self._committer.shutdown(wait=True)
         return stats
+
+    def _pipeline_stats(self, stats: RunStats) -> None:
+        budget = self._in_flight
+        stats.in_flight_limit = budget.limit
+        stats.in_flight_peak = budget.peak
+        stats.in_flight_mean = budget.mean()
+        stats.storage_idle = self._writer_idle
 
     async def _run_collectors(
         self, run_id: int, mode: str, cursors: Mapping[tuple[str, str], dict[str, Any]], stats: RunStats
@@ -598,11 +631,13 @@ class BackupEngine:
                 try:
                     msg = queue.get_nowait()
                 except asyncio.QueueEmpty:
+                    idle_since = time.monotonic()
                     try:
                         # Wake up at least every commit interval so a slow family's cursor is not held.
                         msg = await asyncio.wait_for(queue.get(), timeout=max(self._commit_seconds, 0.05))
                     except TimeoutError:
                         msg = None
+                    self._writer_idle += time.monotonic() - idle_since
                 if msg is _STOP:
                     break
                 if msg is not None:

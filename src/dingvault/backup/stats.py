@@ -60,6 +60,14 @@ class RunStats:
     families_done: list[str] = field(default_factory=list)
     snapshot_id: str | None = None
     catalog_export_id: str | None = None
+    # Where the bottleneck was: seconds the storage side (vault and catalog writes) waited for
+    # records to store. Hardly any: storage set the pace (the disk, the catalog's database); most
+    # of the run: DingTalk's answers did (rate limits, network). And the records held between a
+    # collector page and the vault (the engine's limit, the peak and the mean over the run).
+    storage_idle: float = 0.0
+    in_flight_limit: int = 0
+    in_flight_peak: int = 0
+    in_flight_mean: float = 0.0
 
     # Failures are listed in full up to this many; beyond it they are counted (the counters stay exact).
     MAX_LISTED_FAILURES = 1000
@@ -127,4 +135,20 @@ class RunStats:
             "families_done": sorted(self.families_done),
             "snapshot_id": self.snapshot_id,
             "catalog_export_id": self.catalog_export_id,
+            "pipeline": self.pipeline(),
+        }
+
+    @property
+    def storage_busy(self) -> float:
+        """Share of the run (0-1) during which the storage side had records to store."""
+        seconds = self.seconds
+        return max(0.0, min(1.0, 1 - self.storage_idle / seconds)) if seconds > 0 else 0.0
+
+    def pipeline(self) -> dict[str, float]:
+        return {
+            "storage_idle_seconds": round(self.storage_idle, 3),
+            "storage_busy": round(self.storage_busy, 3),
+            "in_flight_limit": self.in_flight_limit,
+            "in_flight_peak": self.in_flight_peak,
+            "in_flight_mean": round(self.in_flight_mean, 1),
         }

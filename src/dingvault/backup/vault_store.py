@@ -83,6 +83,7 @@ class VaultCatalogStore:
             "attachments_reused": stats.attachments_reused,
             "errors": len(stats.item_failures) + len(stats.family_failures),
             "seconds_ms": int(stats.seconds * 1000),
+            "pipeline": data["pipeline"],
         }
         message = None
         if stats.family_failures:

@@ -93,6 +93,9 @@ def print_summary(data: dict) -> None:
         f"({data['attachments_downloaded']} files, {data['attachments_reused']} reused)   "
         f"snapshot: {(data['snapshot_id'] or '-')[:16]}"
     )
+    pipeline = data.get("pipeline")
+    if pipeline and pipeline.get("in_flight_limit"):
+        out.print(pacing_line(pipeline), highlight=False)
     for f in data["family_failures"]:
         out.print(f"[red]family {f['family']} stopped[/]: {f['error']}: {f['message']}", highlight=False)
     for f in data["item_failures"][:20]:
@@ -101,3 +104,21 @@ def print_summary(data: dict) -> None:
         )
     if len(data["item_failures"]) > 20:
         out.print(f"... and {len(data['item_failures']) - 20} more (see `dingvault status --json`)")
+
+
+# Storage busy for at least this share of the run: it, not DingTalk, set the pace.
+STORAGE_BOUND = 0.9
+
+
+def pacing_line(pipeline: dict) -> str:
+    """What set the run's pace, from the run's "pipeline" statistics (see `RunStats`)."""
+    busy = float(pipeline["storage_busy"])
+    who = (
+        "the vault and catalog set the pace (a faster disk would help)"
+        if busy >= STORAGE_BOUND
+        else "DingTalk's answers set the pace (rate limits, network)"
+    )
+    return (
+        f"storage busy {busy:.0%} of the run: {who}; records in flight: mean "
+        f"{pipeline['in_flight_mean']:,.0f}, peak {pipeline['in_flight_peak']:,} of {pipeline['in_flight_limit']:,}"
+    )
