@@ -145,13 +145,17 @@ def test_backup_progress_counts_items_and_uses_previous_totals_for_the_eta():
 def test_the_summary_says_what_set_the_pace():
     from dingvault.cli.backup_cmd import pacing_line
 
-    pipeline = {
-        "storage_busy": 0.97,
+    base = {
+        "storage_idle_share": 0.0,
+        "fetch_wait_share": 0.0,
+        "commit_wait_share": 0.0,
         "in_flight_limit": 3000,
         "in_flight_peak": 2900,
         "in_flight_mean": 1770.4,
     }
-    line = pacing_line(pipeline)
-    assert "storage busy 97%" in line and "vault and catalog set the pace" in line
-    assert "mean 1,770, peak 2,900 of 3,000" in line
-    assert "DingTalk's answers set the pace" in pacing_line(pipeline | {"storage_busy": 0.35})
+    line = pacing_line(base)
+    assert "the processor set the pace" in line and "mean 1,770, peak 2,900 of 3,000" in line
+    assert "DingTalk's answers" in pacing_line(base | {"storage_idle_share": 0.4, "fetch_wait_share": 0.6})
+    assert "storage set the pace" in pacing_line(base | {"fetch_wait_share": 0.8, "commit_wait_share": 0.1})
+    commits = pacing_line(base | {"fetch_wait_share": 0.8, "commit_wait_share": 0.5})
+    assert "the catalog's commits set the pace" in commits and "fetching 80%, commits 50%" in commits

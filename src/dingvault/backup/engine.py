@@ -136,8 +136,8 @@ class _InFlight:
     so a chunk larger than the limit cannot wait forever. Everything counted is on its way to the
     writer (or dropped and given back), so waiting here never blocks what would free the budget.
 
-    It also keeps what the fetch side held over the run: the peak and the mean (over time) of
-    the records in flight, reported in the run's statistics ("pipeline").
+    It also keeps what the fetch side held over the run, the peak and the mean (over time) of
+    the records in flight, and how long fetching waited here: the run's statistics ("pipeline").
     """
 
     def __init__(self, limit: int) -> None:
@@ -150,6 +150,15 @@ class _InFlight:
     def start_clock(self) -> None:
         self._since = self._started = time.monotonic()
         self._used_seconds = 0.0  # integral of `used` over time
+        self._waiting = 0  # pages waiting for room now
+        self._wait_started = 0.0
+        self._waited = 0.0  # seconds during which at least one page waited for room
+
+    def waited(self) -> float:
+        """Seconds during which fetching waited for records ahead of it to be stored."""
+        if self._waiting:
+            return self._waited + time.monotonic() - self._wait_started
+        return self._waited
 
     def _tick(self) -> None:
         now = time.monotonic()
@@ -163,9 +172,18 @@ class _InFlight:
         return self._used_seconds / elapsed if elapsed > 0 else 0.0
 
     async def take(self, n: int) -> None:
-        while self.used > 0 and self.used + n > self.limit:
-            self._freed.clear()
-            await self._freed.wait()
+        if self.used > 0 and self.used + n > self.limit:
+            if not self._waiting:
+                self._wait_started = time.monotonic()
+            self._waiting += 1
+            try:
+                while self.used > 0 and self.used + n > self.limit:
+                    self._freed.clear()
+                    await self._freed.wait()
+            finally:
+                self._waiting -= 1
+                if not self._waiting:
+                    self._waited += time.monotonic() - self._wait_started
         self._tick()
         self.used += n
         self.peak = max(self.peak, self.used)
@@ -235,6 +253,8 @@ class BackupEngine:
         self._in_flight = _InFlight(max_items_in_flight)
         # Seconds the writer waited for work: the rest of the run, the storage side set the pace.
         self._writer_idle = 0.0
+        # Of the rest, seconds it waited for the catalog's previous commit to end.
+        self._commit_wait = 0.0
         # Decided on the event loop, read when batches are prepared.
         self._blocked_cursors: set[tuple[str, str]] = set()
         # Collectors with a failed item on a page that carried no cursor: which of their later
@@ -315,7 +335,9 @@ class BackupEngine:
         stats.in_flight_limit = budget.limit
         stats.in_flight_peak = budget.peak
         stats.in_flight_mean = budget.mean()
+        stats.fetch_wait = budget.waited()
         stats.storage_idle = self._writer_idle
+        stats.commit_wait = self._commit_wait
 
     async def _run_collectors(
         self, run_id: int, mode: str, cursors: Mapping[tuple[str, str], dict[str, Any]], stats: RunStats
@@ -649,7 +671,9 @@ class BackupEngine:
                 due = time.monotonic() - last_commit >= self._commit_seconds
                 if len(pending) >= self._commit_items or (due and _has_work(pending)):
                     if inflight is not None:
+                        waiting_since = time.monotonic()
                         await inflight
+                        self._commit_wait += time.monotonic() - waiting_since
                     inflight = asyncio.ensure_future(self._commit(run_id, pending, stats))
                     pending = Commit()
                     last_commit = time.monotonic()

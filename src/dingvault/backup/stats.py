@@ -60,11 +60,14 @@ class RunStats:
     families_done: list[str] = field(default_factory=list)
     snapshot_id: str | None = None
     catalog_export_id: str | None = None
-    # Where the bottleneck was: seconds the storage side (vault and catalog writes) waited for
-    # records to store. Hardly any: storage set the pace (the disk, the catalog's database); most
-    # of the run: DingTalk's answers did (rate limits, network). And the records held between a
-    # collector page and the vault (the engine's limit, the peak and the mean over the run).
+    # What set the run's pace (see `pipeline`): seconds the storage side (vault and catalog writes)
+    # waited for records to store, seconds fetching waited for the records ahead of it to be
+    # stored (the engine's limit on records in flight was reached), and of the storage side's
+    # time, seconds spent waiting for a catalog commit to end. Then the records held between a
+    # collector page and the vault: the engine's limit, the peak and the mean over the run.
     storage_idle: float = 0.0
+    fetch_wait: float = 0.0
+    commit_wait: float = 0.0
     in_flight_limit: int = 0
     in_flight_peak: int = 0
     in_flight_mean: float = 0.0
@@ -138,16 +141,19 @@ class RunStats:
             "pipeline": self.pipeline(),
         }
 
-    @property
-    def storage_busy(self) -> float:
-        """Share of the run (0-1) during which the storage side had records to store."""
-        seconds = self.seconds
-        return max(0.0, min(1.0, 1 - self.storage_idle / seconds)) if seconds > 0 else 0.0
+    def _share(self, seconds: float) -> float:
+        """``seconds`` as a share (0-1) of the run."""
+        total = self.seconds
+        return round(max(0.0, min(1.0, seconds / total)), 3) if total > 0 else 0.0
 
     def pipeline(self) -> dict[str, float]:
         return {
             "storage_idle_seconds": round(self.storage_idle, 3),
-            "storage_busy": round(self.storage_busy, 3),
+            "storage_idle_share": self._share(self.storage_idle),
+            "fetch_wait_seconds": round(self.fetch_wait, 3),
+            "fetch_wait_share": self._share(self.fetch_wait),
+            "commit_wait_seconds": round(self.commit_wait, 3),
+            "commit_wait_share": self._share(self.commit_wait),
             "in_flight_limit": self.in_flight_limit,
             "in_flight_peak": self.in_flight_peak,
             "in_flight_mean": round(self.in_flight_mean, 1),
