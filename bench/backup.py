@@ -277,6 +277,7 @@ def load() -> str:
 
 MEMORY_REPORT = False  # --memory-report
 FAMILIES = ""  # --families: which families (a) and (a') back up; "" = all
+CONCURRENCY = 32  # --concurrency: the client's max_concurrency in (a) and (a')
 
 
 def kinds_of(spec: str) -> list[str] | None:
@@ -315,7 +316,7 @@ def scenario_a(profile: str, max_seconds: float) -> None:
     emu = Emulator(profile, "off")
     root = Path(tempfile.mkdtemp(prefix="dv-bench-"))
     try:
-        home = new_home(emu, root, {"rate_per_api": 100_000, "max_concurrency": 32})
+        home = new_home(emu, root, {"rate_per_api": 100_000, "max_concurrency": CONCURRENCY})
         cpu = CpuMeter(emu)
         sampler = RssSampler(report=MEMORY_REPORT, tmp_dir=open_home(root / "home").tmp_dir)
         stats, wall = backup(home, "full", max_seconds, kinds_of(FAMILIES))
@@ -356,7 +357,7 @@ def scenario_large(seconds: float) -> None:
     emu = Emulator("large", "off")
     root = Path(tempfile.mkdtemp(prefix="dv-bench-"))
     try:
-        home = new_home(emu, root, {"rate_per_api": 100_000, "max_concurrency": 32})
+        home = new_home(emu, root, {"rate_per_api": 100_000, "max_concurrency": CONCURRENCY})
         cpu = CpuMeter(emu)
         sampler = RssSampler(report=MEMORY_REPORT, tmp_dir=open_home(root / "home").tmp_dir)
         _stats, wall = backup(home, "full", seconds, kinds_of(FAMILIES))
@@ -523,10 +524,17 @@ def main() -> None:
         help="(a, a') back up only these families (files,todo) or all but some (-files): which "
         "family a memory or speed difference comes from (write the minus form as --families=-files)",
     )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=32,
+        help="(a, a') API requests in flight at once, all APIs together (the client's max_concurrency)",
+    )
     parser.add_argument("--only", choices=("a", "engine", "large", "b"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    global MEMORY_REPORT, FAMILIES
+    global MEMORY_REPORT, FAMILIES, CONCURRENCY
     MEMORY_REPORT = args.memory_report
+    CONCURRENCY = args.concurrency
     FAMILIES = args.families
     kinds_of(FAMILIES)  # an unknown family stops here, before any emulator starts
     if args.only:
