@@ -37,6 +37,13 @@ def truth(emulator: Any, kind: str) -> list[dict[str, Any]]:
     return response.json()["items"]
 
 
+def api_group_chat_ids(emulator: Any) -> list[str]:
+    """Chat ids of the groups created through the API (the ones an app can be told about)."""
+    return [
+        g["chatId"] for g in truth(emulator, "group") if g.get("origin") == "api" and not g.get("deleted")
+    ]
+
+
 def live_ids(emulator: Any, kind: str) -> set[str]:
     return {t["id"] for t in truth(emulator, kind) if not t.get("deleted")}
 

@@ -29,13 +29,9 @@ from dingvault.source.collectors import (
 )
 from dingvault.source.collectors import contacts as contacts_module
 
-from .emulator_support import AllScope, client_for, fetch_all, live_ids, run, truth
+from .emulator_support import AllScope, api_group_chat_ids, client_for, fetch_all, live_ids, run, truth
 
 DAY_MS = 86_400_000
-
-
-def api_group_chat_ids(emu: RunningEmulator) -> list[str]:
-    return [g["chatId"] for g in truth(emu, "group") if g.get("origin") == "api" and not g.get("deleted")]
 
 
 async def test_contacts_full_listing_equals_truth(emulator: RunningEmulator) -> None:

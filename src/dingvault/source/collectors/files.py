@@ -134,6 +134,7 @@ class FilesCollector(Collector):
             space_slots=asyncio.Semaphore(concurrency),
             wiki_slots=asyncio.Semaphore(concurrency),
             ahead_left=8 * concurrency,
+            workspaces_waiting_most=_WAITING_WORKSPACES_PER_SLOT * concurrency,
         )
         # Discovery and reading overlap: a space is read as soon as it is found, a knowledge base
         # walked as soon as it is listed. Spaces and knowledge-base walks have a share of slots
@@ -192,10 +193,17 @@ class FilesCollector(Collector):
         # Knowledge bases are handed on as they are found, not held until the listing ends: an org
         # has one "my documents" per person (on the emulator's large company, 2,008 knowledge bases
         # made one 5.6 MB batch). Their completions ride on the last batch, after every one of them.
+        # Nor are they found faster than they are walked: each one found waits in the line of
+        # sources (`_Streams`) with its walk, about 1.7 KB of Python objects each, and discovery
+        # (two calls a person) outran the walks, so the line grew with the org: 4,178 sources
+        # (7 MB) after 45 s of the emulator's large company. Waiting here cannot stall the run:
+        # walks wait for nothing but a running slot, which the sources ahead of them give back
+        # (the routes they may wait for are found by `_drive_discovery`, which never waits here).
         items: list[Item] = []
         # Closed here if this source is stopped mid-way, so the listings in flight are cancelled now.
         async with contextlib.aclosing(self._workspaces(people)) as listing:
             async for found in listing:
+                await run.room_for_workspaces()
                 for workspace in found:
                     self._start_workspace(run, workspace)
                     items.append(owner_by_unionid(workspace_item(workspace), directory))
@@ -289,8 +297,10 @@ class FilesCollector(Collector):
     def _start_workspace(self, run: _Run, workspace: Workspace) -> None:
         """Walk a knowledge base's nodes and, beside it, find and read its storage space."""
         walked = asyncio.Event()
+        run.workspaces_waiting += 1
 
         async def walk() -> AsyncIterator[Batch]:
+            run.walk_started()
             try:
                 async for batch in self._workspace_nodes(workspace, run.mode, run.cursors):
                     yield batch
@@ -856,6 +866,9 @@ class _SpaceRefused(Exception):
 # Knowledge-base items per batch while they are being listed.
 _WORKSPACES_PER_BATCH = 100
 
+# Knowledge bases found but not yet walked, per unit of concurrency (see `_workspace_discovery`).
+_WAITING_WORKSPACES_PER_SLOT = 8
+
 # Sources of the files family running at once, per unit of concurrency: above the spaces that may
 # be read ahead (`_Run.ahead_left`, 8 per unit) plus the discovery sources and knowledge-base walks.
 _MAX_RUNNING_PER_SLOT = 12
@@ -947,6 +960,21 @@ class _Run:
     )
     spaces: dict[str, Space] = field(default_factory=dict)  # who reads each space
     ahead_left: int = 64  # spaces whose first batch may be read ahead and held (see `_start_space`)
+    # Knowledge bases found whose walk has not started yet, and how many may be (see
+    # `_workspace_discovery`).
+    workspaces_waiting: int = 0
+    workspaces_waiting_most: int = 64
+    _walk_started: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def walk_started(self) -> None:
+        self.workspaces_waiting -= 1
+        self._walk_started.set()
+
+    async def room_for_workspaces(self) -> None:
+        """Until fewer knowledge bases than the bound wait for their walk to start."""
+        while self.workspaces_waiting >= self.workspaces_waiting_most:
+            self._walk_started.clear()
+            await self._walk_started.wait()
 
     def settled(self, rank: int) -> bool:
         """Every route that comes before `rank` has found all it can."""
