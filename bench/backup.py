@@ -403,6 +403,7 @@ def scenarios_b_c(profile: str) -> None:
         )
         top = sorted(calls.items(), key=lambda kv: -kv[1])[:5]
         print("  busiest APIs: " + "; ".join(f"{k} {v}" for k, v in top))
+        print_pacing(home)
 
         total_items = full.items_seen
         changes = max(1, round(total_items * 0.005))
