@@ -46,7 +46,7 @@ import httpx
 
 from dingvault.backup.session import init_home, open_session
 from dingvault.backup.stats import RunStats
-from dingvault.cli.backup_cmd import pacing_line
+from dingvault.cli.pacing import pacing_line
 from dingvault.home import open_home
 from dingvault.vault.keys import FAST_KDF_FOR_TESTS
 

@@ -80,6 +80,10 @@ def test_cli_from_init_to_catalog_rebuild(emulator, tmp_path):
     assert code == 0, out
     status = json.loads(out)
     assert status["connected"] and status["runs"][0]["status"] == "succeeded"
+    assert status["runs"][0]["pipeline"]["in_flight_limit"] == 3000 == stats["pipeline"]["in_flight_limit"]
+    code, out = _run(runner, "status", env=env)
+    assert code == 0, out
+    assert "last run: " in out and "set the pace" in out and "records in flight" in out
     users_live = status["counts"]["user"]["live"]
     assert users_live == stats["per_kind"]["user"]["new"]
 
@@ -143,7 +147,7 @@ def test_backup_progress_counts_items_and_uses_previous_totals_for_the_eta():
 
 
 def test_the_summary_says_what_set_the_pace():
-    from dingvault.cli.backup_cmd import pacing_line
+    from dingvault.cli.pacing import pacing_line
 
     base = {
         "storage_idle_share": 0.0,

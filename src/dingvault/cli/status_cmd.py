@@ -9,6 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from dingvault.cli.pacing import pacing_line
 from dingvault.config.cli_common import home_option, out, passphrase_file_option, session
 
 
@@ -43,6 +44,8 @@ def collect_status(s: Any) -> dict[str, Any]:
                 "finished": _iso(r.finished_at),
                 "items": (r.stats or {}).get("items", {}),
                 "api_calls": sum(((r.stats or {}).get("api_calls") or {}).values()),
+                # What set the run's pace (runs recorded before these figures existed have none).
+                "pipeline": (r.stats or {}).get("pipeline"),
                 "error": r.error,
             }
             for r in runs
@@ -93,6 +96,9 @@ def status(
             str(r["api_calls"]),
         )
     out.print(runs)
+    pipeline = data["runs"][0]["pipeline"] if data["runs"] else None
+    if pipeline and pipeline.get("in_flight_limit"):
+        out.print(f"last run: {pacing_line(pipeline)}", highlight=False)
     for e in data["last_run_errors"][:20]:
         out.print(
             f"[red]error[/] {e['kind']}/{e['source_id'] or ''}: {e['error']}: {e['message']}", highlight=False
