@@ -278,6 +278,7 @@ def load() -> str:
 MEMORY_REPORT = False  # --memory-report
 FAMILIES = ""  # --families: which families (a) and (a') back up; "" = all
 CONCURRENCY = 32  # --concurrency: the client's max_concurrency in (a) and (a')
+FETCH_ONLY = False  # --fetch-only: (a) with a store that keeps nothing
 
 
 def kinds_of(spec: str) -> list[str] | None:
@@ -311,6 +312,56 @@ def print_pacing(home: Any) -> None:
         print(f"  {pacing_line(pipeline)}")
 
 
+class NullStore:
+    """A store that keeps nothing (--fetch-only): every record is new, every blob dropped unread.
+
+    With it, (a) measures the fetch side alone (HTTP, collectors, change detection, downloads,
+    spooling) against the same emulator: how fast a run could go if storing cost the process
+    nothing, e.g. with the vault and catalog writes in a process of their own."""
+
+    def __init__(self, *_args: Any, **_kwargs: Any) -> None:
+        self._runs = 0
+
+    def start_run(self, mode: str, families: Any) -> int:
+        self._runs += 1
+        return self._runs
+
+    def load_cursors(self) -> dict[Any, Any]:
+        return {}
+
+    def known(self, kind: str, source_ids: list[str]) -> dict[str, Any]:
+        return {}
+
+    def put_attachment(self, stream: Any, level: str, size: int | None = None) -> list[str]:
+        return ["0" * 64]
+
+    def put_version(self, payload: bytes, level: str) -> str:
+        return "0" * 64
+
+    def durable(self) -> None:
+        pass
+
+    def commit(self, run_id: int, commit: Any) -> Any:
+        from dingvault.backup.store_api import CommitResult
+
+        new: dict[str, int] = {}
+        for version in commit.versions:
+            new[version.kind] = new.get(version.kind, 0) + 1
+        return CommitResult(new=new)
+
+    def finish_run(self, run_id: int, stats: Any) -> None:
+        pass
+
+    def commit_snapshot(self, run_id: int) -> str:
+        return ""
+
+    def export_catalog(self, run_id: int) -> None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
 def scenario_a(profile: str, max_seconds: float) -> None:
     print(f"\n(a) limits off, {profile} company{families_label()}, full backup  [{load()}]")
     emu = Emulator(profile, "off")
@@ -319,6 +370,11 @@ def scenario_a(profile: str, max_seconds: float) -> None:
         home = new_home(emu, root, {"rate_per_api": 100_000, "max_concurrency": CONCURRENCY})
         cpu = CpuMeter(emu)
         sampler = RssSampler(report=MEMORY_REPORT, tmp_dir=open_home(root / "home").tmp_dir)
+        if FETCH_ONLY:
+            import dingvault.backup.session
+
+            # The session builds its store by this name: the run then stores nothing.
+            dingvault.backup.session.VaultCatalogStore = NullStore  # type: ignore[assignment,misc]
         stats, wall = backup(home, "full", max_seconds, kinds_of(FAMILIES))
         rss = sampler.stop()
         print(cpu.report(wall))
@@ -340,7 +396,10 @@ def scenario_a(profile: str, max_seconds: float) -> None:
                 print(
                     f"  problems: {[f.to_dict() for f in stats.family_failures]} failed items {dict(stats.failed)}"
                 )
-        print_pacing(home)
+        if not FETCH_ONLY:  # a fetch-only run leaves nothing in the catalog to read back
+            print_pacing(home)
+        elif stats is not None:
+            print(f"  fetch only: {pacing_line(stats.pipeline())}")
         vault_bytes = sum(f.stat().st_size for f in (root / "home" / "vault").rglob("*") if f.is_file())
         print(
             f"  vault on disk: {vault_bytes / 1e6:,.1f} MB; peak RSS during the run: {rss:,.0f} MB (target < 400)"
@@ -531,10 +590,17 @@ def main() -> None:
         default=32,
         help="(a, a') API requests in flight at once, all APIs together (the client's max_concurrency)",
     )
+    parser.add_argument(
+        "--fetch-only",
+        action="store_true",
+        help="(a) store nothing (a null store): the fetch side's own speed, what a run could reach "
+        "if storing cost this process nothing",
+    )
     parser.add_argument("--only", choices=("a", "engine", "large", "b"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    global MEMORY_REPORT, FAMILIES, CONCURRENCY
+    global MEMORY_REPORT, FAMILIES, CONCURRENCY, FETCH_ONLY
     MEMORY_REPORT = args.memory_report
+    FETCH_ONLY = args.fetch_only
     CONCURRENCY = args.concurrency
     FAMILIES = args.families
     kinds_of(FAMILIES)  # an unknown family stops here, before any emulator starts

@@ -159,7 +159,9 @@ def test_the_summary_says_what_set_the_pace():
     }
     line = pacing_line(base)
     assert "the processor set the pace" in line and "mean 1,770, peak 2,900 of 3,000" in line
-    assert "DingTalk's answers" in pacing_line(base | {"storage_idle_share": 0.4, "fetch_wait_share": 0.6})
+    waiting = base | {"storage_idle_share": 0.4, "fetch_wait_share": 0.6}
+    assert "DingTalk's answers set the pace" in pacing_line(waiting | {"cpu_cores": 0.3})
+    assert "fetching set the pace, with the processor busy" in pacing_line(waiting | {"cpu_cores": 0.99})
     assert "storage set the pace" in pacing_line(base | {"fetch_wait_share": 0.8, "commit_wait_share": 0.1})
     commits = pacing_line(base | {"fetch_wait_share": 0.8, "commit_wait_share": 0.5})
     assert "the catalog's commits set the pace" in commits and "fetching 80%, commits 50%" in commits

@@ -255,6 +255,7 @@ class BackupEngine:
         self._writer_idle = 0.0
         # Of the rest, seconds it waited for the catalog's previous commit to end.
         self._commit_wait = 0.0
+        self._cpu_started = time.process_time()
         # Decided on the event loop, read when batches are prepared.
         self._blocked_cursors: set[tuple[str, str]] = set()
         # Collectors with a failed item on a page that carried no cursor: which of their later
@@ -279,6 +280,7 @@ class BackupEngine:
     async def _run(self, mode: str) -> RunStats:
         stats = RunStats(mode=mode)
         self._in_flight.start_clock()
+        self._cpu_started = time.process_time()
         calls_before = dict(self._api_call_counts()) if self._api_call_counts else {}
         errors_before = dict(self._api_error_counts()) if self._api_error_counts else {}
         families = sorted({c.family for c in self.collectors})
@@ -338,6 +340,7 @@ class BackupEngine:
         stats.fetch_wait = budget.waited()
         stats.storage_idle = self._writer_idle
         stats.commit_wait = self._commit_wait
+        stats.cpu_seconds = time.process_time() - self._cpu_started
 
     async def _run_collectors(
         self, run_id: int, mode: str, cursors: Mapping[tuple[str, str], dict[str, Any]], stats: RunStats

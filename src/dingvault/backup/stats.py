@@ -68,6 +68,9 @@ class RunStats:
     storage_idle: float = 0.0
     fetch_wait: float = 0.0
     commit_wait: float = 0.0
+    # Processor time this process used during the run, every thread (more than the run's
+    # seconds when threads ran side by side): whether fetching was slow for want of the processor.
+    cpu_seconds: float = 0.0
     in_flight_limit: int = 0
     in_flight_peak: int = 0
     in_flight_mean: float = 0.0
@@ -154,6 +157,9 @@ class RunStats:
             "fetch_wait_share": self._share(self.fetch_wait),
             "commit_wait_seconds": round(self.commit_wait, 3),
             "commit_wait_share": self._share(self.commit_wait),
+            "cpu_seconds": round(self.cpu_seconds, 3),
+            # Cores' worth of processor time over the run (1.0 = one core busy all run).
+            "cpu_cores": round(self.cpu_seconds / self.seconds, 3) if self.seconds > 0 else 0.0,
             "in_flight_limit": self.in_flight_limit,
             "in_flight_peak": self.in_flight_peak,
             "in_flight_mean": round(self.in_flight_mean, 1),

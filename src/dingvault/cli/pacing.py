@@ -12,16 +12,22 @@ from typing import Any
 # Shares of a run (see `RunStats.pipeline`) beyond which one side is said to have set the pace.
 STORAGE_IDLE = 0.1  # the storage side waited for records this much of the run
 FETCH_WAIT = 0.5  # fetching waited for room this much of the run
+# Processor time of at least this many cores over the run: the process's Python work runs on one
+# core at a time (the interpreter lock), so near one core it was busy, not waiting for DingTalk.
+BUSY_CORES = 0.9
 
 
 def pacing(pipeline: Mapping[str, Any]) -> str:
     """What set the run's pace, from its "pipeline" statistics.
 
-    The storage side waiting for records: DingTalk's answers (rate limits, network, downloads).
+    The storage side waiting for records: DingTalk's answers (rate limits, network, downloads),
+    unless the process used about a core all along, when fetching was this process's own work.
     Fetching waiting for records ahead of it to be stored: storage, and the catalog when most of
     that was waiting for its commits. Neither waiting: both sides kept up with each other, and
     what limited them is what they share, the processor."""
     if pipeline["storage_idle_share"] >= STORAGE_IDLE:
+        if pipeline.get("cpu_cores", 0.0) >= BUSY_CORES:
+            return "fetching set the pace, with the processor busy (this process's own work, not DingTalk's answers)"
         return "DingTalk's answers set the pace (rate limits, network)"
     if pipeline["fetch_wait_share"] >= FETCH_WAIT:
         if pipeline["commit_wait_share"] >= pipeline["fetch_wait_share"] / 2:
