@@ -407,7 +407,7 @@ def test_a_run_paced_by_the_api_shows_an_idle_storage_side():
     pipeline = stats.to_dict()["pipeline"]
     assert pipeline["storage_idle_share"] >= 0.5 and pipeline["fetch_wait_seconds"] == 0, pipeline
     # Waiting for pages is not work: the processor was mostly idle (DingTalk's answers set the pace).
-    assert 0 < pipeline["cpu_seconds"] and pipeline["cpu_cores"] < 0.5, pipeline
+    assert pipeline["cpu_seconds"] > 0 and pipeline["cpu_cores"] < 0.5, pipeline
     assert pipeline["storage_idle_seconds"] >= 0.25  # most of the ten 50-ms waits for a page
     assert pipeline["in_flight_peak"] <= 10 and pipeline["in_flight_mean"] < 5
 
