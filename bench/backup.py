@@ -302,12 +302,16 @@ def families_label() -> str:
     return f", families {FAMILIES}" if FAMILIES else ""
 
 
-def print_pacing(home: Any) -> None:
-    """What set the pace of the home's last run, and the records it held in flight (the run's
-    "pipeline" statistics, recorded even for a run stopped by --max-seconds / --large-seconds)."""
-    with open_session(home, PASSPHRASE) as s:
-        runs = s.catalog.list_runs(limit=1)
-    pipeline = runs[0].stats.get("pipeline") if runs else None
+def print_pacing(home: Any, stats: RunStats | None) -> None:
+    """What set the pace of the run, and the records it held in flight (the run's "pipeline"
+    statistics): from its stats, or for a run stopped by --max-seconds / --large-seconds from the
+    catalog, which records them even then."""
+    if stats is not None:
+        pipeline: dict[str, Any] | None = stats.pipeline()
+    else:
+        with open_session(home, PASSPHRASE) as s:
+            runs = s.catalog.list_runs(limit=1)
+        pipeline = runs[0].stats.get("pipeline") if runs else None
     if pipeline:
         print(f"  {pacing_line(pipeline)}")
 
@@ -363,7 +367,8 @@ class NullStore:
 
 
 def scenario_a(profile: str, max_seconds: float) -> None:
-    print(f"\n(a) limits off, {profile} company{families_label()}, full backup  [{load()}]")
+    fetch_only = ", fetch only (nothing stored)" if FETCH_ONLY else ""
+    print(f"\n(a) limits off, {profile} company{families_label()}{fetch_only}, full backup  [{load()}]")
     emu = Emulator(profile, "off")
     root = Path(tempfile.mkdtemp(prefix="dv-bench-"))
     try:
@@ -396,10 +401,7 @@ def scenario_a(profile: str, max_seconds: float) -> None:
                 print(
                     f"  problems: {[f.to_dict() for f in stats.family_failures]} failed items {dict(stats.failed)}"
                 )
-        if not FETCH_ONLY:  # a fetch-only run leaves nothing in the catalog to read back
-            print_pacing(home)
-        elif stats is not None:
-            print(f"  fetch only: {pacing_line(stats.pipeline())}")
+        print_pacing(home, stats)
         vault_bytes = sum(f.stat().st_size for f in (root / "home" / "vault").rglob("*") if f.is_file())
         print(
             f"  vault on disk: {vault_bytes / 1e6:,.1f} MB; peak RSS during the run: {rss:,.0f} MB (target < 400)"
@@ -419,13 +421,13 @@ def scenario_large(seconds: float) -> None:
         home = new_home(emu, root, {"rate_per_api": 100_000, "max_concurrency": CONCURRENCY})
         cpu = CpuMeter(emu)
         sampler = RssSampler(report=MEMORY_REPORT, tmp_dir=open_home(root / "home").tmp_dir)
-        _stats, wall = backup(home, "full", seconds, kinds_of(FAMILIES))
+        stats, wall = backup(home, "full", seconds, kinds_of(FAMILIES))
         rss = sampler.stop()
         print(cpu.report(wall))
         with open_session(home, PASSPHRASE) as s:
             records = sum(c.versions for c in s.catalog.counts_per_kind().values())
         print(f"  records stored in {wall:.0f} s: {records:,}; peak RSS during the run: {rss:,.0f} MB")
-        print_pacing(home)
+        print_pacing(home, stats)
     finally:
         emu.stop()
         shutil.rmtree(root, ignore_errors=True)
@@ -462,7 +464,7 @@ def scenarios_b_c(profile: str) -> None:
         )
         top = sorted(calls.items(), key=lambda kv: -kv[1])[:5]
         print("  busiest APIs: " + "; ".join(f"{k} {v}" for k, v in top))
-        print_pacing(home)
+        print_pacing(home, full)
 
         total_items = full.items_seen
         changes = max(1, round(total_items * 0.005))

@@ -94,9 +94,7 @@ def print_summary(data: dict) -> None:
         f"({data['attachments_downloaded']} files, {data['attachments_reused']} reused)   "
         f"snapshot: {(data['snapshot_id'] or '-')[:16]}"
     )
-    pipeline = data.get("pipeline")
-    if pipeline and pipeline.get("in_flight_limit"):
-        out.print(pacing_line(pipeline), highlight=False)
+    out.print(pacing_line(data["pipeline"]), highlight=False)
     for f in data["family_failures"]:
         out.print(f"[red]family {f['family']} stopped[/]: {f['error']}: {f['message']}", highlight=False)
     for f in data["item_failures"][:20]:

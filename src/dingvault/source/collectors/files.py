@@ -194,11 +194,12 @@ class FilesCollector(Collector):
         # has one "my documents" per person (on the emulator's large company, 2,008 knowledge bases
         # made one 5.6 MB batch). Their completions ride on the last batch, after every one of them.
         # Nor are they found faster than they are walked: each one found waits in the line of
-        # sources (`_Streams`) with its walk, about 1.7 KB of Python objects each, and discovery
-        # (two calls a person) outran the walks, so the line grew with the org: 4,178 sources
-        # (7 MB) after 45 s of the emulator's large company. Waiting here cannot stall the run:
-        # walks wait for nothing but a running slot, which the sources ahead of them give back
-        # (the routes they may wait for are found by `_drive_discovery`, which never waits here).
+        # sources (`_Streams`) with its walk and its storage-space lookup, and discovery (two
+        # calls a person) outran the walks, so the line grew with the org: 4,178 sources, 7 MB
+        # reachable from it, after 45 s of the emulator's large company. Waiting here cannot
+        # stall the run: walks wait for nothing but a running slot, which the sources ahead of
+        # them give back (the routes they may wait for are found by `_drive_discovery`, which
+        # never waits here).
         items: list[Item] = []
         # Closed here if this source is stopped mid-way, so the listings in flight are cancelled now.
         async with contextlib.aclosing(self._workspaces(people)) as listing:
