@@ -2,9 +2,13 @@
 
 import asyncio
 import hashlib
+import os
 import tempfile
 
-from dingvault.backup.spool import MEMORY_LIMIT, SpoolBudget, spool
+from dingvault.backup.spool import MEMORY_LIMIT, SpoolBudget, TempFilePool, spool
+from dingvault.vault.chunker import Chunker, ChunkerParams
+
+SMALL_CHUNKS = ChunkerParams(min_size=1024, avg_size=4096, max_size=16384, seed=12345)
 
 
 async def _chunks(data: bytes, step: int = 1000):
@@ -62,3 +66,83 @@ def test_a_failed_download_leaves_nothing_behind(tmp_path):
     else:
         raise AssertionError("the error must propagate")
     assert budget.in_memory == 0 and not list(tmp_path.iterdir())
+
+
+# ---- temporary files reused from one download to the next ------------------------------------------
+def _disk_budget(tmp_path, **pool) -> SpoolBudget:
+    """Every download to disk (no memory budget), through a pool of reused files."""
+    return SpoolBudget(budget=0, files=TempFilePool(tmp_path, **pool))
+
+
+def test_a_reused_file_gives_exactly_the_new_download_not_the_older_bytes_beyond_it(tmp_path):
+    budget = _disk_budget(tmp_path)
+    older = os.urandom(50_000)
+    first = asyncio.run(spool(_chunks(older), tmp_path, budget))
+    assert first.file.read() == older
+    first.close()
+    newer = os.urandom(3_000)
+    second = asyncio.run(spool(_chunks(newer), tmp_path, budget))
+    assert budget.files.created == 1, "the first download's file is the second's"
+    assert second.size == 3_000 and second.sha256 == hashlib.sha256(newer).hexdigest()
+    # Read as the vault does: the chunker reads to the end of the stream, in pieces or at once.
+    assert b"".join(Chunker(SMALL_CHUNKS).chunks(second.file, size=second.size)) == newer
+    second.file.seek(0)
+    pieces = iter(lambda: second.file.read(700), b"")
+    assert b"".join(pieces) == newer
+    second.file.seek(0)
+    assert second.file.read() == newer and second.file.read() == b""
+    second.close()
+
+
+def test_a_reused_file_longer_than_the_largest_chunk_is_chunked_to_its_own_end(tmp_path):
+    budget = _disk_budget(tmp_path, max_file=1 << 20)
+    long = os.urandom(60_000)
+    first = asyncio.run(spool(_chunks(long, 8192), tmp_path, budget))
+    first.close()
+    data = os.urandom(40_000)  # over SMALL_CHUNKS.max_size: the stream chunker reads it
+    second = asyncio.run(spool(_chunks(data, 8192), tmp_path, budget))
+    assert budget.files.created == 1
+    chunks = list(Chunker(SMALL_CHUNKS).chunks(second.file, size=second.size))
+    assert len(chunks) > 1 and b"".join(chunks) == data
+    second.close()
+
+
+def test_the_pool_keeps_few_small_files_and_closes_the_rest(tmp_path):
+    budget = _disk_budget(tmp_path, max_files=2, max_file=10_000)
+    downloads = [asyncio.run(spool(_chunks(bytes([i]) * 5_000), tmp_path, budget)) for i in range(3)]
+    big = asyncio.run(spool(_chunks(b"b" * 20_000), tmp_path, budget))
+    files = [d.pooled[0] for d in (*downloads, big)]
+    for d in (*downloads, big):
+        d.close()
+    assert [f.closed for f in files] == [False, False, True, True], "two kept; the third and the big one closed"
+    again = [asyncio.run(spool(_chunks(b"a" * 100), tmp_path, budget)) for _ in range(3)]
+    assert budget.files.created == 5, "two reused, one new"
+    assert all(d.file.read() == b"a" * 100 for d in again)
+    in_use = again.pop()
+    for d in again:
+        d.close()
+    idle = [f for f, _held in budget.files._idle]
+    assert len(idle) == 2 and not any(f.closed for f in idle)
+    budget.files.close()
+    assert all(f.closed for f in idle), "closing the pool closes its idle files"
+    kept = in_use.pooled[0]
+    in_use.close()
+    assert kept.closed and not budget.files._idle, "given back after the pool closed: closed, not kept"
+
+
+def test_a_failed_download_does_not_return_its_pooled_file(tmp_path):
+    async def broken():
+        yield b"partial"
+        raise ConnectionError("cut")
+
+    budget = _disk_budget(tmp_path)
+    first = asyncio.run(spool(_chunks(b"q" * 9_000), tmp_path, budget))
+    first.close()
+    try:
+        asyncio.run(spool(broken(), tmp_path, budget))
+    except ConnectionError:
+        pass
+    else:
+        raise AssertionError("the error must propagate")
+    assert not budget.files._idle, "the file it was writing is closed, not kept half-written"
+    assert budget.on_disk == 0

@@ -54,7 +54,7 @@ from dingvault.backup.payload import (
     normalize_version_key,
 )
 from dingvault.backup.scope import Scope
-from dingvault.backup.spool import DISK_BUDGET, SpoolBudget, SpooledDownload, spool
+from dingvault.backup.spool import DISK_BUDGET, SpoolBudget, SpooledDownload, TempFilePool, spool
 from dingvault.backup.stats import FamilyFailure, ItemFailure, RunStats
 from dingvault.backup.store_api import Commit, CommitResult, KnownVersion, Store, VersionRecord
 from dingvault.source.items import AttachmentRef, Batch, Item
@@ -245,7 +245,7 @@ class BackupEngine:
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dingvault-commit")
         self._prefetch = prefetch
         # Downloads waiting for the writer: a few MiB in memory, the rest on disk up to a limit.
-        self._spool_budget = SpoolBudget(disk_budget=max_spool_on_disk)
+        self._spool_budget = SpoolBudget(disk_budget=max_spool_on_disk, files=TempFilePool(tmp_dir))
         self._max_batch_items = max(1, max_batch_items)
         # Parsed API records are the bulk of what the fetch side holds (a record's dicts take ~10x
         # its JSON); counted across families, not per family, so memory does not grow with how
@@ -275,7 +275,11 @@ class BackupEngine:
         # What the run frees between its peaks goes back to the system as it goes, not only at the
         # end (see dingvault.backup.memory).
         with releasing_free_memory():
-            return await self._run(mode)
+            try:
+                return await self._run(mode)
+            finally:
+                if self._spool_budget.files is not None:
+                    self._spool_budget.files.close()
 
     async def _run(self, mode: str) -> RunStats:
         stats = RunStats(mode=mode)
