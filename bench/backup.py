@@ -279,6 +279,7 @@ MEMORY_REPORT = False  # --memory-report
 FAMILIES = ""  # --families: which families (a) and (a') back up; "" = all
 CONCURRENCY = 32  # --concurrency: the client's max_concurrency in (a) and (a')
 FETCH_ONLY = False  # --fetch-only: (a) with a store that keeps nothing
+NO_FILE_REUSE = False  # --no-file-reuse: a new temporary file for every download spooled to disk
 
 
 def kinds_of(spec: str) -> list[str] | None:
@@ -368,6 +369,7 @@ class NullStore:
 
 def scenario_a(profile: str, max_seconds: float) -> None:
     fetch_only = ", fetch only (nothing stored)" if FETCH_ONLY else ""
+    fetch_only += ", a new temporary file per download" if NO_FILE_REUSE else ""
     print(f"\n(a) limits off, {profile} company{families_label()}{fetch_only}, full backup  [{load()}]")
     emu = Emulator(profile, "off")
     root = Path(tempfile.mkdtemp(prefix="dv-bench-"))
@@ -375,6 +377,11 @@ def scenario_a(profile: str, max_seconds: float) -> None:
         home = new_home(emu, root, {"rate_per_api": 100_000, "max_concurrency": CONCURRENCY})
         cpu = CpuMeter(emu)
         sampler = RssSampler(report=MEMORY_REPORT, tmp_dir=open_home(root / "home").tmp_dir)
+        if NO_FILE_REUSE:
+            import dingvault.backup.engine
+
+            # The engine builds its pool by this name: without one, spool() creates a file each time.
+            dingvault.backup.engine.TempFilePool = lambda *_a, **_k: None  # type: ignore[assignment,misc]
         if FETCH_ONLY:
             import dingvault.backup.session
 
@@ -598,10 +605,17 @@ def main() -> None:
         help="(a) store nothing (a null store): the fetch side's own speed, what a run could reach "
         "if storing cost this process nothing",
     )
+    parser.add_argument(
+        "--no-file-reuse",
+        action="store_true",
+        help="(a) a new temporary file for every download spooled to disk, as before the pool of "
+        "reused files: what the pool saves",
+    )
     parser.add_argument("--only", choices=("a", "engine", "large", "b"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    global MEMORY_REPORT, FAMILIES, CONCURRENCY, FETCH_ONLY
+    global MEMORY_REPORT, FAMILIES, CONCURRENCY, FETCH_ONLY, NO_FILE_REUSE
     MEMORY_REPORT = args.memory_report
+    NO_FILE_REUSE = args.no_file_reuse
     FETCH_ONLY = args.fetch_only
     CONCURRENCY = args.concurrency
     FAMILIES = args.families

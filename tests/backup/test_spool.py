@@ -146,3 +146,16 @@ def test_a_failed_download_does_not_return_its_pooled_file(tmp_path):
         raise AssertionError("the error must propagate")
     assert not budget.files._idle, "the file it was writing is closed, not kept half-written"
     assert budget.on_disk == 0
+
+
+def test_a_download_in_a_reused_file_counts_what_the_file_holds_on_disk(tmp_path):
+    budget = _disk_budget(tmp_path)
+    first = asyncio.run(spool(_chunks(b"l" * 100_000), tmp_path, budget))
+    assert budget.on_disk == 100_000
+    first.close()
+    assert budget.on_disk == 0
+    second = asyncio.run(spool(_chunks(b"s" * 1_000), tmp_path, budget))
+    assert second.file.read() == b"s" * 1_000
+    assert budget.on_disk == 100_000, "the file still holds the first download's length"
+    second.close()
+    assert budget.on_disk == 0

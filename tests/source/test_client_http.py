@@ -265,3 +265,46 @@ async def test_a_download_cut_short_over_aiohttp_resumes_with_range(no_proxy: No
             data = b"".join([c async for c in client.download(base + "/f", expected_size=len(content))])
     assert data == content
     assert len(heads) == 2
+
+
+def cookie_answer(body: bytes) -> bytes:
+    return (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nSet-Cookie: lb=node-7; Path=/\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+
+
+async def test_cookies_a_server_sets_are_neither_kept_nor_sent_back_over_aiohttp(no_proxy: None) -> None:
+    def answer(head: bytes, n: int) -> bytes | None:
+        if b"accessToken" in first_path(head):
+            return cookie_answer(TOKEN_ANSWER)
+        return cookie_answer(b'{"ok": true}')
+
+    async with raw_server(answer) as (base, heads):
+        async with DingTalkClient(fast_config(api_base=base, oapi_base=base)) as client:
+            for _ in range(3):
+                assert await client.api("GET", "/v1.0/x") == {"ok": True}
+            data = b"".join([chunk async for chunk in client.download(base + "/f/1")])
+    assert len(heads) == 5 and data == b'{"ok": true}'
+    assert not [h for h in heads if b"cookie:" in h.lower()], "no request carried a cookie"
+
+
+async def test_cookies_a_server_sets_are_not_kept_by_a_given_transport_or_the_proxy_shards() -> None:
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("cookie"))
+        body = {"accessToken": "tok-1", "expireIn": 7200} if "accessToken" in request.url.path else {"ok": True}
+        return httpx.Response(200, headers={"Set-Cookie": "lb=node-7; Path=/"}, json=body)
+
+    transport = httpx.MockTransport(handler)
+    async with DingTalkClient(fast_config(), transport=transport) as client:
+        for _ in range(3):
+            await client.api("GET", "/v1.0/x")
+    http = shards(4, transport)
+    with http.lease() as one:
+        await one.get(API + "/v1.0/x")
+        await one.get(API + "/v1.0/x")
+        assert len(one.cookies) == 0
+    await http.aclose()
+    assert seen and seen == [None] * len(seen)

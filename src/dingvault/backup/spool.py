@@ -36,7 +36,7 @@ DISK_BUDGET = 512 << 20
 # Temporary files kept open for the next downloads once theirs is stored (see TempFilePool).
 POOL_FILES = 256
 POOL_BYTES = 32 << 20
-POOL_FILE_MAX = 1 << 20
+POOL_FILE_MAX = 128 << 10
 
 
 class TempFilePool:
@@ -50,7 +50,8 @@ class TempFilePool:
     download is read through a window of exactly its length (`window`).
 
     Bounded: at most ``max_files`` idle files holding ``max_bytes`` together; a file that grew past
-    ``max_file`` (a big download) is closed, not kept. Thread-safe.
+    ``max_file`` (a big download) is closed, not kept. A download in a reused file counts what the
+    file holds on disk against the disk budget, not only its own length. Thread-safe.
     """
 
     def __init__(
@@ -302,6 +303,7 @@ async def spool(
         download.in_memory = size
         budget.in_memory += size
     else:
-        download.on_disk = size
+        # A reused file holds what its largest download left: that is what the disk holds.
+        download.on_disk = download.pooled[1] if download.pooled is not None else size
     budget.add_on_disk(download.on_disk - reserved)  # the reservation becomes what is on disk
     return download
