@@ -114,7 +114,9 @@ def test_the_pool_keeps_few_small_files_and_closes_the_rest(tmp_path):
     files = [d.pooled[0] for d in (*downloads, big)]
     for d in (*downloads, big):
         d.close()
-    assert [f.closed for f in files] == [False, False, True, True], "two kept; the third and the big one closed"
+    assert [f.closed for f in files] == [False, False, True, True], (
+        "two kept; the third and the big one closed"
+    )
     again = [asyncio.run(spool(_chunks(b"a" * 100), tmp_path, budget)) for _ in range(3)]
     assert budget.files.created == 5, "two reused, one new"
     assert all(d.file.read() == b"a" * 100 for d in again)

@@ -294,7 +294,9 @@ async def test_cookies_a_server_sets_are_not_kept_by_a_given_transport_or_the_pr
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request.headers.get("cookie"))
-        body = {"accessToken": "tok-1", "expireIn": 7200} if "accessToken" in request.url.path else {"ok": True}
+        body = (
+            {"accessToken": "tok-1", "expireIn": 7200} if "accessToken" in request.url.path else {"ok": True}
+        )
         return httpx.Response(200, headers={"Set-Cookie": "lb=node-7; Path=/"}, json=body)
 
     transport = httpx.MockTransport(handler)
