@@ -8,7 +8,9 @@ with each transport in turn, alternating rounds so that load changes on a shared
 
 * httpx's own transport (httpcore + h11, pure Python) over sharded pools — the design before,
   and still the one used behind a proxy;
-* httpx on aiohttp (`source/_aiohttp_transport.py`) — what `DingTalkClient` uses now.
+* httpx on aiohttp (`source/_aiohttp_transport.py`) — what `DingTalkClient` uses now;
+* the same with httpx keeping cookies (a plain `httpx.AsyncClient` instead of
+  `source/_http.py`'s `CookielessClient`): what skipping httpx's cookie parsing saves.
 
 It prints calls/s and CPU seconds per 1,000 calls for the client process, and the emulator's CPU
 per 1,000 calls (what the stand-in for DingTalk costs on the same two cores).
@@ -49,7 +51,19 @@ async def one_round(emu: Emulator, variant: str, calls: int, concurrency: int) -
         rate_per_api=1_000_000,
         max_concurrency=concurrency,
     )
-    client = DingTalkClient(config)
+    if variant == "aiohttp+cookies":
+        import httpx
+
+        import dingvault.source._http as http_module
+
+        cookieless = http_module.CookielessClient
+        http_module.CookielessClient = httpx.AsyncClient  # type: ignore[misc,assignment]
+        try:
+            client = DingTalkClient(config)
+        finally:
+            http_module.CookielessClient = cookieless  # type: ignore[misc]
+    else:
+        client = DingTalkClient(config)
     if variant == "httpx shards":
         await client._http.aclose()
         # The design before, and still the one behind a proxy: httpcore pools, one leased per call.
@@ -81,7 +95,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per transport")
     args = parser.parse_args()
-    variants = ("httpx shards", "aiohttp")
+    variants = ("httpx shards", "aiohttp", "aiohttp+cookies")
     emu = Emulator("medium", "off")
     results: dict[str, list[tuple[float, float, float]]] = {v: [] for v in variants}
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -95,13 +109,17 @@ def main() -> None:
     print(
         f"{args.calls:,} × `{CALL[1]}` per round, {args.concurrency} in flight, medians of {args.rounds} rounds"
     )
-    print(f"{'transport':<14} {'calls/s':>9} {'client CPU-s / 1,000':>21} {'emulator CPU-s / 1,000':>23}")
+    print(f"{'transport':<16} {'calls/s':>9} {'client CPU-s / 1,000':>21} {'emulator CPU-s / 1,000':>23}")
     medians = {}
     for variant, rows in results.items():
         rate, cpu, emu_cpu = (statistics.median(col) for col in zip(*rows, strict=True))
         medians[variant] = cpu
-        print(f"{variant:<14} {rate:>9,.0f} {cpu:>21.3f} {emu_cpu:>23.3f}")
+        print(f"{variant:<16} {rate:>9,.0f} {cpu:>21.3f} {emu_cpu:>23.3f}")
     print(f"client CPU per call, aiohttp ÷ httpx shards: {medians['aiohttp'] / medians['httpx shards']:.2f}")
+    print(
+        "client CPU per call, no cookies ÷ httpx keeping cookies (both on aiohttp): "
+        f"{medians['aiohttp'] / medians['aiohttp+cookies']:.2f}"
+    )
 
 
 if __name__ == "__main__":
