@@ -368,9 +368,9 @@ class NullStore:
 
 
 def scenario_a(profile: str, max_seconds: float) -> None:
-    fetch_only = ", fetch only (nothing stored)" if FETCH_ONLY else ""
-    fetch_only += ", a new temporary file per download" if NO_FILE_REUSE else ""
-    print(f"\n(a) limits off, {profile} company{families_label()}{fetch_only}, full backup  [{load()}]")
+    variant = ", fetch only (nothing stored)" if FETCH_ONLY else ""
+    variant += ", a new temporary file per download" if NO_FILE_REUSE else ""
+    print(f"\n(a) limits off, {profile} company{families_label()}{variant}, full backup  [{load()}]")
     emu = Emulator(profile, "off")
     root = Path(tempfile.mkdtemp(prefix="dv-bench-"))
     try:
@@ -379,9 +379,10 @@ def scenario_a(profile: str, max_seconds: float) -> None:
         sampler = RssSampler(report=MEMORY_REPORT, tmp_dir=open_home(root / "home").tmp_dir)
         if NO_FILE_REUSE:
             import dingvault.backup.engine
+            from dingvault.backup.spool import TempFilePool
 
-            # The engine builds its pool by this name: without one, spool() creates a file each time.
-            dingvault.backup.engine.TempFilePool = lambda *_a, **_k: None  # type: ignore[assignment,misc]
+            # The engine builds its pool by this name: one that keeps no file creates one per download.
+            dingvault.backup.engine.TempFilePool = lambda tmp_dir: TempFilePool(tmp_dir, max_files=0)  # type: ignore[assignment,misc]
         if FETCH_ONLY:
             import dingvault.backup.session
 

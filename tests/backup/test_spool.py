@@ -113,7 +113,7 @@ def test_the_pool_keeps_few_small_files_and_closes_the_rest(tmp_path):
     budget = _disk_budget(tmp_path, max_files=2, max_file=10_000)
     downloads = [asyncio.run(spool(_chunks(bytes([i]) * 5_000), tmp_path, budget)) for i in range(3)]
     big = asyncio.run(spool(_chunks(b"b" * 20_000), tmp_path, budget))
-    files = [d.pooled[0] for d in (*downloads, big)]
+    files = [d.pooled[1] for d in (*downloads, big)]
     for d in (*downloads, big):
         d.close()
     assert [f.closed for f in files] == [False, False, True, True], (
@@ -129,7 +129,7 @@ def test_the_pool_keeps_few_small_files_and_closes_the_rest(tmp_path):
     assert len(idle) == 2 and not any(f.closed for f in idle)
     budget.files.close()
     assert all(f.closed for f in idle), "closing the pool closes its idle files"
-    kept = in_use.pooled[0]
+    kept = in_use.pooled[1]
     in_use.close()
     assert kept.closed and not budget.files._idle, "given back after the pool closed: closed, not kept"
 

@@ -245,7 +245,8 @@ class BackupEngine:
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dingvault-commit")
         self._prefetch = prefetch
         # Downloads waiting for the writer: a few MiB in memory, the rest on disk up to a limit.
-        self._spool_budget = SpoolBudget(disk_budget=max_spool_on_disk, files=TempFilePool(tmp_dir))
+        self._temp_files = TempFilePool(tmp_dir)
+        self._spool_budget = SpoolBudget(disk_budget=max_spool_on_disk, files=self._temp_files)
         self._max_batch_items = max(1, max_batch_items)
         # Parsed API records are the bulk of what the fetch side holds (a record's dicts take ~10x
         # its JSON); counted across families, not per family, so memory does not grow with how
@@ -278,8 +279,7 @@ class BackupEngine:
             try:
                 return await self._run(mode)
             finally:
-                if self._spool_budget.files is not None:
-                    self._spool_budget.files.close()
+                self._temp_files.close()
 
     async def _run(self, mode: str) -> RunStats:
         stats = RunStats(mode=mode)

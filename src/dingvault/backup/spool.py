@@ -70,7 +70,7 @@ class TempFilePool:
         self._idle_bytes = 0
         self._lock = threading.Lock()
         self._closed = False
-        self.created = 0  # files created (for tests and the benchmark's record)
+        self.created = 0  # files created (for tests)
 
     def acquire(self) -> tuple[IO[bytes], int]:
         """A temporary file positioned at its start, and how many bytes it already holds."""
@@ -107,7 +107,8 @@ class TempFilePool:
 
 
 class _Window(io.RawIOBase):
-    """The first ``size`` bytes of a file descriptor, read with ``pread`` from its own position."""
+    """The first ``size`` bytes of a file descriptor, read with ``pread`` from its own position.
+    Closing it leaves the descriptor open: it belongs to the file it was taken from."""
 
     def __init__(self, fd: int, size: int) -> None:
         self._fd = fd
@@ -116,9 +117,6 @@ class _Window(io.RawIOBase):
 
     def readable(self) -> bool:
         return True
-
-    def fileno(self) -> int:
-        return self._fd
 
     def readinto(self, b: Any) -> int:
         n = min(len(b), self._size - self._pos)
@@ -138,9 +136,6 @@ class _Window(io.RawIOBase):
 
     def tell(self) -> int:
         return self._pos
-
-    def close(self) -> None:  # the descriptor belongs to the file it was taken from
-        super().close()
 
 
 def window(fd: int, size: int) -> IO[bytes]:
@@ -229,19 +224,16 @@ class SpooledDownload:
     in_memory: int = 0
     on_disk: int = 0
     handed_over: bool = False
-    # A reused temporary file (``file`` is then a window on it) and the bytes it holds on disk.
-    pooled: tuple[IO[bytes], int] | None = None
+    # A reused temporary file (``file`` is then a window on it): its pool, the file, and the bytes
+    # it holds on disk.
+    pooled: tuple[TempFilePool, IO[bytes], int] | None = None
 
     def close(self) -> None:
         self.file.close()
         if self.pooled is not None:
-            fh, held = self.pooled
+            pool, fh, held = self.pooled
             self.pooled = None
-            files = self.budget.files if self.budget is not None else None
-            if files is not None:
-                files.release(fh, held)
-            else:
-                fh.close()
+            pool.release(fh, held)
         if self.budget is not None and self.in_memory:
             self.budget.in_memory -= self.in_memory
             self.in_memory = 0
@@ -269,12 +261,12 @@ async def spool(
     if expected_size is not None and expected_size > MEMORY_LIMIT:
         limit = 0
     # (SpooledTemporaryFile treats max_size=0 as "no limit", so over budget a real file is used.)
-    files = budget.files if budget is not None else None
+    pool = budget.files if budget is not None and not limit else None
     held = 0
     if limit:
         fh: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=limit, dir=tmp_dir)  # noqa: SIM115 (returned)
-    elif files is not None:
-        fh, held = files.acquire()
+    elif pool is not None:
+        fh, held = pool.acquire()
     else:
         fh = tempfile.TemporaryFile(dir=tmp_dir)  # noqa: SIM115 (returned)
     try:
@@ -284,16 +276,16 @@ async def spool(
             digest.update(chunk)
             size += len(chunk)
             fh.write(chunk)
-        if files is not None and not limit:
+        if pool is not None:
             fh.flush()  # read back through the descriptor (the window), not this buffer
         else:
             fh.seek(0)
     except BaseException:
         fh.close()  # (a pooled one too: how much of it was written is unknown)
         raise
-    if files is not None and not limit:
+    if pool is not None:
         download = SpooledDownload(
-            window(fh.fileno(), size), size, digest.hexdigest(), budget, pooled=(fh, max(held, size))
+            window(fh.fileno(), size), size, digest.hexdigest(), budget, pooled=(pool, fh, max(held, size))
         )
     else:
         download = SpooledDownload(fh, size, digest.hexdigest(), budget)
@@ -304,6 +296,6 @@ async def spool(
         budget.in_memory += size
     else:
         # A reused file holds what its largest download left: that is what the disk holds.
-        download.on_disk = download.pooled[1] if download.pooled is not None else size
+        download.on_disk = download.pooled[2] if download.pooled is not None else size
     budget.add_on_disk(download.on_disk - reserved)  # the reservation becomes what is on disk
     return download
