@@ -248,9 +248,16 @@ def test_a_stream_down_for_too_long_raises_an_alert_that_clears_on_reconnect(ins
     with RunningService(installed, stream_down_seconds=1.0, reconnect_max=0.5) as svc:
         svc.wait_idle()
         control(installed.emu, "POST", "stream/drop", json={"new_connections": "all"})
-        wait_for(lambda: "stream-down" in svc.app.alerts.active, 20, "the stream-down alert")
-        assert svc.health()["stream"]["connected"] is False
-        control(installed.emu, "POST", "stream/drop", json={"new_connections": 0})
+        try:
+            wait_for(lambda: "stream-down" in svc.app.alerts.active, 20, "the stream-down alert")
+            # Each reconnect opens a connection the emulator drops at once, so health may read
+            # "connected" for that moment: what must hold is that it reports the outage.
+            wait_for(
+                lambda: svc.health()["stream"]["connected"] is False, 5, "health to report no connection"
+            )
+        finally:
+            # Later tests share the emulator: new connections must be accepted again whatever happened.
+            control(installed.emu, "POST", "stream/drop", json={"new_connections": 0})
         wait_for(lambda: "stream-down" not in svc.app.alerts.active, 20, "the alert to clear")
         assert svc.app.alerts.sent.count(("stream-down", "raised")) == 1
 
