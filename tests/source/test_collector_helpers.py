@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from dingvault.source.errors import BadResponse, IncompleteCollection, NotFound,
 from dingvault.source.items import AllScope
 
 from .conftest import API, OAPI
+from .running import Running
 
 
 def test_windows_cover_the_range_without_gaps() -> None:
@@ -101,29 +101,20 @@ async def test_interleave_takes_sources_only_as_slots_free() -> None:
     """A collector hands one source per person as a generator: only the running ones may exist, so
     what a run holds does not grow with the org."""
     made = 0
-    alive_most = 0
-    alive = 0
+    running = Running()
 
     def factories() -> Iterator[Callable[[], AsyncIterator[int]]]:
         nonlocal made
         for n in range(200):
             made += 1
-            yield functools.partial(one, n)
-
-    async def one(n: int) -> AsyncIterator[int]:
-        nonlocal alive, alive_most
-        alive += 1
-        alive_most = max(alive_most, alive)
-        await asyncio.sleep(0)
-        yield n
-        alive -= 1
+            yield running.source(n)
 
     seen = []
     async for value in interleave(factories(), 4):
         seen.append(value)
         assert made <= len(seen) + 4  # taken when a slot frees, not all up front
     assert sorted(seen) == list(range(200))
-    assert alive_most <= 4
+    assert running.most <= 4
 
 
 def test_approval_attachments_from_form_and_operation_records() -> None:

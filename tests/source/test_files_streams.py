@@ -6,33 +6,22 @@ import asyncio
 
 from dingvault.source.collectors.files import _Streams
 
+from .running import Running
+
 
 def test_sources_wait_in_line_and_at_most_max_running_run_at_once() -> None:
     async def main() -> tuple[list[int], int, int]:
         streams = _Streams(queue_size=4, max_running=3)
-        running = 0
-        peak = 0
+        running = Running(pause=0.001)
         peak_tasks = 0
-
-        def source(n: int):  # type: ignore[no-untyped-def]
-            async def gen():  # type: ignore[no-untyped-def]
-                nonlocal running, peak
-                running += 1
-                peak = max(peak, running)
-                await asyncio.sleep(0.001)
-                yield n
-                running -= 1
-
-            return gen
-
         for n in range(200):
-            streams.add(source(n))
+            streams.add(running.source(n))
             peak_tasks = max(peak_tasks, len(asyncio.all_tasks()))
         out = []
         async for value in streams.results():
             out.append(value)
             peak_tasks = max(peak_tasks, len(asyncio.all_tasks()))
-        return out, peak, peak_tasks
+        return out, running.most, peak_tasks
 
     out, peak, peak_tasks = asyncio.run(main())
     assert sorted(out) == list(range(200))  # every source's values arrive
