@@ -188,6 +188,9 @@ class RssSampler:
         # through this process's descriptors): how much room a run needs for its temporary files.
         self._tmp_dir = str(tmp_dir.resolve()) if tmp_dir is not None else None
         self.peak_tmp = 0
+        # Every sample's RSS: a peak is one moment (a pack built during a burst of parsing), while
+        # the median says what the run held most of the time; the two can move apart.
+        self.samples: list[int] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(every,), daemon=True)
         self._thread.start()
@@ -211,6 +214,7 @@ class RssSampler:
                     flush=True,
                 )
             self.peak = max(self.peak, rss)
+            self.samples.append(rss)
             with contextlib.suppress(OSError):
                 self.peak_fds = max(self.peak_fds, self._proc.num_fds())
             if self._report and self._tmp_dir is not None and ticks % 5 == 0:
@@ -224,6 +228,15 @@ class RssSampler:
                     st = os.stat(f"/proc/self/fd/{fd}")
                     total += st.st_blocks * 512
         return total
+
+    def over_the_run(self) -> str:
+        """Median and 90th percentile of the RSS samples, in MB."""
+        if not self.samples:
+            return "no samples"
+        ordered = sorted(self.samples)
+        median = ordered[len(ordered) // 2] / 1e6
+        p90 = ordered[min(len(ordered) - 1, len(ordered) * 9 // 10)] / 1e6
+        return f"median {median:,.0f} MB, 90th percentile {p90:,.0f} MB"
 
     def stop(self) -> float:
         self._stop.set()
@@ -412,7 +425,8 @@ def scenario_a(profile: str, max_seconds: float) -> None:
         print_pacing(home, stats)
         vault_bytes = sum(f.stat().st_size for f in (root / "home" / "vault").rglob("*") if f.is_file())
         print(
-            f"  vault on disk: {vault_bytes / 1e6:,.1f} MB; peak RSS during the run: {rss:,.0f} MB (target < 400)"
+            f"  vault on disk: {vault_bytes / 1e6:,.1f} MB; peak RSS during the run: {rss:,.0f} MB (target < 400); "
+            f"{sampler.over_the_run()}"
         )
     finally:
         emu.stop()
@@ -434,7 +448,10 @@ def scenario_large(seconds: float) -> None:
         print(cpu.report(wall))
         with open_session(home, PASSPHRASE) as s:
             records = sum(c.versions for c in s.catalog.counts_per_kind().values())
-        print(f"  records stored in {wall:.0f} s: {records:,}; peak RSS during the run: {rss:,.0f} MB")
+        print(
+            f"  records stored in {wall:.0f} s: {records:,}; peak RSS during the run: {rss:,.0f} MB; "
+            f"{sampler.over_the_run()}"
+        )
         print_pacing(home, stats)
     finally:
         emu.stop()
