@@ -34,6 +34,7 @@ import os
 import resource
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -231,12 +232,10 @@ class RssSampler:
 
     def over_the_run(self) -> str:
         """Median and 90th percentile of the RSS samples, in MB."""
-        if not self.samples:
-            return "no samples"
-        ordered = sorted(self.samples)
-        median = ordered[len(ordered) // 2] / 1e6
-        p90 = ordered[min(len(ordered) - 1, len(ordered) * 9 // 10)] / 1e6
-        return f"median {median:,.0f} MB, 90th percentile {p90:,.0f} MB"
+        if len(self.samples) < 2:
+            return "too short a run for RSS percentiles"
+        deciles = statistics.quantiles(self.samples, n=10)
+        return f"median {deciles[4] / 1e6:,.0f} MB, 90th percentile {deciles[8] / 1e6:,.0f} MB"
 
     def stop(self) -> float:
         self._stop.set()
